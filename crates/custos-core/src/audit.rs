@@ -1,0 +1,302 @@
+//! The audit chain: what an entry says, how it is encoded, how it is chained
+//! and how a chain is verified.
+//!
+//! An entry's body is canonical JSON of an [`AuditEvent`] (fields in a fixed
+//! order). Its hash is `SHA-256("custos-audit-v1" || seq (8 bytes, big endian)
+//! || previous hash || body)`; the first entry's previous hash is 32 zero
+//! bytes. Any edit, deletion, insertion or reordering of stored entries breaks
+//! the recomputed chain, and [`ChainVerifier`] names the first entry that does
+//! not match. Entries never hold personal values: subjects appear only as
+//! pseudonyms (a keyed hash computed by the vault).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::time::Timestamp;
+
+/// A 32-byte chain hash.
+pub type Hash = [u8; 32];
+
+/// The previous hash of the first entry.
+pub const GENESIS: Hash = [0; 32];
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    /// A subject was created.
+    SubjectCreated,
+    /// Items were written (one entry per subject per write).
+    DataWritten,
+    /// Items were read (allowed).
+    DataRead,
+    /// A read was denied.
+    AccessDenied,
+    /// An item's history was read.
+    HistoryRead,
+    /// A tokenized value was detokenized.
+    Detokenized,
+    /// Consent granted.
+    ConsentGranted,
+    /// Consent withdrawn.
+    ConsentWithdrawn,
+    /// Objection recorded.
+    ObjectionRecorded,
+    /// Processing restricted.
+    RestrictionSet,
+    /// Restriction lifted.
+    RestrictionLifted,
+    /// The subject's data key was destroyed.
+    SubjectErased,
+}
+
+/// One audited event, as the vault describes it (no personal values).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// When.
+    pub at: Timestamp,
+    /// What.
+    pub action: AuditAction,
+    /// Who: `controller`, a recipient id, or an API key's actor.
+    pub actor: String,
+    /// Pseudonym of the subject (keyed hash), if the event concerns one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Purpose named by the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// Categories concerned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+    /// Denial reason code, for `access_denied`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Legal basis the allowed processing rested on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<String>,
+    /// Notice version in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice_version: Option<String>,
+}
+
+impl AuditEvent {
+    /// An event with only the required fields set.
+    pub fn new(at: Timestamp, action: AuditAction, actor: impl Into<String>) -> Self {
+        AuditEvent {
+            at,
+            action,
+            actor: actor.into(),
+            subject: None,
+            purpose: None,
+            categories: Vec::new(),
+            reason: None,
+            basis: None,
+            notice_version: None,
+        }
+    }
+
+    /// The canonical body stored in the chain.
+    pub fn to_body(&self) -> String {
+        // Serializing a plain struct of strings, numbers and enums cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A stored entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Position in the chain, from 1.
+    pub seq: u64,
+    /// Hash of the previous entry.
+    pub prev_hash: Hash,
+    /// Canonical JSON of the event.
+    pub body: String,
+    /// This entry's hash.
+    pub hash: Hash,
+}
+
+/// The latest entry of a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainHead {
+    /// Sequence number of the latest entry (0 for an empty chain).
+    pub seq: u64,
+    /// Its hash ([`GENESIS`] for an empty chain).
+    pub hash: Hash,
+}
+
+impl ChainHead {
+    /// The head of an empty chain.
+    pub const EMPTY: ChainHead = ChainHead { seq: 0, hash: GENESIS };
+
+    /// Appends a body after this head, returning the new entry and moving the head.
+    pub fn append(&mut self, body: String) -> AuditEntry {
+        let seq = self.seq + 1;
+        let hash = chain_hash(seq, &self.hash, body.as_bytes());
+        let entry = AuditEntry { seq, prev_hash: self.hash, body, hash };
+        *self = ChainHead { seq, hash };
+        entry
+    }
+}
+
+/// The hash of entry `seq` with body `body` after `prev`.
+pub fn chain_hash(seq: u64, prev: &Hash, body: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update(b"custos-audit-v1");
+    h.update(seq.to_be_bytes());
+    h.update(prev);
+    h.update(body);
+    h.finalize().into()
+}
+
+/// Why a chain failed verification.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainBreak {
+    /// An entry's sequence number is not the next one (an entry was deleted, inserted or reordered).
+    #[error("entry {found}: expected sequence number {expected} (an entry was deleted, inserted or reordered)")]
+    Sequence {
+        /// Expected seq.
+        expected: u64,
+        /// Seq found.
+        found: u64,
+    },
+    /// An entry does not point at the previous entry's hash.
+    #[error("entry {seq}: its previous-hash does not match entry {} (the chain was cut or reordered)", seq - 1)]
+    Link {
+        /// Entry seq.
+        seq: u64,
+    },
+    /// An entry's content does not match its hash.
+    #[error("entry {seq}: its content does not match its hash (the entry was edited)")]
+    Content {
+        /// Entry seq.
+        seq: u64,
+    },
+    /// The chain ends before or after the recorded head.
+    #[error("the chain ends at entry {found} but the recorded head is entry {expected} (entries were removed or the head was altered)")]
+    Head {
+        /// Head seq recorded by the store.
+        expected: u64,
+        /// Last seq found.
+        found: u64,
+    },
+}
+
+/// Verifies a chain entry by entry, in sequence order.
+#[derive(Debug)]
+pub struct ChainVerifier {
+    head: ChainHead,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        ChainVerifier { head: ChainHead::EMPTY }
+    }
+}
+
+impl ChainVerifier {
+    /// Checks the next entry.
+    pub fn check(&mut self, seq: u64, prev_hash: &[u8], body: &[u8], hash: &[u8]) -> Result<(), ChainBreak> {
+        let expected = self.head.seq + 1;
+        if seq != expected {
+            return Err(ChainBreak::Sequence { expected, found: seq });
+        }
+        if prev_hash != self.head.hash {
+            return Err(ChainBreak::Link { seq });
+        }
+        let computed = chain_hash(seq, &self.head.hash, body);
+        if hash != computed {
+            return Err(ChainBreak::Content { seq });
+        }
+        self.head = ChainHead { seq, hash: computed };
+        Ok(())
+    }
+
+    /// Ends verification against the head the store recorded.
+    pub fn finish(self, recorded: ChainHead) -> Result<ChainHead, ChainBreak> {
+        if recorded != self.head {
+            return Err(ChainBreak::Head { expected: recorded.seq, found: self.head.seq });
+        }
+        Ok(self.head)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: u64) -> Vec<AuditEntry> {
+        let mut head = ChainHead::EMPTY;
+        (0..n)
+            .map(|i| {
+                let ev = AuditEvent::new(Timestamp(i as i64), AuditAction::DataRead, "controller");
+                head.append(ev.to_body())
+            })
+            .collect()
+    }
+
+    fn verify(entries: &[AuditEntry], head: ChainHead) -> Result<ChainHead, ChainBreak> {
+        let mut v = ChainVerifier::default();
+        for e in entries {
+            v.check(e.seq, &e.prev_hash, e.body.as_bytes(), &e.hash)?;
+        }
+        v.finish(head)
+    }
+
+    fn head_of(entries: &[AuditEntry]) -> ChainHead {
+        entries.last().map_or(ChainHead::EMPTY, |e| ChainHead { seq: e.seq, hash: e.hash })
+    }
+
+    #[test]
+    fn an_untouched_chain_verifies() {
+        let c = chain(5);
+        assert_eq!(verify(&c, head_of(&c)).map(|h| h.seq), Ok(5));
+        assert_eq!(verify(&[], ChainHead::EMPTY).map(|h| h.seq), Ok(0));
+    }
+
+    #[test]
+    fn editing_one_byte_of_a_body_is_caught_at_that_entry() {
+        let mut c = chain(5);
+        let head = head_of(&c);
+        c[2].body = c[2].body.replacen("data_read", "data_reaD", 1);
+        assert_eq!(verify(&c, head), Err(ChainBreak::Content { seq: 3 }));
+    }
+
+    #[test]
+    fn deleting_an_entry_is_caught() {
+        let mut c = chain(5);
+        let head = head_of(&c);
+        c.remove(1);
+        assert_eq!(verify(&c, head), Err(ChainBreak::Sequence { expected: 2, found: 3 }));
+    }
+
+    #[test]
+    fn deleting_the_last_entry_is_caught_by_the_head() {
+        let mut c = chain(5);
+        let head = head_of(&c);
+        c.pop();
+        assert_eq!(verify(&c, head), Err(ChainBreak::Head { expected: 5, found: 4 }));
+    }
+
+    #[test]
+    fn reordering_entries_is_caught() {
+        let mut c = chain(5);
+        let head = head_of(&c);
+        c.swap(1, 2);
+        assert!(verify(&c, head).is_err());
+        // Renumbering the swapped entries does not help: the links break.
+        let mut c = chain(5);
+        let (a, b) = (c[1].body.clone(), c[2].body.clone());
+        c[1].body = b;
+        c[2].body = a;
+        assert_eq!(verify(&c, head), Err(ChainBreak::Content { seq: 2 }));
+    }
+
+    #[test]
+    fn a_rewritten_hash_breaks_the_next_link() {
+        let mut c = chain(5);
+        let head = head_of(&c);
+        c[1].body.push(' ');
+        c[1].hash = chain_hash(2, &c[0].hash, c[1].body.as_bytes());
+        assert_eq!(verify(&c, head), Err(ChainBreak::Link { seq: 3 }));
+    }
+}

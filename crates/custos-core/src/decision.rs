@@ -1,0 +1,221 @@
+//! The decision engine: may this actor read this category of this subject's
+//! data for this purpose, now?
+//!
+//! [`decide`] is one pure function of (policy, subject, request). It does not
+//! allocate; the sentence explaining a denial is built only on demand by
+//! [`Denial::sentence`]. The checks run in a fixed order, so one request always
+//! yields one reason:
+//!
+//! 1. the subject has been erased → `erased`
+//! 2. the purpose may not use the category → `purpose_not_declared_for_category`
+//! 3. the actor is a recipient not declared for this purpose and category → `recipient_not_allowed`
+//! 4. processing is restricted and the purpose is not allowed then → `restricted`
+//! 5. the purpose has no legal basis in the subject's jurisdiction → `no_legal_basis`
+//! 6. the subject is under the jurisdiction's guardian age and no linked guardian
+//!    has consented to this purpose → `guardian_consent_missing` (or `consent_withdrawn`)
+//! 7. the purpose is direct marketing and the subject objected → `objected`
+//! 8. the basis is consent with no live consent → `consent_missing` / `consent_withdrawn`;
+//!    the basis is legitimate interest and the subject objected → `objected`
+
+use serde::Serialize;
+
+use crate::policy::document::LegalBasis;
+use crate::policy::{CategoryId, JurisdictionId, Policy, PurposeId, RecipientId};
+use crate::subject::{ConsentStatus, Subject};
+use crate::time::{Timestamp, age_on};
+
+/// Who is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// The controller itself (its own staff and systems).
+    Controller,
+    /// A declared recipient.
+    Recipient(RecipientId),
+}
+
+/// One access request, resolved against the policy.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessRequest {
+    /// Why.
+    pub purpose: PurposeId,
+    /// What.
+    pub category: CategoryId,
+    /// Who.
+    pub actor: Actor,
+    /// When (from the injected clock).
+    pub at: Timestamp,
+}
+
+/// Why a request was denied: a stable, machine-readable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyReason {
+    /// The subject was erased (crypto-shredded).
+    Erased,
+    /// The policy does not let this purpose use this category.
+    PurposeNotDeclaredForCategory,
+    /// The actor is not a recipient declared for this purpose and category.
+    RecipientNotAllowed,
+    /// Processing is restricted (GDPR Art. 18).
+    Restricted,
+    /// The subject's jurisdiction is unknown to the policy, or the purpose has no basis there.
+    NoLegalBasis,
+    /// The subject is a child without a linked guardian's consent.
+    GuardianConsentMissing,
+    /// The subject objected.
+    Objected,
+    /// A consent-based purpose with no consent record.
+    ConsentMissing,
+    /// A consent-based purpose whose consent was withdrawn.
+    ConsentWithdrawn,
+}
+
+impl DenyReason {
+    /// Every reason, in check order.
+    pub const ALL: [DenyReason; 9] = [
+        DenyReason::Erased,
+        DenyReason::PurposeNotDeclaredForCategory,
+        DenyReason::RecipientNotAllowed,
+        DenyReason::Restricted,
+        DenyReason::NoLegalBasis,
+        DenyReason::GuardianConsentMissing,
+        DenyReason::Objected,
+        DenyReason::ConsentMissing,
+        DenyReason::ConsentWithdrawn,
+    ];
+
+    /// The reason code, e.g. `consent_missing`.
+    pub fn code(self) -> &'static str {
+        match self {
+            DenyReason::Erased => "erased",
+            DenyReason::PurposeNotDeclaredForCategory => "purpose_not_declared_for_category",
+            DenyReason::RecipientNotAllowed => "recipient_not_allowed",
+            DenyReason::Restricted => "restricted",
+            DenyReason::NoLegalBasis => "no_legal_basis",
+            DenyReason::GuardianConsentMissing => "guardian_consent_missing",
+            DenyReason::Objected => "objected",
+            DenyReason::ConsentMissing => "consent_missing",
+            DenyReason::ConsentWithdrawn => "consent_withdrawn",
+        }
+    }
+}
+
+/// A denial: the reason and what it applied to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Denial {
+    /// The reason code.
+    pub reason: DenyReason,
+    /// The request it answers.
+    pub purpose: PurposeId,
+    /// The category asked for.
+    pub category: CategoryId,
+    /// The actor who asked.
+    pub actor: Actor,
+}
+
+impl Denial {
+    /// One sentence a person can read; it names policy ids, never personal values.
+    pub fn sentence(&self, policy: &Policy) -> String {
+        let p = &policy.purpose_doc(self.purpose).id.value;
+        let c = &policy.category_doc(self.category).id.value;
+        match self.reason {
+            DenyReason::Erased => "the subject's data was erased and can no longer be read".into(),
+            DenyReason::PurposeNotDeclaredForCategory => {
+                format!("the policy does not allow purpose `{p}` to use category `{c}`")
+            }
+            DenyReason::RecipientNotAllowed => match self.actor {
+                Actor::Recipient(r) => format!(
+                    "recipient `{}` is not declared to receive `{c}` for purpose `{p}`",
+                    policy.recipient_doc(r).id.value
+                ),
+                Actor::Controller => format!("the actor is not declared to receive `{c}` for purpose `{p}`"),
+            },
+            DenyReason::Restricted => {
+                format!("processing of this subject's data is restricted; purpose `{p}` is not allowed while restricted")
+            }
+            DenyReason::NoLegalBasis => {
+                format!("purpose `{p}` has no legal basis in the subject's jurisdiction")
+            }
+            DenyReason::GuardianConsentMissing => format!(
+                "the subject is under the age that needs a parent or guardian, and no linked guardian has consented to purpose `{p}`"
+            ),
+            DenyReason::Objected => format!("the subject has objected to processing for purpose `{p}`"),
+            DenyReason::ConsentMissing => {
+                format!("purpose `{p}` rests on consent and the subject has not consented")
+            }
+            DenyReason::ConsentWithdrawn => {
+                format!("purpose `{p}` rests on consent and the consent was withdrawn")
+            }
+        }
+    }
+}
+
+/// The outcome of a decision.
+pub type Decision = Result<LegalBasis, Denial>;
+
+/// Decides one request. Returns the legal basis the read rests on, or a denial.
+pub fn decide(policy: &Policy, subject: &Subject, req: &AccessRequest) -> Decision {
+    let deny = |reason| Err(Denial { reason, purpose: req.purpose, category: req.category, actor: req.actor });
+    if subject.erased_at.is_some() {
+        return deny(DenyReason::Erased);
+    }
+    let rules = policy.purpose_rules(req.purpose);
+    if !rules.allows(req.category) {
+        return deny(DenyReason::PurposeNotDeclaredForCategory);
+    }
+    if let Actor::Recipient(r) = req.actor {
+        if !policy.recipient_rules(r).may_receive(req.purpose, req.category) {
+            return deny(DenyReason::RecipientNotAllowed);
+        }
+    }
+    let state = &subject.state;
+    if state.restricted_since.is_some() && !rules.allowed_when_restricted {
+        return deny(DenyReason::Restricted);
+    }
+    let Some(jurisdiction) = policy.jurisdiction(&subject.jurisdiction) else {
+        return deny(DenyReason::NoLegalBasis);
+    };
+    let Some(basis) = rules.basis_in(jurisdiction) else {
+        return deny(DenyReason::NoLegalBasis);
+    };
+    let purpose_id = policy.purpose_doc(req.purpose).id.value.as_str();
+    let consent = state.consents.get(purpose_id);
+    if is_minor(policy, subject, jurisdiction, req.at) && basis != LegalBasis::LegalObligation {
+        let by_guardian = consent.filter(|c| {
+            c.by_guardian.is_some() && c.by_guardian.as_ref() == subject.guardian.as_ref()
+        });
+        match by_guardian.map(|c| c.status) {
+            Some(ConsentStatus::Granted) => {}
+            Some(ConsentStatus::Withdrawn) => return deny(DenyReason::ConsentWithdrawn),
+            None => return deny(DenyReason::GuardianConsentMissing),
+        }
+    }
+    let objected = state.objections.contains_key(purpose_id);
+    if rules.direct_marketing && objected {
+        return deny(DenyReason::Objected);
+    }
+    match basis {
+        LegalBasis::Consent => match consent.map(|c| c.status) {
+            Some(ConsentStatus::Granted) => {}
+            Some(ConsentStatus::Withdrawn) => return deny(DenyReason::ConsentWithdrawn),
+            None => return deny(DenyReason::ConsentMissing),
+        },
+        LegalBasis::LegitimateInterest if objected => return deny(DenyReason::Objected),
+        LegalBasis::LegitimateInterest | LegalBasis::Contract | LegalBasis::LegalObligation => {}
+    }
+    Ok(basis)
+}
+
+/// Whether the subject is under the guardian age of their jurisdiction at `at`.
+///
+/// A subject without a birth date is treated as an adult: the guardian rule
+/// can only apply to people whose age the company knows.
+pub fn is_minor(policy: &Policy, subject: &Subject, jurisdiction: JurisdictionId, at: Timestamp) -> bool {
+    let under = policy.jurisdiction_rules(jurisdiction).guardian_required_under;
+    subject
+        .birth_date
+        .is_some_and(|b| age_on(b, at.date()) < i32::from(under))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+//! Renders the human-readable privacy notice from a policy.

@@ -1,0 +1,1 @@
+//! The store contract: behaviour every backend must show.

@@ -1,0 +1,163 @@
+//! The `Store` trait: everything Custos persists, in domain terms.
+//!
+//! A backend stores subjects (with their wrapped data key), sealed items with
+//! their versions, and the audit chain. It never sees a personal value in
+//! clear: items arrive sealed by the vault, and audit events carry only
+//! pseudonyms. Every mutating call takes the audit events that describe it and
+//! must commit them in the same transaction as the change, chained after the
+//! current head, so that an operation is acknowledged only once its audit
+//! entries are durable.
+//!
+//! [`contract`] holds the behaviour every backend must show; a backend runs it
+//! with [`contract_tests!`].
+
+pub mod contract;
+
+use custos_core::audit::{AuditEntry, AuditEvent, ChainBreak, ChainHead};
+use custos_core::subject::{Subject, SubjectId, SubjectState};
+use custos_core::time::Timestamp;
+
+/// A subject as stored: metadata plus the wrapped data key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectRecord {
+    /// Metadata, consents, objections, restriction.
+    pub subject: Subject,
+    /// The subject's data key wrapped by the master key; `None` once erased.
+    pub wrapped_key: Option<Vec<u8>>,
+}
+
+/// An item to write: one sealed value of one category for one subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewItem {
+    /// Whose.
+    pub subject: SubjectId,
+    /// Category id.
+    pub category: String,
+    /// Source id.
+    pub source: String,
+    /// Purpose it was collected for.
+    pub purpose: String,
+    /// When it was collected.
+    pub collected_at: Timestamp,
+    /// Notice version in force at collection.
+    pub notice_version: String,
+    /// The value sealed with the subject's data key (nonce, ciphertext, tag).
+    pub sealed: Vec<u8>,
+    /// For tokenized categories: the random token that names the value.
+    pub token: Option<String>,
+}
+
+/// An item as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredItem {
+    /// Whose.
+    pub subject: SubjectId,
+    /// Category id.
+    pub category: String,
+    /// Version, from 1, per (subject, category).
+    pub version: u32,
+    /// Source id.
+    pub source: String,
+    /// Purpose it was collected for.
+    pub purpose: String,
+    /// When it was collected.
+    pub collected_at: Timestamp,
+    /// Notice version in force at collection.
+    pub notice_version: String,
+    /// When a newer version replaced it; `None` for the current version.
+    pub superseded_at: Option<Timestamp>,
+    /// The sealed value.
+    pub sealed: Vec<u8>,
+    /// Token, for tokenized categories.
+    pub token: Option<String>,
+}
+
+/// A change to a subject's state decided inside the store's transaction.
+pub struct StateChange {
+    /// The new state.
+    pub state: SubjectState,
+    /// The audit events describing the change.
+    pub audit: Vec<AuditEvent>,
+}
+
+/// What can go wrong in a store, split by how the caller reacts.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The subject does not exist.
+    #[error("no such subject")]
+    SubjectNotFound,
+    /// A subject with this id already exists.
+    #[error("a subject with this id already exists")]
+    SubjectExists,
+    /// The subject was erased; nothing more can be written for them.
+    #[error("the subject was erased")]
+    SubjectErased,
+    /// The token is unknown.
+    #[error("no such token")]
+    TokenNotFound,
+    /// The backend failed (I/O, corruption, a bug). Never contains personal values.
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+/// Persistence for Custos. Implementations are safe to share between threads.
+pub trait Store: Send + Sync {
+    /// Creates a subject with its wrapped key. Fails with [`StoreError::SubjectExists`].
+    fn create_subject(&self, subject: &Subject, wrapped_key: &[u8], audit: &[AuditEvent]) -> Result<(), StoreError>;
+
+    /// Loads a subject, erased or not.
+    fn subject(&self, id: &SubjectId) -> Result<Option<SubjectRecord>, StoreError>;
+
+    /// Loads several subjects at once (missing ones are left out).
+    fn subjects(&self, ids: &[SubjectId]) -> Result<Vec<SubjectRecord>, StoreError>;
+
+    /// Changes a subject's state atomically: `apply` sees the current subject
+    /// inside the write transaction and returns the new state and its audit
+    /// events, or `None` to change nothing. Returns whether a change was made.
+    fn update_state(
+        &self,
+        id: &SubjectId,
+        apply: &mut dyn FnMut(&Subject) -> Option<StateChange>,
+    ) -> Result<bool, StoreError>;
+
+    /// Writes items, each as the new current version of its (subject, category);
+    /// the previous current version is kept, marked superseded at the new
+    /// item's collection time. All items and audit events commit together.
+    /// Returns the version given to each item, in input order. Fails with
+    /// [`StoreError::SubjectNotFound`] or [`StoreError::SubjectErased`] and
+    /// writes nothing if any item's subject is missing or erased.
+    fn put_items(&self, items: &[NewItem], audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError>;
+
+    /// The current version of each of the subject's items, restricted to
+    /// `categories` unless it is empty, ordered by category.
+    fn current_items(&self, id: &SubjectId, categories: &[&str]) -> Result<Vec<StoredItem>, StoreError>;
+
+    /// Every version of one item, newest first.
+    fn history(&self, id: &SubjectId, category: &str) -> Result<Vec<StoredItem>, StoreError>;
+
+    /// The item a token names (any version).
+    fn item_by_token(&self, token: &str) -> Result<Option<StoredItem>, StoreError>;
+
+    /// Crypto-shreds a subject: destroys the wrapped key and every sealed item,
+    /// keeps the subject row as a tombstone with `erased_at`, and commits the
+    /// audit events. Returns how many item versions were destroyed. Erasing an
+    /// erased subject fails with [`StoreError::SubjectErased`].
+    fn erase_subject(&self, id: &SubjectId, at: Timestamp, audit: &[AuditEvent]) -> Result<u64, StoreError>;
+
+    /// Appends audit events on their own (reads, denials).
+    fn append_audit(&self, audit: &[AuditEvent]) -> Result<ChainHead, StoreError>;
+
+    /// The head of the audit chain as the store records it.
+    fn audit_head(&self) -> Result<ChainHead, StoreError>;
+
+    /// Visits every audit entry in sequence order as raw stored bytes, stopping
+    /// at the first error `visit` returns. The outer error is a storage failure;
+    /// the inner one is what `visit` returned.
+    fn scan_audit(
+        &self,
+        visit: &mut dyn FnMut(u64, &[u8], &[u8], &[u8]) -> Result<(), ChainBreak>,
+    ) -> Result<Result<(), ChainBreak>, StoreError>;
+
+    /// Audit entries with `seq > after`, at most `limit`, in order.
+    fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+}
