@@ -11,8 +11,11 @@
 //! 3. the actor is a recipient not declared for this purpose and category → `recipient_not_allowed`
 //! 4. processing is restricted and the purpose is not allowed then → `restricted`
 //! 5. the purpose has no legal basis in the subject's jurisdiction → `no_legal_basis`
-//! 6. the subject is under the jurisdiction's guardian age and no linked guardian
-//!    has consented to this purpose → `guardian_consent_missing` (or `consent_withdrawn`)
+//! 6. the subject is under the jurisdiction's guardian age (whole years on the UTC
+//!    date of the request; no birth date = adult), the purpose's basis is not legal
+//!    obligation, and the consent recorded for this purpose is not one granted by
+//!    the linked guardian → `guardian_consent_missing` (`consent_withdrawn` if the
+//!    linked guardian withdrew it)
 //! 7. the purpose is direct marketing and the subject objected → `objected`
 //! 8. the basis is consent with no live consent → `consent_missing` / `consent_withdrawn`;
 //!    the basis is legitimate interest and the subject objected → `objected`
@@ -119,7 +122,9 @@ impl Denial {
         let p = &policy.purpose_doc(self.purpose).id.value;
         let c = &policy.category_doc(self.category).id.value;
         match self.reason {
-            DenyReason::Erased => "the subject's data was erased and can no longer be read".into(),
+            DenyReason::Erased => {
+                format!("the subject's data was erased and can no longer be read (purpose `{p}`, category `{c}`)")
+            }
             DenyReason::PurposeNotDeclaredForCategory => {
                 format!("the policy does not allow purpose `{p}` to use category `{c}`")
             }
@@ -131,20 +136,20 @@ impl Denial {
                 Actor::Controller => format!("the actor is not declared to receive `{c}` for purpose `{p}`"),
             },
             DenyReason::Restricted => {
-                format!("processing of this subject's data is restricted; purpose `{p}` is not allowed while restricted")
+                format!("processing of this subject's data is restricted; purpose `{p}` may not read `{c}` while restricted")
             }
             DenyReason::NoLegalBasis => {
-                format!("purpose `{p}` has no legal basis in the subject's jurisdiction")
+                format!("purpose `{p}` has no legal basis in the subject's jurisdiction, so `{c}` cannot be read for it")
             }
             DenyReason::GuardianConsentMissing => format!(
-                "the subject is under the age that needs a parent or guardian, and no linked guardian has consented to purpose `{p}`"
+                "the subject is under the age that needs a parent or guardian, and no linked guardian has consented to purpose `{p}` (category `{c}`)"
             ),
-            DenyReason::Objected => format!("the subject has objected to processing for purpose `{p}`"),
+            DenyReason::Objected => format!("the subject has objected to processing for purpose `{p}` (category `{c}`)"),
             DenyReason::ConsentMissing => {
-                format!("purpose `{p}` rests on consent and the subject has not consented")
+                format!("purpose `{p}` rests on consent and the subject has not consented (category `{c}`)")
             }
             DenyReason::ConsentWithdrawn => {
-                format!("purpose `{p}` rests on consent and the consent was withdrawn")
+                format!("purpose `{p}` rests on consent and the consent was withdrawn (category `{c}`)")
             }
         }
     }
@@ -163,10 +168,10 @@ pub fn decide(policy: &Policy, subject: &Subject, req: &AccessRequest) -> Decisi
     if !rules.allows(req.category) {
         return deny(DenyReason::PurposeNotDeclaredForCategory);
     }
-    if let Actor::Recipient(r) = req.actor {
-        if !policy.recipient_rules(r).may_receive(req.purpose, req.category) {
-            return deny(DenyReason::RecipientNotAllowed);
-        }
+    if let Actor::Recipient(r) = req.actor
+        && !policy.recipient_rules(r).may_receive(req.purpose, req.category)
+    {
+        return deny(DenyReason::RecipientNotAllowed);
     }
     let state = &subject.state;
     if state.restricted_since.is_some() && !rules.allowed_when_restricted {

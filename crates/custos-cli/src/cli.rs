@@ -1,0 +1,254 @@
+//! The command line, as clap types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Custos keeps the promises of a privacy notice: purpose-checked, encrypted,
+/// audited storage of personal data.
+#[derive(Debug, Parser)]
+#[command(name = "custos", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Data directory (database and master key file).
+    #[arg(long, global = true, env = "CUSTOS_DATA_DIR", default_value = "./custos-data")]
+    pub data_dir: PathBuf,
+    /// Policy file (YAML); the bundled AWS Privacy Notice (2020-01-24) when absent.
+    #[arg(long, global = true, env = "CUSTOS_POLICY")]
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check or render the policy (the privacy notice as code).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Create, show or erase data subjects.
+    Subject {
+        #[command(subcommand)]
+        command: SubjectCommand,
+    },
+    /// Write and read personal data (every read names a purpose).
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Record or withdraw consent to a purpose.
+    Consent {
+        #[command(subcommand)]
+        command: ConsentCommand,
+    },
+    /// Record a subject's objection to a purpose.
+    Object {
+        /// Subject id.
+        id: String,
+        /// Purpose id.
+        purpose: String,
+    },
+    /// Restrict processing of a subject's data (storage and legal claims only).
+    Restrict {
+        /// Subject id.
+        id: String,
+        /// Lift the restriction instead.
+        #[arg(long)]
+        lift: bool,
+    },
+    /// Verify or list the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Measure the hot paths (in a temporary data directory).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy: exit 0 when valid (warnings printed), 1 with `file:line:col:` errors.
+    Check {
+        /// Policy file; defaults to --policy or the bundled example.
+        file: Option<PathBuf>,
+    },
+    /// Render the human-readable privacy notice.
+    Render {
+        /// Policy file; defaults to --policy or the bundled example.
+        file: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = RenderFormat::Markdown)]
+        format: RenderFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RenderFormat {
+    Markdown,
+    Html,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubjectCommand {
+    /// Add a subject (creates their data key).
+    Add {
+        /// Subject id (1-128 printable ASCII characters, no spaces).
+        id: String,
+        /// Jurisdiction id from the policy, e.g. eea, california.
+        #[arg(long)]
+        jurisdiction: String,
+        /// Home region of their data.
+        #[arg(long)]
+        region: Option<String>,
+        /// Birth date, YYYY-MM-DD (drives the guardian rule).
+        #[arg(long)]
+        birth_date: Option<String>,
+        /// Subject id of the linked parent or guardian.
+        #[arg(long)]
+        guardian: Option<String>,
+    },
+    /// Show a subject's metadata, consents, objections and restriction (no values).
+    Show {
+        /// Subject id.
+        id: String,
+    },
+    /// Erase a subject: destroy their data key, making every value unreadable.
+    Erase {
+        /// Subject id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Store a value (a new version if one exists).
+    Put {
+        /// Subject id.
+        id: String,
+        /// Category id, e.g. contact.email.
+        category: String,
+        /// The value; `-` reads it from standard input (keeps it out of shell history).
+        value: String,
+        /// Source id: provided, automatic, or a declared third-party source.
+        #[arg(long)]
+        source: String,
+        /// Purpose it is collected for.
+        #[arg(long)]
+        purpose: String,
+    },
+    /// Read the current value for a purpose; exit 3 when denied.
+    Get {
+        /// Subject id.
+        id: String,
+        /// Category id.
+        category: String,
+        /// Purpose of the read.
+        #[arg(long)]
+        purpose: String,
+        /// Who reads: `controller` or a declared recipient id.
+        #[arg(long, default_value = custos_vault::CONTROLLER)]
+        actor: String,
+    },
+    /// Read every value a purpose may use, one `category<TAB>value` per line.
+    All {
+        /// Subject id.
+        id: String,
+        /// Purpose of the read.
+        #[arg(long)]
+        purpose: String,
+        /// Who reads.
+        #[arg(long, default_value = custos_vault::CONTROLLER)]
+        actor: String,
+    },
+    /// Every version of a value, newest first.
+    History {
+        /// Subject id.
+        id: String,
+        /// Category id.
+        category: String,
+        /// Purpose of the read.
+        #[arg(long)]
+        purpose: String,
+        /// Who reads.
+        #[arg(long, default_value = custos_vault::CONTROLLER)]
+        actor: String,
+    },
+    /// Recover the full card number behind a token (only for a detokenizing purpose).
+    Detokenize {
+        /// The token, `tok_…`.
+        token: String,
+        /// Purpose of the read.
+        #[arg(long)]
+        purpose: String,
+        /// Who reads.
+        #[arg(long, default_value = custos_vault::CONTROLLER)]
+        actor: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsentCommand {
+    /// Record consent to a purpose.
+    Grant {
+        /// Subject id.
+        id: String,
+        /// Purpose id.
+        purpose: String,
+        /// Given by this linked guardian on the subject's behalf.
+        #[arg(long)]
+        by_guardian: Option<String>,
+    },
+    /// Withdraw consent: processing for that purpose stops at once.
+    Withdraw {
+        /// Subject id.
+        id: String,
+        /// Purpose id.
+        purpose: String,
+        /// Withdrawn by this linked guardian.
+        #[arg(long)]
+        by_guardian: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain: exit 0 with `ok: N entries`, or 1 naming the first bad entry.
+    Verify,
+    /// Print entries (sequence number and JSON body).
+    List {
+        /// Start after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Print the pseudonym a subject id has in the audit log.
+    Pseudonym {
+        /// Subject id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Subjects to create for the write and read benchmarks.
+    #[arg(long, default_value_t = 25_000)]
+    pub subjects: usize,
+    /// Fields per subject.
+    #[arg(long, default_value_t = 8)]
+    pub fields: usize,
+    /// Audit entries to verify (the chain is topped up to this size).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub audit_entries: u64,
+    /// Decisions to time.
+    #[arg(long, default_value_t = 5_000_000)]
+    pub decisions: u64,
+}

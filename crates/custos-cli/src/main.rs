@@ -1,0 +1,296 @@
+//! `custos`: the command-line front of the Custos vault.
+//!
+//! Exit codes: 0 success, 1 error, 2 usage error, 3 denied by the policy.
+//! Values are printed only by the commands that read them (`data get`,
+//! `data all`, `data history`, `data detokenize`); no error message contains one.
+
+mod bench;
+mod cli;
+mod env;
+
+use std::io::{Read as _, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use custos_core::time::{Clock, SystemClock, format_date, parse_date};
+use custos_core::policy::{self, render};
+use custos_store::Store as _;
+use custos_vault::{NewSubject, Put, Read, VaultError};
+
+use cli::*;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Denied(d)) => {
+            eprintln!("denied: {}: {}", d.reason.code(), d.sentence);
+            ExitCode::from(3)
+        }
+        Err(Failure::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Error(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// How a command failed, mapped to an exit code in `main`.
+enum Failure {
+    Denied(custos_vault::Denied),
+    Usage(String),
+    Error(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
+impl From<VaultError> for Failure {
+    fn from(e: VaultError) -> Self {
+        match e {
+            VaultError::Denied(d) => Failure::Denied(d),
+            other => Failure::Error(other.into()),
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Policy { command } => policy_command(global, command),
+        Command::Bench(args) => Ok(bench::run(global, &args)?),
+        Command::Subject { command } => {
+            let vault = env::open_vault(global)?;
+            match command {
+                SubjectCommand::Add { id, jurisdiction, region, birth_date, guardian } => {
+                    let birth_date = birth_date
+                        .as_deref()
+                        .map(parse_date)
+                        .transpose()
+                        .map_err(|e| Failure::Usage(format!("--birth-date: {e}")))?;
+                    let s = vault.add_subject(&NewSubject {
+                        id: &id,
+                        jurisdiction: &jurisdiction,
+                        region: region.as_deref(),
+                        birth_date,
+                        guardian: guardian.as_deref(),
+                    })?;
+                    println!("added subject {} ({})", s.id, s.jurisdiction);
+                }
+                SubjectCommand::Show { id } => {
+                    let s = vault.subject(&id)?;
+                    println!("id: {}", s.id);
+                    println!("jurisdiction: {}", s.jurisdiction);
+                    if let Some(r) = &s.region {
+                        println!("region: {r}");
+                    }
+                    if let Some(b) = s.birth_date {
+                        println!("birth_date: {}", format_date(b));
+                    }
+                    if let Some(g) = &s.guardian {
+                        println!("guardian: {g}");
+                    }
+                    println!("created_at: {}", s.created_at);
+                    if let Some(e) = s.erased_at {
+                        println!("erased_at: {e}");
+                    }
+                    for (p, c) in &s.state.consents {
+                        let by = c.by_guardian.as_ref().map(|g| format!(" by guardian {g}")).unwrap_or_default();
+                        println!("consent: {p} {:?} at {}{by}", c.status, c.at);
+                    }
+                    for (p, at) in &s.state.objections {
+                        println!("objection: {p} at {at}");
+                    }
+                    if let Some(r) = s.state.restricted_since {
+                        println!("restricted_since: {r}");
+                    }
+                }
+                SubjectCommand::Erase { id } => {
+                    let n = vault.erase(&id)?;
+                    println!("erased subject {id}: data key destroyed, {n} item versions unreadable");
+                }
+            }
+            Ok(())
+        }
+        Command::Data { command } => {
+            let vault = env::open_vault(global)?;
+            match command {
+                DataCommand::Put { id, category, value, source, purpose } => {
+                    let value = if value == "-" { read_stdin_value()? } else { value };
+                    let v = vault.put(&Put { subject: &id, category: &category, value: &value, source: &source, purpose: &purpose })?;
+                    println!("stored {category} version {v}");
+                }
+                DataCommand::Get { id, category, purpose, actor } => {
+                    let r = vault.get(&Read { subject: &id, purpose: &purpose, actor: &actor }, &category)?;
+                    println!("{}", r.value.as_str());
+                }
+                DataCommand::All { id, purpose, actor } => {
+                    let (values, denied) = vault.get_all(&Read { subject: &id, purpose: &purpose, actor: &actor })?;
+                    for r in values {
+                        println!("{}\t{}", r.category, r.value.as_str());
+                    }
+                    for (c, d) in denied {
+                        eprintln!("{c}: denied: {}: {}", d.reason.code(), d.sentence);
+                    }
+                }
+                DataCommand::History { id, category, purpose, actor } => {
+                    let versions = vault.history(&Read { subject: &id, purpose: &purpose, actor: &actor }, &category)?;
+                    for r in versions {
+                        let state = match (r.superseded_at, r.delete_after) {
+                            (None, _) => "current".to_string(),
+                            (Some(s), Some(d)) => format!("superseded {s}, kept until {}", format_date(d)),
+                            (Some(s), None) => format!("superseded {s}"),
+                        };
+                        println!(
+                            "v{}\t{}\tcollected {} from {} for {} (notice {})\t{}",
+                            r.version,
+                            state,
+                            r.collected_at,
+                            r.source,
+                            r.collected_for,
+                            r.notice_version,
+                            r.value.as_str()
+                        );
+                    }
+                }
+                DataCommand::Detokenize { token, purpose, actor } => {
+                    let pan = vault.detokenize(&token, &purpose, &actor)?;
+                    println!("{}", pan.as_str());
+                }
+            }
+            Ok(())
+        }
+        Command::Consent { command } => {
+            let vault = env::open_vault(global)?;
+            match command {
+                ConsentCommand::Grant { id, purpose, by_guardian } => {
+                    vault.grant_consent(&id, &purpose, by_guardian.as_deref())?;
+                    println!("consent to {purpose} granted for {id}");
+                }
+                ConsentCommand::Withdraw { id, purpose, by_guardian } => {
+                    vault.withdraw_consent(&id, &purpose, by_guardian.as_deref())?;
+                    println!("consent to {purpose} withdrawn for {id}");
+                }
+            }
+            Ok(())
+        }
+        Command::Object { id, purpose } => {
+            let vault = env::open_vault(global)?;
+            vault.object(&id, &purpose)?;
+            println!("objection to {purpose} recorded for {id}");
+            Ok(())
+        }
+        Command::Restrict { id, lift } => {
+            let vault = env::open_vault(global)?;
+            vault.set_restricted(&id, !lift)?;
+            println!("processing for {id} {}", if lift { "no longer restricted" } else { "restricted" });
+            Ok(())
+        }
+        Command::Audit { command } => {
+            let vault = env::open_vault(global)?;
+            match command {
+                AuditCommand::Verify => match vault.verify_audit()? {
+                    Ok(head) => {
+                        println!("ok: {} entries", head.seq);
+                        println!("head: {}", hex(&head.hash));
+                        Ok(())
+                    }
+                    Err(b) => Err(Failure::Error(anyhow::anyhow!("audit chain broken at {b}"))),
+                },
+                AuditCommand::List { after, limit } => {
+                    let entries = vault.store().audit_entries(after, limit).map_err(VaultError::from)?;
+                    for e in entries {
+                        println!("{}\t{}", e.seq, e.body);
+                    }
+                    Ok(())
+                }
+                AuditCommand::Pseudonym { id } => {
+                    println!("{}", vault.pseudonym(&id));
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+fn policy_command(global: &Global, command: PolicyCommand) -> Result<(), Failure> {
+    match command {
+        PolicyCommand::Check { file } => {
+            let (name, text) = env::policy_text(file.as_deref().or(global.policy.as_deref()))?;
+            match policy::Policy::from_yaml(&text) {
+                Ok(p) => {
+                    let today = SystemClock.now().date();
+                    let warnings = policy::lint(&p, today);
+                    let mut out = std::io::stdout().lock();
+                    for w in &warnings {
+                        let _ = writeln!(out, "{}", w.display_in(&name));
+                    }
+                    let doc = p.document();
+                    let _ = writeln!(
+                        out,
+                        "{name}: ok: notice {} version {}: {} categories, {} purposes, {} recipients, {} jurisdictions; {} warning(s)",
+                        doc.notice.id.value,
+                        p.version(),
+                        doc.categories.len(),
+                        doc.purposes.len(),
+                        doc.recipients.len(),
+                        doc.jurisdictions.len(),
+                        warnings.len()
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    for d in &e.diagnostics {
+                        eprintln!("{}", d.display_in(&name));
+                    }
+                    Err(Failure::Error(anyhow::anyhow!("{name}: {} error(s)", e.diagnostics.len())))
+                }
+            }
+        }
+        PolicyCommand::Render { file, format } => {
+            let (name, text) = env::policy_text(file.as_deref().or(global.policy.as_deref()))?;
+            let p = policy::Policy::from_yaml(&text)
+                .map_err(|e| Failure::Error(anyhow::anyhow!("{}", e.display_in(&name))))?;
+            let format = match format {
+                RenderFormat::Markdown => render::Format::Markdown,
+                RenderFormat::Html => render::Format::Html,
+            };
+            print!("{}", render::render(&p, format));
+            Ok(())
+        }
+    }
+}
+
+fn read_stdin_value() -> Result<String, Failure> {
+    let mut s = String::new();
+    std::io::stdin()
+        .take(custos_vault::MAX_VALUE_BYTES as u64 + 2)
+        .read_to_string(&mut s)
+        .map_err(|e| Failure::Error(anyhow::anyhow!("cannot read the value from standard input: {e}")))?;
+    if s.ends_with('\n') {
+        s.pop();
+        if s.ends_with('\r') {
+            s.pop();
+        }
+    }
+    Ok(s)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

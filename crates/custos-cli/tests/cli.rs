@@ -1,0 +1,352 @@
+//! End-to-end tests of the real `custos` binary, each in a fresh temporary data directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_custos"))
+            .arg("--data-dir")
+            .arg(self.data())
+            .args(args)
+            .env_remove("CUSTOS_MASTER_KEY")
+            .env_remove("CUSTOS_POLICY")
+            .env_remove("CUSTOS_DATA_DIR")
+            .output()
+            .expect("run custos")
+    }
+
+    /// Runs and asserts the exit code; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(0), "custos {args:?} failed: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a read expected to be denied; returns the reason code.
+    fn denied(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(3), "custos {args:?} should be denied: {}", stderr(&out));
+        let err = stderr(&out);
+        let line = err.lines().find(|l| l.starts_with("denied: ")).unwrap_or_else(|| panic!("no denial line: {err}"));
+        line["denied: ".len()..].split(':').next().unwrap_or_default().to_string()
+    }
+
+    fn audit_count(&self) -> u64 {
+        let out = self.ok(&["audit", "verify"]);
+        out.lines()
+            .find_map(|l| l.strip_prefix("ok: "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected verify output: {out}"))
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn get<'a>(id: &'a str, category: &'a str, purpose: &'a str) -> Vec<&'a str> {
+    vec!["data", "get", id, category, "--purpose", purpose]
+}
+
+const EMAIL: &str = "ada.lovelace.7731@example.org";
+const CARD: &str = "4111 1111 1111 1111";
+
+fn setup_adult(env: &Env, id: &str, jurisdiction: &str) {
+    env.ok(&["subject", "add", id, "--jurisdiction", jurisdiction, "--region", "eu-west-1"]);
+    env.ok(&["data", "put", id, "contact.email", EMAIL, "--source", "provided", "--purpose", "provide_offerings"]);
+}
+
+#[test]
+fn the_bundled_policy_checks_with_warnings() {
+    let env = Env::new();
+    let out = env.ok(&["policy", "check"]);
+    assert!(out.contains("ok: notice"), "{out}");
+    assert!(out.contains("privacy_shield") || out.contains("Privacy Shield"), "{out}");
+    assert!(out.contains("2020-07-16"), "{out}");
+    assert!(out.contains("warning:"), "{out}");
+}
+
+#[test]
+fn a_broken_policy_fails_with_file_line_and_column() {
+    let env = Env::new();
+    let text = env::bundled().replacen("- id: contact.email", "- id: contact.email\n    colour: blue", 1);
+    let file = env.dir.path().join("broken.yaml");
+    std::fs::write(&file, text).expect("write");
+    let out = env.run(&["policy", "check", file.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let prefix = format!("{}:", file.display());
+    let line = err.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("{err}"));
+    let mut parts = line[prefix.len()..].splitn(3, ':');
+    let (l, c) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    assert!(l.parse::<u32>().is_ok() && c.parse::<u32>().is_ok(), "no line:col in {line}");
+    assert!(line.contains("colour"), "{line}");
+}
+
+#[test]
+fn an_unknown_reference_is_reported_at_its_position() {
+    let env = Env::new();
+    let text = env::bundled();
+    let needle = "- contact.email";
+    let at = text.find(needle).expect("a purpose lists contact.email");
+    let line_no = text[..at].lines().count() + usize::from(text[..at].ends_with('\n'));
+    let text = format!("{}- contact.emial{}", &text[..at], &text[at + needle.len()..]);
+    let file = env.dir.path().join("typo.yaml");
+    std::fs::write(&file, text).expect("write");
+    let out = env.run(&["policy", "check", file.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("{}:{line_no}:", file.display())), "expected line {line_no}: {err}");
+    assert!(err.contains("unknown category `contact.emial`"), "{err}");
+    assert!(err.contains("did you mean `contact.email`"), "{err}");
+}
+
+#[test]
+fn the_notice_renders_as_markdown_and_html() {
+    let env = Env::new();
+    let md = env.ok(&["policy", "render"]);
+    assert!(md.contains("Amazon Web Services EMEA SARL"), "{md}");
+    let html = env.ok(&["policy", "render", "--format", "html"]);
+    assert!(html.contains("<html") && html.contains("</html>"));
+}
+
+#[test]
+fn a_value_is_readable_for_an_allowed_purpose_and_denied_for_another() {
+    let env = Env::new();
+    setup_adult(&env, "c-1", "california");
+    assert_eq!(env.ok(&get("c-1", "contact.email", "provide_offerings")).trim(), EMAIL);
+    env.ok(&["data", "put", "c-1", "payment.card_number", CARD, "--source", "provided", "--purpose", "provide_offerings"]);
+    assert_eq!(env.denied(&get("c-1", "payment.card_number", "marketing")), "purpose_not_declared_for_category");
+    // A recipient not declared for the purpose is refused, whoever it claims to be.
+    let mut args = get("c-1", "contact.email", "provide_offerings");
+    args.extend(["--actor", "nobody-we-know"]);
+    assert_eq!(env.denied(&args), "recipient_not_allowed");
+}
+
+#[test]
+fn consent_based_purposes_need_live_consent() {
+    let env = Env::new();
+    setup_adult(&env, "e-1", "eea");
+    assert_eq!(env.denied(&get("e-1", "contact.email", "marketing")), "consent_missing");
+    env.ok(&["consent", "grant", "e-1", "marketing"]);
+    assert_eq!(env.ok(&get("e-1", "contact.email", "marketing")).trim(), EMAIL);
+    env.ok(&["consent", "withdraw", "e-1", "marketing"]);
+    assert_eq!(env.denied(&get("e-1", "contact.email", "marketing")), "consent_withdrawn");
+    // Withdrawal does not touch other purposes.
+    assert_eq!(env.ok(&get("e-1", "contact.email", "provide_offerings")).trim(), EMAIL);
+}
+
+#[test]
+fn objection_and_restriction_are_honoured() {
+    let env = Env::new();
+    setup_adult(&env, "e-2", "eea");
+    env.ok(&["object", "e-2", "fraud_prevention"]);
+    assert_eq!(env.denied(&get("e-2", "contact.email", "fraud_prevention")), "objected");
+    env.ok(&["restrict", "e-2"]);
+    assert_eq!(env.denied(&get("e-2", "contact.email", "provide_offerings")), "restricted");
+    env.ok(&["restrict", "e-2", "--lift"]);
+    assert_eq!(env.ok(&get("e-2", "contact.email", "provide_offerings")).trim(), EMAIL);
+}
+
+#[test]
+fn a_child_needs_a_linked_guardian_who_consents() {
+    let env = Env::new();
+    env.ok(&["subject", "add", "parent-1", "--jurisdiction", "california"]);
+    env.ok(&["subject", "add", "kid-1", "--jurisdiction", "california", "--birth-date", "2015-05-01", "--guardian", "parent-1"]);
+    // Writing a child's data is processing too: it needs the guardian's consent.
+    let put = ["data", "put", "kid-1", "contact.email", EMAIL, "--source", "provided", "--purpose", "provide_offerings"];
+    assert_eq!(env.denied(&put), "guardian_consent_missing");
+    env.ok(&["consent", "grant", "kid-1", "provide_offerings", "--by-guardian", "parent-1"]);
+    env.ok(&put);
+    assert_eq!(env.ok(&get("kid-1", "contact.email", "provide_offerings")).trim(), EMAIL);
+    // Only the linked guardian can act for the child.
+    env.ok(&["subject", "add", "stranger", "--jurisdiction", "california"]);
+    let out = env.run(&["consent", "grant", "kid-1", "marketing", "--by-guardian", "stranger"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+#[test]
+fn erasure_makes_every_read_fail_with_erased() {
+    let env = Env::new();
+    setup_adult(&env, "e-3", "eea");
+    env.ok(&["data", "put", "e-3", "contact.phone", "+352 555 0100", "--source", "provided", "--purpose", "provide_offerings"]);
+    let out = env.ok(&["subject", "erase", "e-3"]);
+    assert!(out.contains("2 item versions"), "{out}");
+    for (cat, purpose) in [("contact.email", "provide_offerings"), ("contact.phone", "provide_offerings"), ("contact.email", "marketing")] {
+        assert_eq!(env.denied(&get("e-3", cat, purpose)), "erased");
+    }
+    assert_eq!(env.denied(&["data", "all", "e-3", "--purpose", "provide_offerings"]), "erased");
+    assert_eq!(env.denied(&["data", "history", "e-3", "contact.email", "--purpose", "provide_offerings"]), "erased");
+    assert_eq!(env.denied(&["data", "put", "e-3", "contact.email", EMAIL, "--source", "provided", "--purpose", "provide_offerings"]), "erased");
+    assert_eq!(env.denied(&["subject", "erase", "e-3"]), "erased");
+    let show = env.ok(&["subject", "show", "e-3"]);
+    assert!(show.contains("erased_at:"), "{show}");
+}
+
+#[test]
+fn an_update_keeps_the_prior_version_in_history() {
+    let env = Env::new();
+    setup_adult(&env, "c-2", "california");
+    env.ok(&["data", "put", "c-2", "contact.email", "new.address@example.org", "--source", "provided", "--purpose", "provide_offerings"]);
+    assert_eq!(env.ok(&get("c-2", "contact.email", "provide_offerings")).trim(), "new.address@example.org");
+    let hist = env.ok(&["data", "history", "c-2", "contact.email", "--purpose", "provide_offerings"]);
+    let lines: Vec<&str> = hist.lines().collect();
+    assert_eq!(lines.len(), 2, "{hist}");
+    assert!(lines[0].starts_with("v2\tcurrent") && lines[0].ends_with("new.address@example.org"), "{hist}");
+    assert!(lines[1].starts_with("v1\tsuperseded") && lines[1].contains("kept until") && lines[1].ends_with(EMAIL), "{hist}");
+}
+
+#[test]
+fn card_numbers_are_tokenized_and_detokenized_only_for_payments() {
+    let env = Env::new();
+    env.ok(&["subject", "add", "c-3", "--jurisdiction", "california"]);
+    env.ok(&["data", "put", "c-3", "payment.card_number", CARD, "--source", "provided", "--purpose", "provide_offerings"]);
+    let shown = env.ok(&get("c-3", "payment.card_number", "provide_offerings"));
+    assert!(shown.starts_with("tok_") && shown.contains("ending 1111"), "{shown}");
+    assert!(!shown.contains("4111111111111111") && !shown.contains(CARD));
+    let token = shown.split_whitespace().next().expect("token");
+    assert_eq!(env.ok(&["data", "detokenize", token, "--purpose", "provide_offerings"]).trim(), "4111111111111111");
+    assert_eq!(env.denied(&["data", "detokenize", token, "--purpose", "marketing"]), "purpose_not_declared_for_category");
+    // An invalid card number is refused, not echoed, and nothing is written.
+    let before = env.audit_count();
+    let out = env.run(&["data", "put", "c-3", "payment.card_number", "4111 1111 1111 1112", "--source", "provided", "--purpose", "provide_offerings"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("Luhn") && !stderr(&out).contains("1112"), "{}", stderr(&out));
+    assert_eq!(env.audit_count(), before);
+}
+
+#[test]
+fn no_plaintext_value_reaches_the_data_directory() {
+    let env = Env::new();
+    setup_adult(&env, "e-4", "eea");
+    env.ok(&["data", "put", "e-4", "payment.card_number", CARD, "--source", "provided", "--purpose", "provide_offerings"]);
+    env.ok(&["data", "put", "e-4", "contact.email", "second.secret.value@example.org", "--source", "provided", "--purpose", "provide_offerings"]);
+    env.ok(&get("e-4", "contact.email", "provide_offerings"));
+    let needles: [&[u8]; 5] = [
+        EMAIL.as_bytes(),
+        b"second.secret.value@example.org",
+        b"4111111111111111",
+        CARD.as_bytes(),
+        b"ada.lovelace",
+    ];
+    let mut files = Vec::new();
+    collect_files(&env.data(), &mut files);
+    assert!(files.iter().any(|f| f.ends_with("custos.db")), "{files:?}");
+    for f in &files {
+        let bytes = std::fs::read(f).expect("read");
+        for n in needles {
+            assert!(!bytes.windows(n.len()).any(|w| w == n), "{} contains a plaintext value", f.display());
+        }
+    }
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn editing_one_byte_of_an_audit_entry_is_caught() {
+    let env = Env::new();
+    setup_adult(&env, "c-4", "california");
+    env.ok(&get("c-4", "contact.email", "provide_offerings"));
+    let n = env.audit_count();
+    assert!(n >= 3, "{n}");
+    let db = env.data().join("custos.db");
+    let mut bytes = std::fs::read(&db).expect("read db");
+    let needle = b"\"action\":\"data_read\"";
+    let at = bytes.windows(needle.len()).position(|w| w == needle).expect("an audit body in the database file");
+    bytes[at + 11] ^= 0x01; // "data_read" -> "eata_read"
+    std::fs::write(&db, bytes).expect("write db");
+    let out = env.run(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "verify should fail: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(stderr(&out).contains("entry "), "{}", stderr(&out));
+}
+
+#[test]
+fn every_operation_is_audited_without_personal_values() {
+    let env = Env::new();
+    setup_adult(&env, "e-5", "eea");
+    env.denied(&get("e-5", "contact.email", "marketing"));
+    env.ok(&["consent", "grant", "e-5", "marketing"]);
+    env.ok(&get("e-5", "contact.email", "marketing"));
+    env.ok(&["subject", "erase", "e-5"]);
+    let log = env.ok(&["audit", "list", "--limit", "1000"]);
+    for action in ["subject_created", "data_written", "access_denied", "consent_granted", "data_read", "subject_erased"] {
+        assert!(log.contains(&format!("\"action\":\"{action}\"")), "missing {action}: {log}");
+    }
+    assert!(log.contains("consent_missing"));
+    assert!(!log.contains(EMAIL) && !log.contains("e-5"), "the audit log must hold only pseudonyms: {log}");
+    let pseudonym = env.ok(&["audit", "pseudonym", "e-5"]);
+    assert!(log.contains(pseudonym.trim()));
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let env = Env::new();
+    setup_adult(&env, "c-5", "california");
+    let before = env.audit_count();
+    let cases: [(&[&str], i32, &str); 8] = [
+        (&["data", "put", "c-5", "contact.emial", "x", "--source", "provided", "--purpose", "provide_offerings"], 1, "unknown category"),
+        (&["data", "put", "c-5", "contact.email", "x", "--source", "psychic", "--purpose", "provide_offerings"], 1, "unknown source"),
+        (&["data", "put", "c-5", "contact.email", "x", "--source", "provided", "--purpose", "world_domination"], 1, "unknown purpose"),
+        (&["data", "get", "nobody", "contact.email", "--purpose", "provide_offerings"], 1, "no subject"),
+        (&["subject", "add", "c-5", "--jurisdiction", "california"], 1, "already exists"),
+        (&["subject", "add", "x-1", "--jurisdiction", "atlantis"], 1, "unknown jurisdiction"),
+        (&["subject", "add", "x-2", "--jurisdiction", "eea", "--birth-date", "31/12/1999"], 2, "YYYY-MM-DD"),
+        (&["data", "get", "c-5", "contact.email"], 2, "--purpose"),
+    ];
+    for (args, code, msg) in cases {
+        let out = env.run(args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(msg), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(env.audit_count(), before, "failed commands must not write");
+    assert_eq!(env.ok(&get("c-5", "contact.email", "provide_offerings")).trim(), EMAIL);
+}
+
+#[test]
+fn a_value_can_come_from_standard_input() {
+    use std::io::Write;
+    let env = Env::new();
+    env.ok(&["subject", "add", "c-6", "--jurisdiction", "california"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_custos"))
+        .arg("--data-dir")
+        .arg(env.data())
+        .args(["data", "put", "c-6", "contact.phone", "-", "--source", "provided", "--purpose", "provide_offerings"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(b"+1 206 555 0100\n").expect("write");
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(env.ok(&get("c-6", "contact.phone", "provide_offerings")).trim(), "+1 206 555 0100");
+}
+
+mod env {
+    pub fn bundled() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/aws-privacy-notice-2020-01-24.yaml"))
+            .expect("bundled policy")
+    }
+}

@@ -1,0 +1,347 @@
+//! Envelope encryption for Custos, as a thin layer over `ring`.
+//!
+//! - The [`MasterKey`] never encrypts personal values itself. Keys derived from
+//!   it with HKDF-SHA256 wrap per-subject data keys ([`Keyring::wrap`]),
+//!   pseudonymise subject ids for the audit log ([`Keyring::pseudonym`]).
+//! - Each subject has a random 256-bit [`DataKey`]; values are sealed with
+//!   AES-256-GCM under it, with associated data binding the ciphertext to its
+//!   subject and category, so a sealed value moved to another row fails to open.
+//! - Nonces are 96 random bits drawn from a per-thread buffer filled by the
+//!   OS CSPRNG (one system call per 341 nonces), because a system call per seal
+//!   costs more than the cipher (see `reference/limits.md`).
+//!
+//! No primitive is implemented here; everything is `ring`.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::hkdf;
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use zeroize::{Zeroize, Zeroizing};
+
+/// Length of every key, in bytes.
+pub const KEY_LEN: usize = 32;
+const FORMAT_V1: u8 = 1;
+const TAG_LEN: usize = 16;
+
+/// What can go wrong. Messages never contain key material or values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    /// The master key text is not 64 hexadecimal characters.
+    #[error("the master key must be 64 hexadecimal characters (32 bytes)")]
+    BadMasterKey,
+    /// A ciphertext failed authentication: wrong key, wrong row, or tampering.
+    #[error("a sealed value failed authentication (wrong key, moved, or tampered with)")]
+    Unauthentic,
+    /// A ciphertext is malformed or of an unknown format version.
+    #[error("a sealed value is malformed or of an unknown format")]
+    Malformed,
+    /// The operating system's random number generator failed.
+    #[error("the system random number generator failed")]
+    Random,
+}
+
+/// The master key: 32 secret bytes, zeroed on drop, never printed.
+pub struct MasterKey(Zeroizing<[u8; KEY_LEN]>);
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+impl MasterKey {
+    /// A new random master key.
+    pub fn generate() -> Result<MasterKey, CryptoError> {
+        let mut k = Zeroizing::new([0u8; KEY_LEN]);
+        fill_random(&mut k[..])?;
+        Ok(MasterKey(k))
+    }
+
+    /// Parses 64 hexadecimal characters (surrounding whitespace ignored).
+    pub fn from_hex(text: &str) -> Result<MasterKey, CryptoError> {
+        let mut k = Zeroizing::new([0u8; KEY_LEN]);
+        hex::decode_to_slice(text.trim(), &mut k[..]).map_err(|_| CryptoError::BadMasterKey)?;
+        Ok(MasterKey(k))
+    }
+
+    /// The key as 64 hexadecimal characters, for writing a key file.
+    pub fn to_hex(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(&self.0[..]))
+    }
+}
+
+/// Keys derived from the master key, ready to use.
+pub struct Keyring {
+    wrap: LessSafeKey,
+    pseudonym: hmac::Key,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Keyring(<redacted>)")
+    }
+}
+
+struct Len32;
+impl hkdf::KeyType for Len32 {
+    fn len(&self) -> usize {
+        KEY_LEN
+    }
+}
+
+fn derive(master: &MasterKey, label: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>, CryptoError> {
+    let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"custos-master-v1");
+    let prk = salt.extract(&master.0[..]);
+    let info = [label];
+    let okm = prk.expand(&info, Len32).map_err(|_| CryptoError::Malformed)?;
+    let mut out = Zeroizing::new([0u8; KEY_LEN]);
+    okm.fill(&mut out[..]).map_err(|_| CryptoError::Malformed)?;
+    Ok(out)
+}
+
+impl Keyring {
+    /// Derives the working keys from the master key.
+    pub fn new(master: &MasterKey) -> Result<Keyring, CryptoError> {
+        let wrap = derive(master, b"custos wrap data keys v1")?;
+        let pseudo = derive(master, b"custos audit pseudonyms v1")?;
+        let wrap = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &wrap[..]).map_err(|_| CryptoError::Malformed)?);
+        let pseudonym = hmac::Key::new(hmac::HMAC_SHA256, &pseudo[..]);
+        Ok(Keyring { wrap, pseudonym })
+    }
+
+    /// A new random data key for `subject`, and the same key wrapped for storage.
+    pub fn new_data_key(&self, subject: &str) -> Result<(DataKey, Vec<u8>), CryptoError> {
+        let mut raw = Zeroizing::new([0u8; KEY_LEN]);
+        fill_random(&mut raw[..])?;
+        let wrapped = seal_with(&self.wrap, &wrap_aad(subject), &raw[..])?;
+        Ok((DataKey::from_raw(&raw[..])?, wrapped))
+    }
+
+    /// Unwraps a stored data key of `subject`.
+    pub fn unwrap_data_key(&self, subject: &str, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
+        let raw = Zeroizing::new(open_with(&self.wrap, &wrap_aad(subject), wrapped)?);
+        if raw.len() != KEY_LEN {
+            return Err(CryptoError::Malformed);
+        }
+        DataKey::from_raw(&raw)
+    }
+
+    /// A stable pseudonym for a subject id (HMAC-SHA256, 128 bits, hex), for
+    /// the audit log: the same subject always maps to the same pseudonym, and
+    /// it cannot be reversed without the master key.
+    pub fn pseudonym(&self, subject: &str) -> String {
+        let tag = hmac::sign(&self.pseudonym, subject.as_bytes());
+        hex::encode(&tag.as_ref()[..16])
+    }
+}
+
+fn wrap_aad(subject: &str) -> Vec<u8> {
+    let mut aad = b"custos-dk-v1\0".to_vec();
+    aad.extend_from_slice(subject.as_bytes());
+    aad
+}
+
+/// A subject's data key.
+pub struct DataKey(LessSafeKey);
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DataKey(<redacted>)")
+    }
+}
+
+impl DataKey {
+    fn from_raw(raw: &[u8]) -> Result<DataKey, CryptoError> {
+        Ok(DataKey(LessSafeKey::new(UnboundKey::new(&AES_256_GCM, raw).map_err(|_| CryptoError::Malformed)?)))
+    }
+
+    /// Seals `plaintext`; `context` (subject and category) is authenticated, not stored.
+    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        seal_with(&self.0, context, plaintext)
+    }
+
+    /// Opens a sealed value under the same `context`.
+    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        open_with(&self.0, context, sealed).map(Zeroizing::new)
+    }
+}
+
+/// Associated data for a sealed item value: binds it to subject and category.
+pub fn item_context(subject: &str, category: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(16 + subject.len() + category.len());
+    aad.extend_from_slice(b"custos-item-v1\0");
+    aad.extend_from_slice(subject.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(category.as_bytes());
+    aad
+}
+
+fn seal_with(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let nonce = next_nonce()?;
+    let mut out = Vec::with_capacity(1 + NONCE_LEN + plaintext.len() + TAG_LEN);
+    out.push(FORMAT_V1);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plaintext);
+    let (head, body) = out.split_at_mut(1 + NONCE_LEN);
+    let _ = head;
+    let tag = key
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), body)
+        .map_err(|_| CryptoError::Malformed)?;
+    out.extend_from_slice(tag.as_ref());
+    Ok(out)
+}
+
+fn open_with(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let Some((&FORMAT_V1, rest)) = sealed.split_first() else {
+        return Err(CryptoError::Malformed);
+    };
+    if rest.len() < NONCE_LEN + TAG_LEN {
+        return Err(CryptoError::Malformed);
+    }
+    let (nonce, ct) = rest.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Malformed)?;
+    let mut buf = ct.to_vec();
+    let len = match key.open_in_place(nonce, Aad::from(aad), &mut buf) {
+        Ok(plain) => plain.len(),
+        Err(_) => {
+            buf.zeroize();
+            return Err(CryptoError::Unauthentic);
+        }
+    };
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// Random bytes from the per-thread buffer (refilled from the OS CSPRNG).
+pub fn random_bytes(out: &mut [u8]) -> Result<(), CryptoError> {
+    if out.len() > RANDOM_BUF / 4 {
+        return fill_random(out);
+    }
+    RANDOM.with(|cell| {
+        let mut pool = cell.borrow_mut();
+        if pool.pos + out.len() > RANDOM_BUF {
+            fill_random(&mut pool.buf[..])?;
+            pool.pos = 0;
+        }
+        let start = pool.pos;
+        out.copy_from_slice(&pool.buf[start..start + out.len()]);
+        // Bytes handed out are wiped from the pool so they are never reused or left behind.
+        pool.buf[start..start + out.len()].zeroize();
+        pool.pos += out.len();
+        Ok(())
+    })
+}
+
+/// A random token naming a tokenized value: `tok_` and 32 hexadecimal characters.
+pub fn new_token() -> Result<String, CryptoError> {
+    let mut b = [0u8; 16];
+    random_bytes(&mut b)?;
+    Ok(format!("tok_{}", hex::encode(b)))
+}
+
+const RANDOM_BUF: usize = 4096;
+
+struct Pool {
+    buf: Box<[u8; RANDOM_BUF]>,
+    pos: usize,
+}
+
+thread_local! {
+    static RANDOM: RefCell<Pool> = RefCell::new(Pool { buf: Box::new([0; RANDOM_BUF]), pos: RANDOM_BUF });
+}
+
+fn next_nonce() -> Result<[u8; NONCE_LEN], CryptoError> {
+    let mut n = [0u8; NONCE_LEN];
+    random_bytes(&mut n)?;
+    Ok(n)
+}
+
+fn fill_random(out: &mut [u8]) -> Result<(), CryptoError> {
+    SystemRandom::new().fill(out).map_err(|_| CryptoError::Random)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyring() -> Keyring {
+        Keyring::new(&MasterKey::generate().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_sealed_value_opens_under_the_same_key_and_context() {
+        let kr = keyring();
+        let (dk, _) = kr.new_data_key("s1").unwrap();
+        let ctx = item_context("s1", "contact.email");
+        let sealed = dk.seal(&ctx, b"ada@example.com").unwrap();
+        assert!(!sealed.windows(15).any(|w| w == b"ada@example.com"));
+        assert_eq!(&dk.open(&ctx, &sealed).unwrap()[..], b"ada@example.com");
+    }
+
+    #[test]
+    fn a_sealed_value_moved_to_another_subject_or_category_does_not_open() {
+        let kr = keyring();
+        let (dk, _) = kr.new_data_key("s1").unwrap();
+        let sealed = dk.seal(&item_context("s1", "contact.email"), b"v").unwrap();
+        assert_eq!(dk.open(&item_context("s2", "contact.email"), &sealed).unwrap_err(), CryptoError::Unauthentic);
+        assert_eq!(dk.open(&item_context("s1", "contact.phone"), &sealed).unwrap_err(), CryptoError::Unauthentic);
+    }
+
+    #[test]
+    fn a_flipped_bit_is_detected() {
+        let kr = keyring();
+        let (dk, _) = kr.new_data_key("s1").unwrap();
+        let ctx = item_context("s1", "c");
+        let mut sealed = dk.seal(&ctx, b"value").unwrap();
+        let last = sealed.len() - 1;
+        sealed[last] ^= 1;
+        assert_eq!(dk.open(&ctx, &sealed).unwrap_err(), CryptoError::Unauthentic);
+        assert_eq!(dk.open(&ctx, &[]).unwrap_err(), CryptoError::Malformed);
+        assert_eq!(dk.open(&ctx, &[9, 9, 9]).unwrap_err(), CryptoError::Malformed);
+    }
+
+    #[test]
+    fn a_wrapped_key_unwraps_only_for_its_subject_and_master_key() {
+        let master = MasterKey::generate().unwrap();
+        let kr = Keyring::new(&master).unwrap();
+        let (dk, wrapped) = kr.new_data_key("s1").unwrap();
+        let ctx = item_context("s1", "c");
+        let sealed = dk.seal(&ctx, b"value").unwrap();
+        let again = kr.unwrap_data_key("s1", &wrapped).unwrap();
+        assert_eq!(&again.open(&ctx, &sealed).unwrap()[..], b"value");
+        assert!(kr.unwrap_data_key("s2", &wrapped).is_err());
+        assert!(keyring().unwrap_data_key("s1", &wrapped).is_err());
+        // The same master key, reloaded from hex, derives the same keyring.
+        let kr2 = Keyring::new(&MasterKey::from_hex(&master.to_hex()).unwrap()).unwrap();
+        assert!(kr2.unwrap_data_key("s1", &wrapped).is_ok());
+    }
+
+    #[test]
+    fn pseudonyms_are_stable_per_master_key_and_hide_the_id() {
+        let kr = keyring();
+        assert_eq!(kr.pseudonym("alice"), kr.pseudonym("alice"));
+        assert_ne!(kr.pseudonym("alice"), kr.pseudonym("bob"));
+        assert_ne!(kr.pseudonym("alice"), keyring().pseudonym("alice"));
+        assert!(!kr.pseudonym("alice").contains("alice"));
+        assert_eq!(kr.pseudonym("alice").len(), 32);
+    }
+
+    #[test]
+    fn nonces_do_not_repeat() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            assert!(seen.insert(next_nonce().unwrap()));
+        }
+    }
+
+    #[test]
+    fn bad_master_keys_are_refused_without_echoing_them() {
+        let e = MasterKey::from_hex("not-hex-secret").unwrap_err();
+        assert!(!e.to_string().contains("secret"));
+        assert!(MasterKey::from_hex(&"ab".repeat(31)).is_err());
+        assert!(format!("{:?}", MasterKey::generate().unwrap()).contains("redacted"));
+    }
+}

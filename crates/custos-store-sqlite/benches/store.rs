@@ -1,0 +1,154 @@
+//! Rough throughput figures for the SQLite store: `cargo bench -p custos-store-sqlite`.
+//!
+//! Prints rates rather than asserting them, so that a busy machine does not
+//! fail a build; compare with `reference/limits.md` and the design's targets.
+
+use std::time::{Duration, Instant};
+
+use custos_core::audit::{AuditAction, AuditEvent};
+use custos_core::subject::{Subject, SubjectId, SubjectState};
+use custos_core::time::Timestamp;
+use custos_store::{NewItem, Store};
+use custos_store_sqlite::SqliteStore;
+
+const CATEGORIES: [&str; 8] = ["address", "birthday", "device-id", "email", "ip-address", "name", "order-id", "phone"];
+const SUBJECTS: usize = 125_000;
+const BATCH: usize = 10_000;
+
+fn id(n: usize) -> SubjectId {
+    SubjectId::parse(&format!("customer-{n:08}")).unwrap()
+}
+
+fn subject(n: usize) -> Subject {
+    Subject {
+        id: id(n),
+        jurisdiction: "us-ca".into(),
+        region: None,
+        birth_date: None,
+        guardian: None,
+        created_at: Timestamp(1),
+        erased_at: None,
+        state: SubjectState::default(),
+    }
+}
+
+fn item(subject: &SubjectId, category: &str, at: i64) -> NewItem {
+    NewItem {
+        subject: subject.clone(),
+        category: category.into(),
+        source: "automatic".into(),
+        purpose: "analytics".into(),
+        collected_at: Timestamp(at),
+        notice_version: "2020-01-24".into(),
+        // Nonce, a 32-byte value and a tag, as the vault seals it.
+        sealed: vec![0xA5; 12 + 32 + 16],
+        token: None,
+    }
+}
+
+fn event(action: AuditAction) -> Vec<AuditEvent> {
+    vec![AuditEvent::new(Timestamp(1), action, "controller")]
+}
+
+/// A small deterministic generator (xorshift), for shuffling.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn rate(n: usize, elapsed: Duration) -> String {
+    format!("{:.0}/s", n as f64 / elapsed.as_secs_f64())
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("bench.db")).unwrap();
+    let ids: Vec<SubjectId> = (0..SUBJECTS).map(id).collect();
+
+    let started = Instant::now();
+    for n in 0..SUBJECTS {
+        store.create_subject(&subject(n), &[7; 40], &event(AuditAction::SubjectCreated)).unwrap();
+    }
+    println!("create_subject, one per call: {}", rate(SUBJECTS, started.elapsed()));
+
+    // First versions, subjects in key order, 10k items per batch.
+    let items: Vec<NewItem> =
+        ids.iter().flat_map(|s| CATEGORIES.iter().map(move |c| item(s, c, 10))).collect();
+    let started = Instant::now();
+    for batch in items.chunks(BATCH) {
+        store.put_items(batch, &event(AuditAction::DataWritten)).unwrap();
+    }
+    println!("put_items, new items, key order: {} ({} items)", rate(items.len(), started.elapsed()), items.len());
+
+    // Second versions (each supersedes the first), subjects in random order.
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut shuffled: Vec<NewItem> =
+        ids.iter().flat_map(|s| CATEGORIES.iter().map(move |c| item(s, c, 20))).collect();
+    for i in (1..shuffled.len()).rev() {
+        let j = (rng.next() % (i as u64 + 1)) as usize;
+        shuffled.swap(i, j);
+    }
+    let started = Instant::now();
+    for batch in shuffled.chunks(BATCH) {
+        store.put_items(batch, &event(AuditAction::DataWritten)).unwrap();
+    }
+    println!("put_items, new versions, random order: {}", rate(shuffled.len(), started.elapsed()));
+
+    // Third versions, key order, so every item supersedes one.
+    let items: Vec<NewItem> =
+        ids.iter().flat_map(|s| CATEGORIES.iter().map(move |c| item(s, c, 30))).collect();
+    let started = Instant::now();
+    for batch in items.chunks(BATCH) {
+        store.put_items(batch, &event(AuditAction::DataWritten)).unwrap();
+    }
+    println!("put_items, new versions, key order: {}", rate(items.len(), started.elapsed()));
+
+    // Reads of one subject's current items, random subjects.
+    let reads = 100_000;
+    let started = Instant::now();
+    for _ in 0..reads {
+        let s = &ids[(rng.next() % SUBJECTS as u64) as usize];
+        let got = store.current_items(s, &[]).unwrap();
+        assert_eq!(got.len(), CATEGORIES.len());
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "current_items, one subject of {SUBJECTS}: {} ({:.1} µs each)",
+        rate(reads, elapsed),
+        elapsed.as_secs_f64() * 1e6 / reads as f64
+    );
+
+    let started = Instant::now();
+    for _ in 0..reads {
+        store.append_audit(&event(AuditAction::DataRead)).unwrap();
+    }
+    println!("append_audit, one event per call: {}", rate(reads, started.elapsed()));
+
+    // Erasure of subjects with 1,000 item versions each.
+    let mut times = Vec::new();
+    for n in 0..9 {
+        let heavy = SUBJECTS + n;
+        store.create_subject(&subject(heavy), &[7; 40], &event(AuditAction::SubjectCreated)).unwrap();
+        let items: Vec<NewItem> = (0..1_000).map(|i| item(&id(heavy), CATEGORIES[i % 8], i as i64)).collect();
+        store.put_items(&items, &event(AuditAction::DataWritten)).unwrap();
+        let started = Instant::now();
+        let destroyed = store.erase_subject(&id(heavy), Timestamp(5_000), &event(AuditAction::SubjectErased)).unwrap();
+        times.push(started.elapsed());
+        assert_eq!(destroyed, 1_000);
+    }
+    times.sort();
+    println!("erase_subject, 1,000 items: median {:?}, max {:?}", times[times.len() / 2], times[times.len() - 1]);
+
+    let started = Instant::now();
+    let mut verifier = custos_core::audit::ChainVerifier::default();
+    store.scan_audit(&mut |s, p, b, h| verifier.check(s, p, b, h)).unwrap().unwrap();
+    let head = verifier.finish(store.audit_head().unwrap()).unwrap();
+    println!("scan_audit + verify: {} ({} entries)", rate(head.seq as usize, started.elapsed()), head.seq);
+    let size = std::fs::metadata(dir.path().join("bench.db")).map(|m| m.len()).unwrap_or(0);
+    println!("database file: {} MiB", size / (1024 * 1024));
+}

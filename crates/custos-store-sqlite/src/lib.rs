@@ -1,0 +1,174 @@
+//! The embedded SQLite backend of the Custos [`Store`](custos_store::Store):
+//! one database file in WAL mode, with its schema migrations kept in the crate.
+//!
+//! One write connection sits behind a mutex together with the cached head of
+//! the audit chain; every mutating call is one immediate transaction that
+//! includes its audit entries, and the cached head moves only once that
+//! transaction has committed. Reads of a file database use a small pool of
+//! read-only connections, so in WAL mode they never wait for a long write; an
+//! in-memory database has a single connection, shared by reads and writes.
+//!
+//! `secure_delete` is on, so the bytes of an erased subject's wrapped key and
+//! sealed items are overwritten with zeros in the database pages rather than
+//! left in free space.
+
+mod error;
+mod migrations;
+mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use custos_core::audit::ChainHead;
+use custos_store::StoreError;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+pub use error::OpenError;
+pub use migrations::SCHEMA_VERSION;
+
+use error::{Context, corrupt};
+
+/// How long a connection waits for a lock held by another process before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection (the store uses fewer than this).
+const STATEMENT_CACHE: usize = 64;
+
+/// Idle read connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 4;
+
+/// Page cache of the write connection, in KiB.
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
+
+/// A Custos store in one SQLite database.
+pub struct SqliteStore {
+    // Fields drop in declaration order: the read connections close before the
+    // write connection, so that the writer is the last connection and
+    // checkpoints the WAL into the database file when it closes.
+    readers: Option<ReaderPool>,
+    writer: Mutex<Writer>,
+}
+
+/// The write connection and the audit chain head as last committed.
+struct Writer {
+    conn: Connection,
+    head: ChainHead,
+}
+
+/// Read-only connections to a database file, opened on demand.
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.readers.as_ref().map(|r| &r.path))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its
+    /// schema up to date. A database written by a newer build is refused with
+    /// [`OpenError::SchemaTooNew`] and left untouched.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, OpenError> {
+        let path = path.as_ref().to_path_buf();
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error("opening the file", &e))?;
+        let writer = Writer::start(conn, true)?;
+        Ok(SqliteStore {
+            readers: Some(ReaderPool { path, idle: Mutex::new(Vec::new()) }),
+            writer: Mutex::new(writer),
+        })
+    }
+
+    /// Opens a fresh database in memory (for tests and throwaway runs). Reads
+    /// and writes share one connection.
+    pub fn open_in_memory() -> Result<SqliteStore, OpenError> {
+        let conn = Connection::open_in_memory().map_err(|e| open_error("opening in memory", &e))?;
+        let writer = Writer::start(conn, false)?;
+        Ok(SqliteStore { readers: None, writer: Mutex::new(writer) })
+    }
+
+    /// The write connection. A panic in another thread while it held the lock
+    /// leaves nothing half-done: its transaction rolled back as it unwound and
+    /// the cached head only moves after a commit, so the lock is taken anyway.
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on a read connection: a pooled read-only one for a file, the
+    /// write connection for an in-memory database.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let Some(pool) = &self.readers else {
+            let writer = self.writer();
+            return f(&writer.conn);
+        };
+        let idle = pool.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => pool.open()?,
+        };
+        let result = f(&conn);
+        let mut idle = pool.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+impl Writer {
+    /// Configures the write connection, migrates the schema and loads the chain head.
+    fn start(mut conn: Connection, file: bool) -> Result<Writer, OpenError> {
+        let setup = |conn: &Connection| -> rusqlite::Result<()> {
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            if file {
+                // Returns the mode now in force; a file database always accepts WAL.
+                let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+                conn.pragma_update(None, "synchronous", "NORMAL")?;
+            }
+            conn.pragma_update(None, "foreign_keys", true)?;
+            conn.pragma_update(None, "secure_delete", true)?;
+            conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+            Ok(())
+        };
+        setup(&conn).map_err(|e| open_error("configuring the connection", &e))?;
+        migrations::migrate(&mut conn)?;
+        let head = load_head(&conn).map_err(|e| OpenError::Sqlite(e.to_string()))?;
+        Ok(Writer { conn, head })
+    }
+}
+
+impl ReaderPool {
+    fn open(&self) -> Result<Connection, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags).during("opening a read connection")?;
+        conn.busy_timeout(BUSY_TIMEOUT).during("configuring a read connection")?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+}
+
+fn open_error(operation: &str, e: &rusqlite::Error) -> OpenError {
+    OpenError::Sqlite(format!("{operation}: {}", error::Describe(e)))
+}
+
+/// The audit chain head as recorded in `audit_head`.
+fn load_head(conn: &Connection) -> Result<ChainHead, StoreError> {
+    let row: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .and_then(|mut stmt| stmt.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .during("reading the audit head")?;
+    let Some((seq, hash)) = row else {
+        return Err(corrupt("the audit head row is missing"));
+    };
+    Ok(ChainHead {
+        seq: u64::try_from(seq).map_err(|_| corrupt("the audit head has a negative sequence number"))?,
+        hash: hash.try_into().map_err(|_| corrupt("the audit head hash is not 32 bytes"))?,
+    })
+}

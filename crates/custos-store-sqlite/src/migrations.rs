@@ -1,0 +1,156 @@
+//! Schema migrations, embedded in the binary and applied in order at open.
+//!
+//! The schema version is `PRAGMA user_version`: 0 for a new file, `n` once the
+//! first `n` migrations have run. All pending migrations and the version bump
+//! run in one transaction, so a failed migration leaves the file as it was. A
+//! file at a version newer than [`SCHEMA_VERSION`] is refused untouched.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Describe, OpenError};
+
+/// The migrations, in order; the `n`th brings the schema to version `n`.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// The schema version this build creates and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the schema to [`SCHEMA_VERSION`].
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
+    let fail = |step: &str, e: rusqlite::Error| OpenError::Sqlite(format!("{step}: {}", Describe(&e)));
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| fail("starting the migration", e))?;
+    let found: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| fail("reading the schema version", e))?;
+    if found > SCHEMA_VERSION {
+        return Err(OpenError::SchemaTooNew { found, supported: SCHEMA_VERSION });
+    }
+    let from = usize::try_from(found)
+        .map_err(|_| OpenError::Sqlite(format!("the schema version {found} is not valid")))?;
+    for (done, sql) in MIGRATIONS.iter().enumerate().skip(from) {
+        tx.execute_batch(sql).map_err(|e| {
+            OpenError::Sqlite(format!("applying migration {}: {}", done + 1, Describe(&e)))
+        })?;
+    }
+    if from < MIGRATIONS.len() {
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(|e| fail("recording the schema version", e))?;
+    }
+    tx.commit().map_err(|e| fail("committing the migration", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteStore;
+    use custos_core::audit::{AuditAction, AuditEvent, ChainVerifier};
+    use custos_core::subject::{Subject, SubjectId, SubjectState};
+    use custos_core::time::Timestamp;
+    use custos_store::{NewItem, Store};
+
+    fn user_version(path: &std::path::Path) -> i64 {
+        let conn = Connection::open(path).unwrap();
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap()
+    }
+
+    fn alice() -> Subject {
+        Subject {
+            id: SubjectId::parse("alice").unwrap(),
+            jurisdiction: "us-ca".into(),
+            region: None,
+            birth_date: None,
+            guardian: None,
+            created_at: Timestamp(1),
+            erased_at: None,
+            state: SubjectState::default(),
+        }
+    }
+
+    #[test]
+    fn a_new_file_gets_the_current_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custos.db");
+        drop(SqliteStore::open(&path).unwrap());
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn reopening_a_database_keeps_its_data_and_its_audit_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custos.db");
+        let ev = AuditEvent::new(Timestamp(1), AuditAction::SubjectCreated, "controller");
+        let head = {
+            let store = SqliteStore::open(&path).unwrap();
+            store.create_subject(&alice(), b"key", std::slice::from_ref(&ev)).unwrap();
+            let item = NewItem {
+                subject: alice().id,
+                category: "email".into(),
+                source: "provided".into(),
+                purpose: "orders".into(),
+                collected_at: Timestamp(2),
+                notice_version: "v1".into(),
+                sealed: b"sealed".to_vec(),
+                token: None,
+            };
+            store.put_items(&[item], std::slice::from_ref(&ev)).unwrap();
+            store.audit_head().unwrap()
+        };
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+        let record = store.subject(&alice().id).unwrap().unwrap();
+        assert_eq!(record.subject, alice());
+        assert_eq!(record.wrapped_key.as_deref(), Some(&b"key"[..]));
+        assert_eq!(store.current_items(&alice().id, &[]).unwrap()[0].sealed, b"sealed");
+        assert_eq!(store.audit_head().unwrap(), head);
+        // The chain goes on from the reloaded head.
+        store.append_audit(std::slice::from_ref(&ev)).unwrap();
+        let mut verifier = ChainVerifier::default();
+        store.scan_audit(&mut |s, p, b, h| verifier.check(s, p, b, h)).unwrap().unwrap();
+        assert_eq!(verifier.finish(store.audit_head().unwrap()).unwrap().seq, 3);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_version_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custos.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;").unwrap();
+        }
+        let err = SqliteStore::open(&path).unwrap_err();
+        assert!(
+            matches!(err, OpenError::SchemaTooNew { found: 99, supported: SCHEMA_VERSION }),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("99") && message.contains("newer"), "{message}");
+        assert_eq!(user_version(&path), 99);
+        let conn = Connection::open(&path).unwrap();
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'subjects'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 0, "no migration ran");
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_the_file_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custos.db");
+        {
+            // A table in the way of the first migration.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE items (x)").unwrap();
+        }
+        let err = SqliteStore::open(&path).unwrap_err();
+        assert!(matches!(err, OpenError::Sqlite(_)), "{err:?}");
+        assert!(err.to_string().contains("applying migration 1"), "{err}");
+        assert_eq!(user_version(&path), 0);
+        let conn = Connection::open(&path).unwrap();
+        let subjects: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'subjects'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(subjects, 0, "the migration's earlier statements were rolled back");
+    }
+}

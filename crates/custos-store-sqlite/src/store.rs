@@ -1,0 +1,463 @@
+//! [`Store`] for [`SqliteStore`]: the SQL of every operation.
+//!
+//! Each mutating call runs in one immediate transaction on the write
+//! connection that also appends its audit entries and moves `audit_head`;
+//! any error drops the transaction, which rolls it back, and the cached chain
+//! head is replaced only after a successful commit.
+
+use custos_core::audit::{AuditEntry, AuditEvent, ChainBreak, ChainHead};
+use custos_core::subject::{Subject, SubjectId, SubjectState};
+use custos_core::time::{Timestamp, format_date, parse_date};
+use custos_store::{NewItem, StateChange, Store, StoreError, StoredItem, SubjectRecord};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+
+use crate::error::{Context, corrupt};
+use crate::{SqliteStore, Writer, load_head};
+
+/// The columns of `subjects`, in the order [`subject_from_row`] reads them.
+macro_rules! subject_columns {
+    () => {
+        "id, jurisdiction, region, birth_date, guardian, created_at, erased_at, wrapped_key, state"
+    };
+}
+
+/// The columns of `items`, in the order [`item_from_row`] reads them.
+macro_rules! item_columns {
+    () => {
+        "subject, category, version, source, purpose, collected_at, notice_version, superseded_at, sealed, token"
+    };
+}
+
+impl SqliteStore {
+    /// Runs `f` in one immediate write transaction, with the chain head to
+    /// append after; commits, then publishes the moved head.
+    fn write<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&Transaction<'_>, &mut ChainHead) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut writer = self.writer();
+        let Writer { conn, head } = &mut *writer;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).during(operation)?;
+        let mut next = *head;
+        let value = f(&tx, &mut next)?;
+        tx.commit().during(operation)?;
+        *head = next;
+        Ok(value)
+    }
+}
+
+/// Appends `events` after `head` (moving it) and records the new head.
+fn append(tx: &Transaction<'_>, head: &mut ChainHead, events: &[AuditEvent]) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut insert = tx
+        .prepare_cached("INSERT INTO audit (seq, prev_hash, body, hash) VALUES (?1, ?2, ?3, ?4)")
+        .during("appending audit entries")?;
+    for event in events {
+        let entry = head.append(event.to_body());
+        let seq = i64::try_from(entry.seq).map_err(|_| corrupt("the audit sequence number overflowed"))?;
+        insert
+            .execute(params![seq, &entry.prev_hash[..], entry.body, &entry.hash[..]])
+            .during("appending audit entries")?;
+    }
+    let seq = i64::try_from(head.seq).map_err(|_| corrupt("the audit sequence number overflowed"))?;
+    tx.prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")
+        .and_then(|mut stmt| stmt.execute(params![seq, &head.hash[..]]))
+        .during("moving the audit head")?;
+    Ok(())
+}
+
+/// Whether the subject exists and, if so, when it was erased.
+fn erased_at(conn: &Connection, id: &SubjectId) -> Result<Option<Option<i64>>, StoreError> {
+    conn.prepare_cached("SELECT erased_at FROM subjects WHERE id = ?1")
+        .and_then(|mut stmt| stmt.query_row([id.as_str()], |r| r.get(0)).optional())
+        .during("looking up a subject")
+}
+
+fn load_subject(conn: &Connection, id: &SubjectId) -> Result<Option<SubjectRecord>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(concat!("SELECT ", subject_columns!(), " FROM subjects WHERE id = ?1"))
+        .during("loading a subject")?;
+    let mut rows = stmt.query([id.as_str()]).during("loading a subject")?;
+    match rows.next().during("loading a subject")? {
+        Some(row) => subject_from_row(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn subject_from_row(row: &Row<'_>) -> Result<SubjectRecord, StoreError> {
+    let read = |e: rusqlite::Error| crate::error::backend("reading a subject", &e);
+    let id: String = row.get(0).map_err(read)?;
+    let birth_date: Option<String> = row.get(3).map_err(read)?;
+    let guardian: Option<String> = row.get(4).map_err(read)?;
+    let state: String = row.get(8).map_err(read)?;
+    let state: SubjectState = serde_json::from_str(&state).map_err(|e| {
+        corrupt(&format!("a subject's state is not valid JSON (line {}, column {})", e.line(), e.column()))
+    })?;
+    let subject = Subject {
+        id: SubjectId::parse(&id).map_err(|_| corrupt("a subject id is not valid"))?,
+        jurisdiction: row.get(1).map_err(read)?,
+        region: row.get(2).map_err(read)?,
+        birth_date: birth_date
+            .map(|d| parse_date(&d))
+            .transpose()
+            .map_err(|_| corrupt("a subject's birth date is not a date"))?,
+        guardian: guardian
+            .map(|g| SubjectId::parse(&g))
+            .transpose()
+            .map_err(|_| corrupt("a guardian id is not valid"))?,
+        created_at: Timestamp(row.get(5).map_err(read)?),
+        erased_at: row.get::<_, Option<i64>>(6).map_err(read)?.map(Timestamp),
+        state,
+    };
+    Ok(SubjectRecord { subject, wrapped_key: row.get(7).map_err(read)? })
+}
+
+fn item_from_row(row: &Row<'_>) -> Result<StoredItem, StoreError> {
+    let read = |e: rusqlite::Error| crate::error::backend("reading an item", &e);
+    let subject: String = row.get(0).map_err(read)?;
+    let version: i64 = row.get(2).map_err(read)?;
+    Ok(StoredItem {
+        subject: SubjectId::parse(&subject).map_err(|_| corrupt("an item's subject id is not valid"))?,
+        category: row.get(1).map_err(read)?,
+        version: u32::try_from(version).map_err(|_| corrupt("an item version is out of range"))?,
+        source: row.get(3).map_err(read)?,
+        purpose: row.get(4).map_err(read)?,
+        collected_at: Timestamp(row.get(5).map_err(read)?),
+        notice_version: row.get(6).map_err(read)?,
+        superseded_at: row.get::<_, Option<i64>>(7).map_err(read)?.map(Timestamp),
+        sealed: row.get(8).map_err(read)?,
+        token: row.get(9).map_err(read)?,
+    })
+}
+
+/// Runs an item query and decodes every row.
+fn query_items(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    out: &mut Vec<StoredItem>,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(sql).during("reading items")?;
+    let mut rows = stmt.query(params).during("reading items")?;
+    while let Some(row) = rows.next().during("reading items")? {
+        out.push(item_from_row(row)?);
+    }
+    Ok(())
+}
+
+/// The key items are written in: (subject, category).
+fn key(item: &NewItem) -> (&str, &str) {
+    (item.subject.as_str(), item.category.as_str())
+}
+
+fn hash32(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
+    bytes.try_into().map_err(|_| corrupt("an audit hash is not 32 bytes"))
+}
+
+impl Store for SqliteStore {
+    fn create_subject(&self, subject: &Subject, wrapped_key: &[u8], audit: &[AuditEvent]) -> Result<(), StoreError> {
+        let state = serde_json::to_string(&subject.state)
+            .map_err(|_| StoreError::Backend("encoding a subject's state failed".into()))?;
+        self.write("creating a subject", |tx, head| {
+            if erased_at(tx, &subject.id)?.is_some() {
+                return Err(StoreError::SubjectExists);
+            }
+            tx.prepare_cached(concat!(
+                "INSERT INTO subjects (",
+                subject_columns!(),
+                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            ))
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    subject.id.as_str(),
+                    subject.jurisdiction,
+                    subject.region,
+                    subject.birth_date.map(format_date),
+                    subject.guardian.as_ref().map(SubjectId::as_str),
+                    subject.created_at.0,
+                    subject.erased_at.map(|t| t.0),
+                    wrapped_key,
+                    state,
+                ])
+            })
+            .during("creating a subject")?;
+            append(tx, head, audit)
+        })
+    }
+
+    fn subject(&self, id: &SubjectId) -> Result<Option<SubjectRecord>, StoreError> {
+        self.read(|conn| load_subject(conn, id))
+    }
+
+    fn subjects(&self, ids: &[SubjectId]) -> Result<Vec<SubjectRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(|conn| {
+            // One snapshot for the whole batch.
+            let tx = conn.unchecked_transaction().during("loading subjects")?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(record) = load_subject(&tx, id)? {
+                    out.push(record);
+                }
+            }
+            tx.finish().during("loading subjects")?;
+            Ok(out)
+        })
+    }
+
+    fn update_state(
+        &self,
+        id: &SubjectId,
+        apply: &mut dyn FnMut(&Subject) -> Option<StateChange>,
+    ) -> Result<bool, StoreError> {
+        self.write("updating a subject's state", |tx, head| {
+            let Some(record) = load_subject(tx, id)? else {
+                return Err(StoreError::SubjectNotFound);
+            };
+            let Some(change) = apply(&record.subject) else {
+                return Ok(false);
+            };
+            let state = serde_json::to_string(&change.state)
+                .map_err(|_| StoreError::Backend("encoding a subject's state failed".into()))?;
+            tx.prepare_cached("UPDATE subjects SET state = ?2 WHERE id = ?1")
+                .and_then(|mut stmt| stmt.execute(params![id.as_str(), state]))
+                .during("updating a subject's state")?;
+            append(tx, head, &change.audit)?;
+            Ok(true)
+        })
+    }
+
+    fn put_items(&self, items: &[NewItem], audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError> {
+        // Write in key order (subject, category), which is what makes SQLite
+        // fast; the sort is stable, so repeated (subject, category) pairs keep
+        // their input order and get increasing versions.
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        if !items.is_sorted_by(|a, b| key(a) <= key(b)) {
+            order.sort_by(|&a, &b| key(&items[a]).cmp(&key(&items[b])));
+        }
+        self.write("writing items", |tx, head| {
+            let mut check = tx
+                .prepare_cached("SELECT erased_at IS NOT NULL FROM subjects WHERE id = ?1")
+                .during("writing items")?;
+            let mut current = tx
+                .prepare_cached(
+                    "SELECT category, version FROM items \
+                     WHERE subject = ?1 AND superseded_at IS NULL ORDER BY category",
+                )
+                .during("writing items")?;
+            let mut supersede = tx
+                .prepare_cached(
+                    "UPDATE items SET superseded_at = ?4 WHERE subject = ?1 AND category = ?2 AND version = ?3",
+                )
+                .during("writing items")?;
+            let mut insert = tx
+                .prepare_cached(concat!(
+                    "INSERT INTO items (",
+                    item_columns!(),
+                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                ))
+                .during("writing items")?;
+
+            let mut versions = vec![0u32; items.len()];
+            // The current versions stored for the subject being written, by category.
+            let mut stored: Vec<(String, u32)> = Vec::new();
+            let mut subject: Option<&str> = None;
+            for (pos, &index) in order.iter().enumerate() {
+                let item = &items[index];
+                let subject_id = item.subject.as_str();
+                if subject != Some(subject_id) {
+                    subject = Some(subject_id);
+                    let erased: Option<bool> =
+                        check.query_row([subject_id], |r| r.get(0)).optional().during("writing items")?;
+                    match erased {
+                        None => return Err(StoreError::SubjectNotFound),
+                        Some(true) => return Err(StoreError::SubjectErased),
+                        Some(false) => {}
+                    }
+                    stored.clear();
+                    let mut rows = current.query([subject_id]).during("writing items")?;
+                    while let Some(row) = rows.next().during("writing items")? {
+                        let version: i64 = row.get(1).during("writing items")?;
+                        let version =
+                            u32::try_from(version).map_err(|_| corrupt("an item version is out of range"))?;
+                        stored.push((row.get(0).during("writing items")?, version));
+                    }
+                }
+                let previous = pos.checked_sub(1).and_then(|p| order.get(p)).map(|&p| &items[p]);
+                let next = order.get(pos + 1).map(|&n| &items[n]);
+                let same_item = |other: Option<&NewItem>| other.is_some_and(|o| key(o) == key(item));
+                let version = if same_item(previous) {
+                    // Follows an item of this batch, which already superseded the stored one.
+                    versions[order[pos - 1]] + 1
+                } else {
+                    match stored.binary_search_by(|(c, _)| c.as_str().cmp(&item.category)) {
+                        Ok(found) => {
+                            let old = stored[found].1;
+                            supersede
+                                .execute(params![subject_id, item.category, old, item.collected_at.0])
+                                .during("writing items")?;
+                            old.checked_add(1).ok_or_else(|| corrupt("an item version is out of range"))?
+                        }
+                        Err(_) => 1,
+                    }
+                };
+                versions[index] = version;
+                // A later item of this batch for the same category supersedes this one.
+                let superseded_at = next.filter(|n| key(n) == key(item)).map(|n| n.collected_at.0);
+                insert
+                    .execute(params![
+                        subject_id,
+                        item.category,
+                        version,
+                        item.source,
+                        item.purpose,
+                        item.collected_at.0,
+                        item.notice_version,
+                        superseded_at,
+                        item.sealed,
+                        item.token,
+                    ])
+                    .during("writing items")?;
+            }
+            append(tx, head, audit)?;
+            Ok(versions)
+        })
+    }
+
+    fn current_items(&self, id: &SubjectId, categories: &[&str]) -> Result<Vec<StoredItem>, StoreError> {
+        self.read(|conn| {
+            let mut out = Vec::new();
+            if categories.is_empty() {
+                let sql = concat!(
+                    "SELECT ",
+                    item_columns!(),
+                    " FROM items WHERE subject = ?1 AND superseded_at IS NULL ORDER BY category"
+                );
+                query_items(conn, sql, [id.as_str()], &mut out)?;
+                return Ok(out);
+            }
+            let mut wanted = categories.to_vec();
+            wanted.sort_unstable();
+            wanted.dedup();
+            let sql = concat!(
+                "SELECT ",
+                item_columns!(),
+                " FROM items WHERE subject = ?1 AND category = ?2 AND superseded_at IS NULL"
+            );
+            // One snapshot for all the categories.
+            let tx = conn.unchecked_transaction().during("reading items")?;
+            for category in wanted {
+                query_items(&tx, sql, [id.as_str(), category], &mut out)?;
+            }
+            tx.finish().during("reading items")?;
+            Ok(out)
+        })
+    }
+
+    fn history(&self, id: &SubjectId, category: &str) -> Result<Vec<StoredItem>, StoreError> {
+        self.read(|conn| {
+            let sql = concat!(
+                "SELECT ",
+                item_columns!(),
+                " FROM items WHERE subject = ?1 AND category = ?2 ORDER BY version DESC"
+            );
+            let mut out = Vec::new();
+            query_items(conn, sql, [id.as_str(), category], &mut out)?;
+            Ok(out)
+        })
+    }
+
+    fn item_by_token(&self, token: &str) -> Result<Option<StoredItem>, StoreError> {
+        self.read(|conn| {
+            let sql = concat!("SELECT ", item_columns!(), " FROM items WHERE token = ?1");
+            let mut out = Vec::with_capacity(1);
+            query_items(conn, sql, [token], &mut out)?;
+            Ok(out.pop())
+        })
+    }
+
+    fn erase_subject(&self, id: &SubjectId, at: Timestamp, audit: &[AuditEvent]) -> Result<u64, StoreError> {
+        self.write("erasing a subject", |tx, head| {
+            match erased_at(tx, id)? {
+                None => return Err(StoreError::SubjectNotFound),
+                Some(Some(_)) => return Err(StoreError::SubjectErased),
+                Some(None) => {}
+            }
+            // With secure_delete on, the freed bytes are overwritten with zeros.
+            let destroyed = tx
+                .prepare_cached("DELETE FROM items WHERE subject = ?1")
+                .and_then(|mut stmt| stmt.execute([id.as_str()]))
+                .during("erasing a subject")?;
+            tx.prepare_cached("UPDATE subjects SET wrapped_key = NULL, erased_at = ?2 WHERE id = ?1")
+                .and_then(|mut stmt| stmt.execute(params![id.as_str(), at.0]))
+                .during("erasing a subject")?;
+            append(tx, head, audit)?;
+            Ok(destroyed as u64)
+        })
+    }
+
+    fn append_audit(&self, audit: &[AuditEvent]) -> Result<ChainHead, StoreError> {
+        self.write("appending audit entries", |tx, head| {
+            append(tx, head, audit)?;
+            Ok(*head)
+        })
+    }
+
+    fn audit_head(&self) -> Result<ChainHead, StoreError> {
+        self.read(load_head)
+    }
+
+    fn scan_audit(
+        &self,
+        visit: &mut dyn FnMut(u64, &[u8], &[u8], &[u8]) -> Result<(), ChainBreak>,
+    ) -> Result<Result<(), ChainBreak>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT seq, prev_hash, body, hash FROM audit ORDER BY seq")
+                .during("scanning the audit log")?;
+            let mut rows = stmt.query([]).during("scanning the audit log")?;
+            while let Some(row) = rows.next().during("scanning the audit log")? {
+                let seq: i64 = row.get(0).during("scanning the audit log")?;
+                let seq = u64::try_from(seq).map_err(|_| corrupt("an audit sequence number is negative"))?;
+                let bytes = |i: usize| {
+                    row.get_ref(i)
+                        .and_then(|v| v.as_bytes().map_err(Into::into))
+                        .during("scanning the audit log")
+                };
+                if let Err(broken) = visit(seq, bytes(1)?, bytes(2)?, bytes(3)?) {
+                    return Ok(Err(broken));
+                }
+            }
+            Ok(Ok(()))
+        })
+    }
+
+    fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let Ok(after) = i64::try_from(after) else {
+            return Ok(Vec::new());
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT seq, prev_hash, body, hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+                .during("reading audit entries")?;
+            let mut rows = stmt.query(params![after, limit]).during("reading audit entries")?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().during("reading audit entries")? {
+                let seq: i64 = row.get(0).during("reading audit entries")?;
+                out.push(AuditEntry {
+                    seq: u64::try_from(seq).map_err(|_| corrupt("an audit sequence number is negative"))?,
+                    prev_hash: hash32(row.get(1).during("reading audit entries")?)?,
+                    body: row.get(2).during("reading audit entries")?,
+                    hash: hash32(row.get(3).during("reading audit entries")?)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+}
