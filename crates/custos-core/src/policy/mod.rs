@@ -290,7 +290,7 @@ impl Policy {
                     *slot = default;
                 }
             }
-            errs.retention(&p.retention);
+            errs.retention(&p.id, &p.retention);
             purpose_rules.push(PurposeRules {
                 categories: cats,
                 basis,
@@ -509,6 +509,16 @@ fn yaml_diagnostic(e: &serde_saphyr::Error) -> Diagnostic {
 }
 
 fn strip_position_suffix(s: &str) -> String {
+    let s = s.strip_prefix("error: ").unwrap_or(s);
+    // serde-saphyr 2.2 puts the position first: "line 15 column 5: unknown field ...".
+    let s = s
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+        .filter(|(pos, _)| {
+            let w: Vec<&str> = pos.split(' ').collect();
+            matches!(w.as_slice(), [l, "column", c] if l.parse::<u64>().is_ok() && c.parse::<u64>().is_ok())
+        })
+        .map_or(s, |(_, msg)| msg);
     for marker in [" at line ", " (line "] {
         if let Some(i) = s.find(marker) {
             return s[..i].trim_end_matches([',', ':']).to_string();
@@ -553,7 +563,7 @@ impl Errors {
         parse_date(&s.value).map_err(|e| self.push(s, e)).ok()
     }
 
-    fn retention(&mut self, r: &RetentionRuleDoc) {
+    fn retention(&mut self, owner: &Spanned<String>, r: &RetentionRuleDoc) {
         match (&r.period, r.as_long_as_required) {
             (Some(p), true) => {
                 self.push(p, "give either a retention period or `as_long_as_required`, not both");
@@ -563,12 +573,7 @@ impl Errors {
             }
             (None, true) => {}
             (None, false) => {
-                self.0.push(Diagnostic {
-                    severity: Severity::Error,
-                    line: 0,
-                    column: 0,
-                    message: "a retention rule needs a `period` or `as_long_as_required: true`".into(),
-                });
+                self.push(owner, format!("purpose `{}` needs a retention `period` or `as_long_as_required: true`", owner.value));
             }
         }
     }

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::document::{
-    JurisdictionDoc, LegalBasis, RecipientDoc, RecipientKind, RetentionRuleDoc, RetentionStart, Right,
-    SourceKind, TransferKind,
+    JurisdictionDoc, LegalBasis, RecipientDoc, RecipientKind, RetentionRuleDoc, RetentionStart, Right, SourceKind,
+    TransferKind,
 };
 use super::{CategoryId, Policy};
 use crate::time::parse_date;
@@ -55,10 +55,16 @@ enum Inline {
 /// A block of the rendered notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Block {
-    Heading { level: u8, text: String },
+    Heading {
+        level: u8,
+        text: String,
+    },
     Para(Vec<Inline>),
     List(Vec<Vec<Inline>>),
-    Table { head: Vec<String>, rows: Vec<Vec<String>> },
+    Table {
+        head: Vec<String>,
+        rows: Vec<Vec<String>>,
+    },
     /// Table of contents: the titles of the level-2 headings that follow.
     Toc(Vec<String>),
 }
@@ -216,7 +222,9 @@ fn collect_section(policy: &Policy, o: &mut Out) {
             .collect();
         if !items.is_empty() {
             o.text(match s.kind {
-                SourceKind::Provided => "Depending on your use of our offerings, you might supply us with such information as:",
+                SourceKind::Provided => {
+                    "Depending on your use of our offerings, you might supply us with such information as:"
+                }
                 SourceKind::Automatic => "Examples of the information we automatically collect include:",
                 SourceKind::ThirdParty => "Examples of information we receive from these sources include:",
             });
@@ -347,7 +355,10 @@ fn recipient_item(policy: &Policy, r: &RecipientDoc) -> Vec<Inline> {
         item.push(t(format!(" For: {}.", purposes.join("; "))));
     }
     if !r.categories.is_empty() {
-        item.push(t(format!(" Information: {}.", category_names(policy, r.categories.iter().map(|c| c.value.as_str())))));
+        item.push(t(format!(
+            " Information: {}.",
+            category_names(policy, r.categories.iter().map(|c| c.value.as_str()))
+        )));
     }
     if !r.countries.is_empty() {
         let cs: Vec<&str> = r.countries.iter().map(|c| c.value.as_str()).collect();
@@ -417,7 +428,9 @@ fn security_section(policy: &Policy, o: &mut Out) {
 fn access_section(policy: &Policy, o: &mut Out) {
     let doc = policy.document();
     o.h(2, S_ACCESS);
-    o.list(doc.notice.choices.iter().map(|c| vec![b(format!("{}:", c.name)), t(format!(" {}", c.description))]).collect());
+    o.list(
+        doc.notice.choices.iter().map(|c| vec![b(format!("{}:", c.name)), t(format!(" {}", c.description))]).collect(),
+    );
     let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
     for c in doc.categories.iter().filter(|c| c.accessible) {
         match groups.iter_mut().find(|(g, _)| *g == c.group) {
@@ -428,7 +441,12 @@ fn access_section(policy: &Policy, o: &mut Out) {
     if !groups.is_empty() {
         o.h(3, "Information You Can Access");
         o.text("Examples of information you can access include:");
-        o.list(groups.into_iter().map(|(g, names)| vec![b(format!("{g}:")), t(format!(" {}", names.join(", ")))]).collect());
+        o.list(
+            groups
+                .into_iter()
+                .map(|(g, names)| vec![b(format!("{g}:")), t(format!(" {}", names.join(", ")))])
+                .collect(),
+        );
     }
 }
 
@@ -535,7 +553,11 @@ fn jurisdiction_section(policy: &Policy, j: &JurisdictionDoc, o: &mut Out) {
     }
     let mut response = format!("We respond to requests within {}", j.response.deadline.value);
     if let Some(ext) = &j.response.extension {
-        let _ = write!(response, "; where necessary we may extend this by {ext}, and we will tell you why", ext = ext.value);
+        let _ = write!(
+            response,
+            "; where necessary we may extend this by {ext}, and we will tell you why",
+            ext = ext.value
+        );
     }
     let _ = write!(response, " ({}).", j.response.source);
     o.p(vec![b("Response time. "), t(response)]);
@@ -579,7 +601,10 @@ fn jurisdiction_section(policy: &Policy, j: &JurisdictionDoc, o: &mut Out) {
                     .collect::<Vec<_>>()
                     .join("; ")),
             ],
-            vec![b("Responsible for managing jointly used information: "), t(controller_line(policy, &ju.responsible.value))],
+            vec![
+                b("Responsible for managing jointly used information: "),
+                t(controller_line(policy, &ju.responsible.value)),
+            ],
         ]);
     }
 
@@ -613,7 +638,8 @@ fn california_disclosures(policy: &Policy, o: &mut Out) {
         }
         let rules = policy.recipient_rules(r);
         for c in policy.category_ids() {
-            let purposes_allow = policy.purpose_ids().any(|p| rules.may_receive(p, c) && policy.purpose_rules(p).allows(c));
+            let purposes_allow =
+                policy.purpose_ids().any(|p| rules.may_receive(p, c) && policy.purpose_rules(p).allows(c));
             if purposes_allow && !disclosed.contains(&c) {
                 disclosed.push(c);
             }
@@ -643,7 +669,10 @@ fn california_disclosures(policy: &Policy, o: &mut Out) {
         .collect();
     o.p(vec![b("Business or commercial purposes. "), t(purposes.join("; ")), t(".")]);
     if doc.notice.sells_personal_information {
-        o.p(vec![b("Sale of personal information. "), t("We may sell personal information; you can opt out at any time.")]);
+        o.p(vec![
+            b("Sale of personal information. "),
+            t("We may sell personal information; you can opt out at any time."),
+        ]);
     } else {
         o.p(vec![
             b("No sale of personal information. "),
@@ -713,14 +742,18 @@ fn basis_label(b: LegalBasis) -> &'static str {
 
 fn right_label(r: Right) -> &'static str {
     match r {
-        Right::Access => "ask whether we hold personal information about you and request a copy of it and information about how it is processed",
+        Right::Access => {
+            "ask whether we hold personal information about you and request a copy of it and information about how it is processed"
+        }
         Right::Rectification => "request that inaccurate personal information is corrected",
         Right::Erasure => "request deletion of your personal information",
         Right::Restriction => "request us to restrict the processing of your personal information",
         Right::Objection => "object to the processing of your personal information",
         Right::Portability => "request portability of personal information that you have provided to us",
         Right::Complaint => "lodge a complaint",
-        Right::WithdrawConsent => "withdraw your consent at any time, after which we stop any further processing for that purpose",
+        Right::WithdrawConsent => {
+            "withdraw your consent at any time, after which we stop any further processing for that purpose"
+        }
         Right::OptOutOfSale => "opt out of the sale or sharing of your personal information",
         Right::NonDiscrimination => "not be discriminated against for exercising your rights",
     }
@@ -1002,7 +1035,10 @@ mod tests {
 
     #[test]
     fn escape_replaces_every_html_special_character() {
-        assert_eq!(escape(r#"<a href="x" onclick='y'>&</a>"#), "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;");
+        assert_eq!(
+            escape(r#"<a href="x" onclick='y'>&</a>"#),
+            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
+        );
         assert_eq!(escape("plain text, é"), "plain text, é");
     }
 
@@ -1046,8 +1082,18 @@ mod tests {
         assert!(md.starts_with("# AWS Privacy Notice\n\n**Last Updated:** January 24, 2020"));
         let mut at = 0;
         for section in [
-            S_COLLECT, S_USE, S_COOKIES, S_SHARE, S_LOCATION, S_SECURE, S_ADS, S_ACCESS, S_CHILDREN, S_RETENTION,
-            S_CONTACTS, S_JURISDICTIONS,
+            S_COLLECT,
+            S_USE,
+            S_COOKIES,
+            S_SHARE,
+            S_LOCATION,
+            S_SECURE,
+            S_ADS,
+            S_ACCESS,
+            S_CHILDREN,
+            S_RETENTION,
+            S_CONTACTS,
+            S_JURISDICTIONS,
         ] {
             let heading = format!("\n## {}\n", md_escape(section));
             let found = md[at..].find(&heading).unwrap_or_else(|| panic!("section {section} missing or out of order"));
@@ -1082,7 +1128,8 @@ mod tests {
         ] {
             assert!(korea.contains(row), "{row} missing");
         }
-        let share = &md[md.find(&format!("## {S_SHARE}")).expect("share")..md.find(&format!("## {S_LOCATION}")).expect("location")];
+        let share = &md[md.find(&format!("## {S_SHARE}")).expect("share")
+            ..md.find(&format!("## {S_LOCATION}")).expect("location")];
         assert!(!share.contains("Marketo"), "named processors belong to their jurisdiction");
     }
 
@@ -1090,7 +1137,13 @@ mod tests {
     fn california_categories_are_computed_from_the_policy() {
         let md = render(&example(), Format::Markdown);
         let ca = &md[md.find("### California").expect("california")..md.find("### Canada").expect("canada")];
-        for label in ["Identifiers (A):", "Personal information described in Cal. Civ. Code §1798.80(e) (B):", "Education information (J):", "Inferences drawn to create a profile (K):", "Sensitive personal information (L):"] {
+        for label in [
+            "Identifiers (A):",
+            "Personal information described in Cal. Civ. Code §1798.80(e) (B):",
+            "Education information (J):",
+            "Inferences drawn to create a profile (K):",
+            "Sensitive personal information (L):",
+        ] {
             assert!(ca.contains(&format!("**{}**", md_escape(label))), "{label} missing");
         }
         assert!(ca.contains("Credit card number"));
@@ -1114,18 +1167,27 @@ mod tests {
     #[test]
     fn children_retention_and_joint_use_are_rendered() {
         let md = render(&example(), Format::Markdown);
-        assert!(md.contains("If you\u{2019}re under 18, you may use our offerings only with the involvement of a parent or guardian"));
+        assert!(md.contains(
+            "If you\u{2019}re under 18, you may use our offerings only with the involvement of a parent or guardian"
+        ));
         assert!(md.contains("- **Provide AWS Offerings:** 2 years after your account is closed."));
         assert!(md.contains("**Records required by law for tax and accounting purposes:** 7 years for"));
         assert!(md.contains("prior version for our records for 1 year."));
         let japan = &md[md.find("### Japan").expect("japan")..md.find("### South Korea").expect("korea")];
-        assert!(japan.contains("**Responsible for managing jointly used information:** Amazon Web Services Japan K.K."));
-        assert!(japan.contains("**Items used:** Email address, Name, Physical address, Customer ID, Order ID, Session ID"));
+        assert!(
+            japan.contains("**Responsible for managing jointly used information:** Amazon Web Services Japan K.K.")
+        );
+        assert!(
+            japan.contains("**Items used:** Email address, Name, Physical address, Customer ID, Order ID, Session ID")
+        );
     }
 
     #[test]
     fn guardian_ages_that_differ_are_listed_per_jurisdiction() {
-        let policy = example_with("guardian_required_under: 18\n    controller: aws_inc", "guardian_required_under: 13\n    controller: aws_inc");
+        let policy = example_with(
+            "guardian_required_under: 18\n    controller: aws_inc",
+            "guardian_required_under: 13\n    controller: aws_inc",
+        );
         let md = render(&policy, Format::Markdown);
         assert!(md.contains("- 13 in California\n- 18 in Canada\n"));
     }
