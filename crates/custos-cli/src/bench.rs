@@ -80,7 +80,8 @@ pub fn run(global: &Global, args: &BenchArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut allowed = 0u64;
     for i in 0..args.decisions {
-        let req = AccessRequest { purpose: pid, category: cids[(i as usize) % cids.len()], actor: Actor::Controller, at };
+        let req =
+            AccessRequest { purpose: pid, category: cids[(i as usize) % cids.len()], actor: Actor::Controller, at };
         allowed += u64::from(decide(black_box(&policy), black_box(&subject), black_box(&req)).is_ok());
     }
     let took = start.elapsed();
@@ -95,7 +96,12 @@ pub fn run(global: &Global, args: &BenchArgs) -> anyhow::Result<()> {
         let t = Instant::now();
         let (values, _) = vault.get_all(&Read { subject: id, purpose: PURPOSE, actor: CONTROLLER })?;
         lat.push(t.elapsed());
-        anyhow::ensure!(values.len() == categories.len(), "a read returned {} of {} fields", values.len(), categories.len());
+        anyhow::ensure!(
+            values.len() == categories.len(),
+            "a read returned {} of {} fields",
+            values.len(),
+            categories.len()
+        );
     }
     println!(
         "read one subject's {} fields (decide, fetch, decrypt, audit): mean {:.1} us, p50 {:.1} us, p99 {:.1} us (target under 50 us)",
@@ -171,14 +177,28 @@ pub fn run(global: &Global, args: &BenchArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     let head = verify_chain(store)?.map_err(|b| anyhow::anyhow!("audit chain broken: {b}"))?;
     let took = t.elapsed();
-    println!("audit verification: {} entries in {:.2} s: {:.0} entries/s (target 1,000,000)", head.seq, took.as_secs_f64(), rate(head.seq as usize, took));
+    println!(
+        "audit verification: {} entries in {:.2} s: {:.0} entries/s (target 1,000,000)",
+        head.seq,
+        took.as_secs_f64(),
+        rate(head.seq as usize, took)
+    );
     Ok(())
 }
 
-fn create_subjects(vault: &custos_vault::Vault<custos_store_sqlite::SqliteStore>, ids: &[String]) -> anyhow::Result<Duration> {
+fn create_subjects(
+    vault: &custos_vault::Vault<custos_store_sqlite::SqliteStore>,
+    ids: &[String],
+) -> anyhow::Result<Duration> {
     let start = Instant::now();
     for id in ids {
-        vault.add_subject(&NewSubject { id, jurisdiction: "california", region: Some("us-east-1"), birth_date: None, guardian: None })?;
+        vault.add_subject(&NewSubject {
+            id,
+            jurisdiction: "california",
+            region: Some("us-east-1"),
+            birth_date: None,
+            guardian: None,
+        })?;
     }
     Ok(start.elapsed())
 }

@@ -24,7 +24,8 @@ pub fn policy_text(file: Option<&Path>) -> anyhow::Result<(String, String)> {
     match file {
         None => Ok((BUNDLED_POLICY_NAME.to_string(), BUNDLED_POLICY.to_string())),
         Some(f) => {
-            let text = std::fs::read_to_string(f).with_context(|| format!("cannot read policy file {}", f.display()))?;
+            let text =
+                std::fs::read_to_string(f).with_context(|| format!("cannot read policy file {}", f.display()))?;
             Ok((f.display().to_string(), text))
         }
     }
@@ -46,7 +47,8 @@ pub fn open_vault(global: &Global) -> anyhow::Result<Vault<SqliteStore>> {
 pub fn open_vault_at(dir: &Path, policy: Arc<Policy>) -> anyhow::Result<Vault<SqliteStore>> {
     create_private_dir(dir)?;
     let env_key = std::env::var(MASTER_KEY_ENV).ok();
-    let (master, _) = master_key::load_or_create(env_key.as_deref(), &dir.join("master.key")).map_err(anyhow::Error::msg)?;
+    let (master, _) =
+        master_key::load_or_create(env_key.as_deref(), &dir.join("master.key")).map_err(anyhow::Error::msg)?;
     let keys = Keyring::new(&master).context("cannot derive keys from the master key")?;
     let db = dir.join("custos.db");
     let store = SqliteStore::open(&db).with_context(|| format!("cannot open the database {}", db.display()))?;

@@ -12,8 +12,8 @@ use std::io::{Read as _, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use custos_core::time::{Clock, SystemClock, format_date, parse_date};
 use custos_core::policy::{self, render};
+use custos_core::time::{Clock, SystemClock, format_date, parse_date};
 use custos_store::Store as _;
 use custos_vault::{NewSubject, Put, Read, VaultError};
 
@@ -132,7 +132,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
             match command {
                 DataCommand::Put { id, category, value, source, purpose } => {
                     let value = if value == "-" { read_stdin_value()? } else { value };
-                    let v = vault.put(&Put { subject: &id, category: &category, value: &value, source: &source, purpose: &purpose })?;
+                    let v = vault.put(&Put {
+                        subject: &id,
+                        category: &category,
+                        value: &value,
+                        source: &source,
+                        purpose: &purpose,
+                    })?;
                     println!("stored {category} version {v}");
                 }
                 DataCommand::Get { id, category, purpose, actor } => {
@@ -149,7 +155,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     }
                 }
                 DataCommand::History { id, category, purpose, actor } => {
-                    let versions = vault.history(&Read { subject: &id, purpose: &purpose, actor: &actor }, &category)?;
+                    let versions =
+                        vault.history(&Read { subject: &id, purpose: &purpose, actor: &actor }, &category)?;
                     for r in versions {
                         let state = match (r.superseded_at, r.delete_after) {
                             (None, _) => "current".to_string(),

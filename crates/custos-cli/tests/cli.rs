@@ -129,7 +129,17 @@ fn a_value_is_readable_for_an_allowed_purpose_and_denied_for_another() {
     let env = Env::new();
     setup_adult(&env, "c-1", "california");
     assert_eq!(env.ok(&get("c-1", "contact.email", "provide_offerings")).trim(), EMAIL);
-    env.ok(&["data", "put", "c-1", "payment.card_number", CARD, "--source", "provided", "--purpose", "provide_offerings"]);
+    env.ok(&[
+        "data",
+        "put",
+        "c-1",
+        "payment.card_number",
+        CARD,
+        "--source",
+        "provided",
+        "--purpose",
+        "provide_offerings",
+    ]);
     assert_eq!(env.denied(&get("c-1", "payment.card_number", "marketing")), "purpose_not_declared_for_category");
     // A recipient not declared for the purpose is refused, whoever it claims to be.
     let mut args = get("c-1", "contact.email", "provide_offerings");
@@ -166,9 +176,20 @@ fn objection_and_restriction_are_honoured() {
 fn a_child_needs_a_linked_guardian_who_consents() {
     let env = Env::new();
     env.ok(&["subject", "add", "parent-1", "--jurisdiction", "california"]);
-    env.ok(&["subject", "add", "kid-1", "--jurisdiction", "california", "--birth-date", "2015-05-01", "--guardian", "parent-1"]);
+    env.ok(&[
+        "subject",
+        "add",
+        "kid-1",
+        "--jurisdiction",
+        "california",
+        "--birth-date",
+        "2015-05-01",
+        "--guardian",
+        "parent-1",
+    ]);
     // Writing a child's data is processing too: it needs the guardian's consent.
-    let put = ["data", "put", "kid-1", "contact.email", EMAIL, "--source", "provided", "--purpose", "provide_offerings"];
+    let put =
+        ["data", "put", "kid-1", "contact.email", EMAIL, "--source", "provided", "--purpose", "provide_offerings"];
     assert_eq!(env.denied(&put), "guardian_consent_missing");
     env.ok(&["consent", "grant", "kid-1", "provide_offerings", "--by-guardian", "parent-1"]);
     env.ok(&put);
@@ -183,15 +204,40 @@ fn a_child_needs_a_linked_guardian_who_consents() {
 fn erasure_makes_every_read_fail_with_erased() {
     let env = Env::new();
     setup_adult(&env, "e-3", "eea");
-    env.ok(&["data", "put", "e-3", "contact.phone", "+352 555 0100", "--source", "provided", "--purpose", "provide_offerings"]);
+    env.ok(&[
+        "data",
+        "put",
+        "e-3",
+        "contact.phone",
+        "+352 555 0100",
+        "--source",
+        "provided",
+        "--purpose",
+        "provide_offerings",
+    ]);
     let out = env.ok(&["subject", "erase", "e-3"]);
     assert!(out.contains("2 item versions"), "{out}");
-    for (cat, purpose) in [("contact.email", "provide_offerings"), ("contact.phone", "provide_offerings"), ("contact.email", "marketing")] {
+    for (cat, purpose) in
+        [("contact.email", "provide_offerings"), ("contact.phone", "provide_offerings"), ("contact.email", "marketing")]
+    {
         assert_eq!(env.denied(&get("e-3", cat, purpose)), "erased");
     }
     assert_eq!(env.denied(&["data", "all", "e-3", "--purpose", "provide_offerings"]), "erased");
     assert_eq!(env.denied(&["data", "history", "e-3", "contact.email", "--purpose", "provide_offerings"]), "erased");
-    assert_eq!(env.denied(&["data", "put", "e-3", "contact.email", EMAIL, "--source", "provided", "--purpose", "provide_offerings"]), "erased");
+    assert_eq!(
+        env.denied(&[
+            "data",
+            "put",
+            "e-3",
+            "contact.email",
+            EMAIL,
+            "--source",
+            "provided",
+            "--purpose",
+            "provide_offerings"
+        ]),
+        "erased"
+    );
     assert_eq!(env.denied(&["subject", "erase", "e-3"]), "erased");
     let show = env.ok(&["subject", "show", "e-3"]);
     assert!(show.contains("erased_at:"), "{show}");
@@ -201,29 +247,65 @@ fn erasure_makes_every_read_fail_with_erased() {
 fn an_update_keeps_the_prior_version_in_history() {
     let env = Env::new();
     setup_adult(&env, "c-2", "california");
-    env.ok(&["data", "put", "c-2", "contact.email", "new.address@example.org", "--source", "provided", "--purpose", "provide_offerings"]);
+    env.ok(&[
+        "data",
+        "put",
+        "c-2",
+        "contact.email",
+        "new.address@example.org",
+        "--source",
+        "provided",
+        "--purpose",
+        "provide_offerings",
+    ]);
     assert_eq!(env.ok(&get("c-2", "contact.email", "provide_offerings")).trim(), "new.address@example.org");
     let hist = env.ok(&["data", "history", "c-2", "contact.email", "--purpose", "provide_offerings"]);
     let lines: Vec<&str> = hist.lines().collect();
     assert_eq!(lines.len(), 2, "{hist}");
     assert!(lines[0].starts_with("v2\tcurrent") && lines[0].ends_with("new.address@example.org"), "{hist}");
-    assert!(lines[1].starts_with("v1\tsuperseded") && lines[1].contains("kept until") && lines[1].ends_with(EMAIL), "{hist}");
+    assert!(
+        lines[1].starts_with("v1\tsuperseded") && lines[1].contains("kept until") && lines[1].ends_with(EMAIL),
+        "{hist}"
+    );
 }
 
 #[test]
 fn card_numbers_are_tokenized_and_detokenized_only_for_payments() {
     let env = Env::new();
     env.ok(&["subject", "add", "c-3", "--jurisdiction", "california"]);
-    env.ok(&["data", "put", "c-3", "payment.card_number", CARD, "--source", "provided", "--purpose", "provide_offerings"]);
+    env.ok(&[
+        "data",
+        "put",
+        "c-3",
+        "payment.card_number",
+        CARD,
+        "--source",
+        "provided",
+        "--purpose",
+        "provide_offerings",
+    ]);
     let shown = env.ok(&get("c-3", "payment.card_number", "provide_offerings"));
     assert!(shown.starts_with("tok_") && shown.contains("ending 1111"), "{shown}");
     assert!(!shown.contains("4111111111111111") && !shown.contains(CARD));
     let token = shown.split_whitespace().next().expect("token");
     assert_eq!(env.ok(&["data", "detokenize", token, "--purpose", "provide_offerings"]).trim(), "4111111111111111");
-    assert_eq!(env.denied(&["data", "detokenize", token, "--purpose", "marketing"]), "purpose_not_declared_for_category");
+    assert_eq!(
+        env.denied(&["data", "detokenize", token, "--purpose", "marketing"]),
+        "purpose_not_declared_for_category"
+    );
     // An invalid card number is refused, not echoed, and nothing is written.
     let before = env.audit_count();
-    let out = env.run(&["data", "put", "c-3", "payment.card_number", "4111 1111 1111 1112", "--source", "provided", "--purpose", "provide_offerings"]);
+    let out = env.run(&[
+        "data",
+        "put",
+        "c-3",
+        "payment.card_number",
+        "4111 1111 1111 1112",
+        "--source",
+        "provided",
+        "--purpose",
+        "provide_offerings",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("Luhn") && !stderr(&out).contains("1112"), "{}", stderr(&out));
     assert_eq!(env.audit_count(), before);
@@ -233,16 +315,31 @@ fn card_numbers_are_tokenized_and_detokenized_only_for_payments() {
 fn no_plaintext_value_reaches_the_data_directory() {
     let env = Env::new();
     setup_adult(&env, "e-4", "eea");
-    env.ok(&["data", "put", "e-4", "payment.card_number", CARD, "--source", "provided", "--purpose", "provide_offerings"]);
-    env.ok(&["data", "put", "e-4", "contact.email", "second.secret.value@example.org", "--source", "provided", "--purpose", "provide_offerings"]);
+    env.ok(&[
+        "data",
+        "put",
+        "e-4",
+        "payment.card_number",
+        CARD,
+        "--source",
+        "provided",
+        "--purpose",
+        "provide_offerings",
+    ]);
+    env.ok(&[
+        "data",
+        "put",
+        "e-4",
+        "contact.email",
+        "second.secret.value@example.org",
+        "--source",
+        "provided",
+        "--purpose",
+        "provide_offerings",
+    ]);
     env.ok(&get("e-4", "contact.email", "provide_offerings"));
-    let needles: [&[u8]; 5] = [
-        EMAIL.as_bytes(),
-        b"second.secret.value@example.org",
-        b"4111111111111111",
-        CARD.as_bytes(),
-        b"ada.lovelace",
-    ];
+    let needles: [&[u8]; 5] =
+        [EMAIL.as_bytes(), b"second.secret.value@example.org", b"4111111111111111", CARD.as_bytes(), b"ada.lovelace"];
     let mut files = Vec::new();
     collect_files(&env.data(), &mut files);
     assert!(files.iter().any(|f| f.ends_with("custos.db")), "{files:?}");
@@ -292,7 +389,8 @@ fn every_operation_is_audited_without_personal_values() {
     env.ok(&get("e-5", "contact.email", "marketing"));
     env.ok(&["subject", "erase", "e-5"]);
     let log = env.ok(&["audit", "list", "--limit", "1000"]);
-    for action in ["subject_created", "data_written", "access_denied", "consent_granted", "data_read", "subject_erased"] {
+    for action in ["subject_created", "data_written", "access_denied", "consent_granted", "data_read", "subject_erased"]
+    {
         assert!(log.contains(&format!("\"action\":\"{action}\"")), "missing {action}: {log}");
     }
     assert!(log.contains("consent_missing"));
@@ -307,9 +405,21 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     setup_adult(&env, "c-5", "california");
     let before = env.audit_count();
     let cases: [(&[&str], i32, &str); 8] = [
-        (&["data", "put", "c-5", "contact.emial", "x", "--source", "provided", "--purpose", "provide_offerings"], 1, "unknown category"),
-        (&["data", "put", "c-5", "contact.email", "x", "--source", "psychic", "--purpose", "provide_offerings"], 1, "unknown source"),
-        (&["data", "put", "c-5", "contact.email", "x", "--source", "provided", "--purpose", "world_domination"], 1, "unknown purpose"),
+        (
+            &["data", "put", "c-5", "contact.emial", "x", "--source", "provided", "--purpose", "provide_offerings"],
+            1,
+            "unknown category",
+        ),
+        (
+            &["data", "put", "c-5", "contact.email", "x", "--source", "psychic", "--purpose", "provide_offerings"],
+            1,
+            "unknown source",
+        ),
+        (
+            &["data", "put", "c-5", "contact.email", "x", "--source", "provided", "--purpose", "world_domination"],
+            1,
+            "unknown purpose",
+        ),
         (&["data", "get", "nobody", "contact.email", "--purpose", "provide_offerings"], 1, "no subject"),
         (&["subject", "add", "c-5", "--jurisdiction", "california"], 1, "already exists"),
         (&["subject", "add", "x-1", "--jurisdiction", "atlantis"], 1, "unknown jurisdiction"),
@@ -346,7 +456,10 @@ fn a_value_can_come_from_standard_input() {
 
 mod env {
     pub fn bundled() -> String {
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/aws-privacy-notice-2020-01-24.yaml"))
-            .expect("bundled policy")
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/aws-privacy-notice-2020-01-24.yaml"
+        ))
+        .expect("bundled policy")
     }
 }

@@ -172,7 +172,9 @@ pub enum ChainBreak {
         seq: u64,
     },
     /// The chain ends before or after the recorded head.
-    #[error("the chain ends at entry {found} but the recorded head is entry {expected} (entries were removed or the head was altered)")]
+    #[error(
+        "the chain ends at entry {found} but the recorded head is entry {expected} (entries were removed or the head was altered)"
+    )]
     Head {
         /// Head seq recorded by the store.
         expected: u64,

@@ -136,15 +136,21 @@ impl Denial {
                 Actor::Controller => format!("the actor is not declared to receive `{c}` for purpose `{p}`"),
             },
             DenyReason::Restricted => {
-                format!("processing of this subject's data is restricted; purpose `{p}` may not read `{c}` while restricted")
+                format!(
+                    "processing of this subject's data is restricted; purpose `{p}` may not read `{c}` while restricted"
+                )
             }
             DenyReason::NoLegalBasis => {
-                format!("purpose `{p}` has no legal basis in the subject's jurisdiction, so `{c}` cannot be read for it")
+                format!(
+                    "purpose `{p}` has no legal basis in the subject's jurisdiction, so `{c}` cannot be read for it"
+                )
             }
             DenyReason::GuardianConsentMissing => format!(
                 "the subject is under the age that needs a parent or guardian, and no linked guardian has consented to purpose `{p}` (category `{c}`)"
             ),
-            DenyReason::Objected => format!("the subject has objected to processing for purpose `{p}` (category `{c}`)"),
+            DenyReason::Objected => {
+                format!("the subject has objected to processing for purpose `{p}` (category `{c}`)")
+            }
             DenyReason::ConsentMissing => {
                 format!("purpose `{p}` rests on consent and the subject has not consented (category `{c}`)")
             }
@@ -186,9 +192,8 @@ pub fn decide(policy: &Policy, subject: &Subject, req: &AccessRequest) -> Decisi
     let purpose_id = policy.purpose_doc(req.purpose).id.value.as_str();
     let consent = state.consents.get(purpose_id);
     if is_minor(policy, subject, jurisdiction, req.at) && basis != LegalBasis::LegalObligation {
-        let by_guardian = consent.filter(|c| {
-            c.by_guardian.is_some() && c.by_guardian.as_ref() == subject.guardian.as_ref()
-        });
+        let by_guardian =
+            consent.filter(|c| c.by_guardian.is_some() && c.by_guardian.as_ref() == subject.guardian.as_ref());
         match by_guardian.map(|c| c.status) {
             Some(ConsentStatus::Granted) => {}
             Some(ConsentStatus::Withdrawn) => return deny(DenyReason::ConsentWithdrawn),
@@ -217,9 +222,7 @@ pub fn decide(policy: &Policy, subject: &Subject, req: &AccessRequest) -> Decisi
 /// can only apply to people whose age the company knows.
 pub fn is_minor(policy: &Policy, subject: &Subject, jurisdiction: JurisdictionId, at: Timestamp) -> bool {
     let under = policy.jurisdiction_rules(jurisdiction).guardian_required_under;
-    subject
-        .birth_date
-        .is_some_and(|b| age_on(b, at.date()) < i32::from(under))
+    subject.birth_date.is_some_and(|b| age_on(b, at.date()) < i32::from(under))
 }
 
 #[cfg(test)]

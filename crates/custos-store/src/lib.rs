@@ -153,6 +153,7 @@ pub trait Store: Send + Sync {
     /// Visits every audit entry in sequence order as raw stored bytes, stopping
     /// at the first error `visit` returns. The outer error is a storage failure;
     /// the inner one is what `visit` returned.
+    #[allow(clippy::type_complexity)]
     fn scan_audit(
         &self,
         visit: &mut dyn FnMut(u64, &[u8], &[u8], &[u8]) -> Result<(), ChainBreak>,

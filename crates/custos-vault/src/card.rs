@@ -42,7 +42,7 @@ fn luhn_ok(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The plaintext sealed for a tokenized card: `last4`, a NUL, the full number.

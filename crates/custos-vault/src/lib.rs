@@ -98,6 +98,10 @@ pub struct Revealed {
     pub basis: LegalBasis,
 }
 
+/// What a read of every category of a purpose returns: the values released,
+/// and the categories denied with their reasons.
+pub type ReadAll = (Vec<Revealed>, Vec<(String, Denied)>);
+
 /// The vault.
 pub struct Vault<S> {
     policy: Arc<Policy>,
@@ -138,18 +142,22 @@ impl<S: Store> Vault<S> {
     pub fn add_subject(&self, new: &NewSubject<'_>) -> Result<Subject, VaultError> {
         let id = SubjectId::parse(new.id).map_err(VaultError::Invalid)?;
         if self.policy.jurisdiction(new.jurisdiction).is_none() {
-            return Err(invalid_ref("jurisdiction", new.jurisdiction, self.policy.jurisdiction_ids().map(|j| &self.policy.jurisdiction_doc(j).id.value)));
+            return Err(invalid_ref(
+                "jurisdiction",
+                new.jurisdiction,
+                self.policy.jurisdiction_ids().map(|j| &self.policy.jurisdiction_doc(j).id.value),
+            ));
         }
-        if let Some(region) = new.region {
-            if region.is_empty() || region.len() > 64 || !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                return Err(VaultError::Invalid("a region is 1 to 64 letters, digits, `-` or `_`".into()));
-            }
+        if let Some(region) = new.region
+            && (region.is_empty()
+                || region.len() > 64
+                || !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        {
+            return Err(VaultError::Invalid("a region is 1 to 64 letters, digits, `-` or `_`".into()));
         }
         let now = self.clock.now();
-        if let Some(b) = new.birth_date {
-            if b > now.date() {
-                return Err(VaultError::Invalid("the birth date is in the future".into()));
-            }
+        if new.birth_date.is_some_and(|b| b > now.date()) {
+            return Err(VaultError::Invalid("the birth date is in the future".into()));
         }
         let guardian = match new.guardian {
             None => None,
@@ -161,7 +169,9 @@ impl<S: Store> Vault<S> {
                 match self.store.subject(&gid)? {
                     Some(r) if r.subject.erased_at.is_none() => Some(gid),
                     Some(_) => return Err(VaultError::Invalid("the guardian's data was erased".into())),
-                    None => return Err(VaultError::Invalid("the guardian is not a known subject; add them first".into())),
+                    None => {
+                        return Err(VaultError::Invalid("the guardian is not a known subject; add them first".into()));
+                    }
                 }
             }
         };
@@ -205,11 +215,7 @@ impl<S: Store> Vault<S> {
     }
 
     fn actor(&self, actor: &str) -> Option<Actor> {
-        if actor == CONTROLLER {
-            Some(Actor::Controller)
-        } else {
-            self.policy.recipient(actor).map(Actor::Recipient)
-        }
+        if actor == CONTROLLER { Some(Actor::Controller) } else { self.policy.recipient(actor).map(Actor::Recipient) }
     }
 
     /// Decides one request and turns a denial into an audited error.
@@ -268,7 +274,10 @@ impl<S: Store> Vault<S> {
                 return Err(VaultError::Invalid(format!("the value for `{}` is empty", p.category)));
             }
             if p.value.len() > MAX_VALUE_BYTES {
-                return Err(VaultError::Invalid(format!("the value for `{}` is larger than {MAX_VALUE_BYTES} bytes", p.category)));
+                return Err(VaultError::Invalid(format!(
+                    "the value for `{}` is larger than {MAX_VALUE_BYTES} bytes",
+                    p.category
+                )));
             }
             let sid = SubjectId::parse(p.subject).map_err(VaultError::Invalid)?;
             resolved.push((sid, purpose, category));
@@ -297,10 +306,7 @@ impl<S: Store> Vault<S> {
                 if let Some((_, _, ev)) = current.take() {
                     audit.push(ev);
                 }
-                let wrapped = record.wrapped_key.as_deref().ok_or(VaultError::Denied(Denied {
-                    reason: DenyReason::Erased,
-                    sentence: "the subject's data was erased and can no longer be read".into(),
-                }))?;
+                let wrapped = record.wrapped_key.as_deref().ok_or_else(erased_denial)?;
                 let key = self.keys.unwrap_data_key(sid.as_str(), wrapped)?;
                 let mut ev = self.event(now, AuditAction::DataWritten, actor, sid.as_str());
                 ev.purpose = Some(p.purpose.to_string());
@@ -341,10 +347,7 @@ impl<S: Store> Vault<S> {
         }
         let (positions, new_items): (Vec<usize>, Vec<NewItem>) = items.into_iter().unzip();
         let versions = self.store.put_items(&new_items, &audit).map_err(|e| match e {
-            custos_store::StoreError::SubjectErased => VaultError::Denied(Denied {
-                reason: DenyReason::Erased,
-                sentence: "the subject's data was erased and can no longer be read".into(),
-            }),
+            custos_store::StoreError::SubjectErased => erased_denial(),
             other => other.into(),
         })?;
         let mut out = vec![0; puts.len()];
@@ -354,36 +357,57 @@ impl<S: Store> Vault<S> {
         Ok(out)
     }
 
-    /// Reads the current value of one category for a purpose.
-    pub fn get(&self, read: &Read<'_>, category: &str) -> Result<Revealed, VaultError> {
+    /// Resolves a one-category read, loads the subject and decides; a denial
+    /// is audited before it is returned.
+    fn authorize_read(
+        &self,
+        read: &Read<'_>,
+        category: &str,
+    ) -> Result<(SubjectRecord, LegalBasis, Timestamp), VaultError> {
         let (purpose, cat) = self.resolve(read.purpose, Some(category))?;
         let cat = cat.ok_or_else(|| VaultError::Invalid("category missing".into()))?;
         let record = self.record(read.subject)?;
         let now = self.clock.now();
         let mut denials = Vec::new();
-        let basis = match self.check(&record.subject, purpose, cat, read.actor, now, &mut denials) {
-            Ok(b) => b,
+        match self.check(&record.subject, purpose, cat, read.actor, now, &mut denials) {
+            Ok(basis) => Ok((record, basis, now)),
             Err(d) => {
                 self.store.append_audit(&denials)?;
-                return Err(VaultError::Denied(d));
+                Err(VaultError::Denied(d))
             }
-        };
+        }
+    }
+
+    fn read_event(
+        &self,
+        at: Timestamp,
+        action: AuditAction,
+        read: &Read<'_>,
+        category: &str,
+        basis: LegalBasis,
+    ) -> AuditEvent {
+        let mut ev = self.event(at, action, read.actor, read.subject);
+        ev.purpose = Some(read.purpose.to_string());
+        ev.categories = vec![category.to_string()];
+        ev.basis = Some(basis.as_str().to_string());
+        ev
+    }
+
+    /// Reads the current value of one category for a purpose.
+    pub fn get(&self, read: &Read<'_>, category: &str) -> Result<Revealed, VaultError> {
+        let (record, basis, now) = self.authorize_read(read, category)?;
         let items = self.store.current_items(&record.subject.id, &[category])?;
         let item = items.into_iter().next().ok_or_else(|| VaultError::ItemNotFound(category.to_string()))?;
         let key = self.key_of(&record)?;
         let revealed = self.reveal(&key, &record.subject, item, basis)?;
-        let mut ev = self.event(now, AuditAction::DataRead, read.actor, read.subject);
-        ev.purpose = Some(read.purpose.to_string());
-        ev.categories = vec![category.to_string()];
-        ev.basis = Some(basis.as_str().to_string());
-        self.store.append_audit(&[ev])?;
+        self.store.append_audit(&[self.read_event(now, AuditAction::DataRead, read, category, basis)])?;
         Ok(revealed)
     }
 
     /// Reads every current value the purpose may use. Categories the decision
     /// denies are left out and listed with their reason; nothing is returned
     /// only if every category is denied, in which case the first denial is the error.
-    pub fn get_all(&self, read: &Read<'_>) -> Result<(Vec<Revealed>, Vec<(String, Denied)>), VaultError> {
+    pub fn get_all(&self, read: &Read<'_>) -> Result<ReadAll, VaultError> {
         let (purpose, _) = self.resolve(read.purpose, None)?;
         let record = self.record(read.subject)?;
         let now = self.clock.now();
@@ -411,10 +435,7 @@ impl<S: Store> Vault<S> {
                 ev.purpose = Some(read.purpose.to_string());
                 ev.reason = Some(DenyReason::Erased.code().to_string());
                 self.store.append_audit(&[ev])?;
-                return Err(VaultError::Denied(Denied {
-                    reason: DenyReason::Erased,
-                    sentence: "the subject's data was erased and can no longer be read".into(),
-                }));
+                return Err(erased_denial());
             }
             return Ok((Vec::new(), Vec::new()));
         }
@@ -433,32 +454,15 @@ impl<S: Store> Vault<S> {
 
     /// Every version of one item, newest first, for a purpose that may use it.
     pub fn history(&self, read: &Read<'_>, category: &str) -> Result<Vec<Revealed>, VaultError> {
-        let (purpose, cat) = self.resolve(read.purpose, Some(category))?;
-        let cat = cat.ok_or_else(|| VaultError::Invalid("category missing".into()))?;
-        let record = self.record(read.subject)?;
-        let now = self.clock.now();
-        let mut denials = Vec::new();
-        let basis = match self.check(&record.subject, purpose, cat, read.actor, now, &mut denials) {
-            Ok(b) => b,
-            Err(d) => {
-                self.store.append_audit(&denials)?;
-                return Err(VaultError::Denied(d));
-            }
-        };
+        let (record, basis, now) = self.authorize_read(read, category)?;
         let items = self.store.history(&record.subject.id, category)?;
         if items.is_empty() {
             return Err(VaultError::ItemNotFound(category.to_string()));
         }
         let key = self.key_of(&record)?;
-        let revealed = items
-            .into_iter()
-            .map(|i| self.reveal(&key, &record.subject, i, basis))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut ev = self.event(now, AuditAction::HistoryRead, read.actor, read.subject);
-        ev.purpose = Some(read.purpose.to_string());
-        ev.categories = vec![category.to_string()];
-        ev.basis = Some(basis.as_str().to_string());
-        self.store.append_audit(&[ev])?;
+        let revealed =
+            items.into_iter().map(|i| self.reveal(&key, &record.subject, i, basis)).collect::<Result<Vec<_>, _>>()?;
+        self.store.append_audit(&[self.read_event(now, AuditAction::HistoryRead, read, category, basis)])?;
         Ok(revealed)
     }
 
@@ -474,10 +478,8 @@ impl<S: Store> Vault<S> {
         let cat = self.policy.category(&item.category).ok_or(VaultError::TokenNotFound)?;
         let now = self.clock.now();
         let mut denials = Vec::new();
-        let may_detokenize = self
-            .policy
-            .tokenization(cat)
-            .is_some_and(|t| t.detokenize_purposes.iter().any(|p| p.value == purpose));
+        let may_detokenize =
+            self.policy.tokenization(cat).is_some_and(|t| t.detokenize_purposes.iter().any(|p| p.value == purpose));
         if !may_detokenize {
             let mut e = self.event(now, AuditAction::AccessDenied, actor, item.subject.as_str());
             e.purpose = Some(purpose.to_string());
@@ -509,22 +511,28 @@ impl<S: Store> Vault<S> {
     }
 
     fn key_of(&self, record: &SubjectRecord) -> Result<DataKey, VaultError> {
-        let wrapped = record.wrapped_key.as_deref().ok_or(VaultError::Denied(Denied {
-            reason: DenyReason::Erased,
-            sentence: "the subject's data was erased and can no longer be read".into(),
-        }))?;
+        let wrapped = record.wrapped_key.as_deref().ok_or_else(erased_denial)?;
         Ok(self.keys.unwrap_data_key(record.subject.id.as_str(), wrapped)?)
     }
 
-    fn reveal(&self, key: &DataKey, subject: &Subject, item: StoredItem, basis: LegalBasis) -> Result<Revealed, VaultError> {
+    fn reveal(
+        &self,
+        key: &DataKey,
+        subject: &Subject,
+        item: StoredItem,
+        basis: LegalBasis,
+    ) -> Result<Revealed, VaultError> {
         let opened = key.open(&item_context(subject.id.as_str(), &item.category), &item.sealed)?;
-        let value = match (&item.token, self.policy.category(&item.category).and_then(|c| self.policy.tokenization(c))) {
+        let value = match (&item.token, self.policy.category(&item.category).and_then(|c| self.policy.tokenization(c)))
+        {
             (Some(token), Some(_)) => {
-                let (last4, _) = card::split(&opened).ok_or(VaultError::Crypto(custos_crypto::CryptoError::Malformed))?;
+                let (last4, _) =
+                    card::split(&opened).ok_or(VaultError::Crypto(custos_crypto::CryptoError::Malformed))?;
                 Zeroizing::new(format!("{token} (card ending {last4})"))
             }
             _ => Zeroizing::new(
-                String::from_utf8(opened.to_vec()).map_err(|_| VaultError::Crypto(custos_crypto::CryptoError::Malformed))?,
+                String::from_utf8(opened.to_vec())
+                    .map_err(|_| VaultError::Crypto(custos_crypto::CryptoError::Malformed))?,
             ),
         };
         let delete_after = item.superseded_at.map(|s| self.policy.prior_versions_retention().after(s.date()));
@@ -552,7 +560,13 @@ impl<S: Store> Vault<S> {
         self.consent(subject, purpose, by_guardian, ConsentStatus::Withdrawn)
     }
 
-    fn consent(&self, subject: &str, purpose: &str, by_guardian: Option<&str>, status: ConsentStatus) -> Result<(), VaultError> {
+    fn consent(
+        &self,
+        subject: &str,
+        purpose: &str,
+        by_guardian: Option<&str>,
+        status: ConsentStatus,
+    ) -> Result<(), VaultError> {
         self.resolve(purpose, None)?;
         let sid = SubjectId::parse(subject).map_err(VaultError::Invalid)?;
         let guardian = by_guardian
@@ -575,7 +589,9 @@ impl<S: Store> Vault<S> {
                 return None;
             }
             let mut state = s.state.clone();
-            state.consents.insert(purpose.to_string(), ConsentRecord { status, at: now, by_guardian: guardian.clone() });
+            state
+                .consents
+                .insert(purpose.to_string(), ConsentRecord { status, at: now, by_guardian: guardian.clone() });
             let mut ev = self.event(now, action, actor, subject);
             ev.purpose = Some(purpose.to_string());
             Some(StateChange { state, audit: vec![ev] })
@@ -626,7 +642,11 @@ impl<S: Store> Vault<S> {
         problem.map_or(Ok(()), Err)
     }
 
-    fn change_state(&self, sid: &SubjectId, apply: &mut dyn FnMut(&Subject) -> Option<StateChange>) -> Result<bool, VaultError> {
+    fn change_state(
+        &self,
+        sid: &SubjectId,
+        apply: &mut dyn FnMut(&Subject) -> Option<StateChange>,
+    ) -> Result<bool, VaultError> {
         Ok(self.store.update_state(sid, apply)?)
     }
 

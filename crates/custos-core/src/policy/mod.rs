@@ -138,8 +138,7 @@ pub struct RecipientRules {
 impl RecipientRules {
     /// Whether this recipient may receive `category` for `purpose`.
     pub fn may_receive(&self, purpose: PurposeId, category: CategoryId) -> bool {
-        self.purposes.contains(purpose.0)
-            && self.categories.as_ref().is_none_or(|c| c.contains(category.0))
+        self.purposes.contains(purpose.0) && self.categories.as_ref().is_none_or(|c| c.contains(category.0))
     }
 }
 
@@ -196,9 +195,8 @@ pub const DEFAULT_JURISDICTION_KEY: &str = "default";
 impl Policy {
     /// Parses, validates and compiles a policy from YAML text.
     pub fn from_yaml(text: &str) -> Result<Policy, PolicyError> {
-        let doc: PolicyDocument = serde_saphyr::from_str(text).map_err(|e| PolicyError {
-            diagnostics: vec![yaml_diagnostic(&e)],
-        })?;
+        let doc: PolicyDocument =
+            serde_saphyr::from_str(text).map_err(|e| PolicyError { diagnostics: vec![yaml_diagnostic(&e)] })?;
         Self::compile(doc)
     }
 
@@ -207,25 +205,15 @@ impl Policy {
         let mut errs = Errors::default();
 
         let sources = index(&mut errs, "source", doc.sources.iter().map(|s| &s.id), |i| i);
-        let categories =
-            index(&mut errs, "category", doc.categories.iter().map(|c| &c.id), |i| CategoryId(i as u16));
-        let purposes =
-            index(&mut errs, "purpose", doc.purposes.iter().map(|p| &p.id), |i| PurposeId(i as u16));
-        let recipients =
-            index(&mut errs, "recipient", doc.recipients.iter().map(|r| &r.id), |i| RecipientId(i as u16));
-        let jurisdictions = index(
-            &mut errs,
-            "jurisdiction",
-            doc.jurisdictions.iter().map(|j| &j.id),
-            |i| JurisdictionId(i as u16),
-        );
+        let categories = index(&mut errs, "category", doc.categories.iter().map(|c| &c.id), |i| CategoryId(i as u16));
+        let purposes = index(&mut errs, "purpose", doc.purposes.iter().map(|p| &p.id), |i| PurposeId(i as u16));
+        let recipients = index(&mut errs, "recipient", doc.recipients.iter().map(|r| &r.id), |i| RecipientId(i as u16));
+        let jurisdictions =
+            index(&mut errs, "jurisdiction", doc.jurisdictions.iter().map(|j| &j.id), |i| JurisdictionId(i as u16));
         let controllers = index(&mut errs, "controller", doc.controllers.iter().map(|c| &c.id), |i| i);
-        let transfers = index(&mut errs, "transfer", doc.transfers.iter().map(|t| &t.id), |i| i);
-        let _ = transfers;
-        if jurisdictions.contains_key(DEFAULT_JURISDICTION_KEY) {
-            if let Some(j) = doc.jurisdictions.iter().find(|j| j.id.value == DEFAULT_JURISDICTION_KEY) {
-                errs.push(&j.id, "`default` is reserved for purposes' legal bases; choose another jurisdiction id");
-            }
+        index(&mut errs, "transfer", doc.transfers.iter().map(|t| &t.id), |i| i);
+        if let Some(j) = doc.jurisdictions.iter().find(|j| j.id.value == DEFAULT_JURISDICTION_KEY) {
+            errs.push(&j.id, "`default` is reserved for purposes' legal bases; choose another jurisdiction id");
         }
         if doc.categories.len() > usize::from(u16::MAX) || doc.purposes.len() > usize::from(u16::MAX) {
             errs.0.push(Diagnostic {
@@ -242,13 +230,22 @@ impl Policy {
         }
         for id in doc.categories.iter().map(|c| &c.id).chain(doc.purposes.iter().map(|p| &p.id)) {
             if !is_identifier(&id.value) {
-                errs.push(id, format!("`{}` is not a valid identifier: use lower-case letters, digits, `_`, `-` and `.`", id.value));
+                errs.push(
+                    id,
+                    format!(
+                        "`{}` is not a valid identifier: use lower-case letters, digits, `_`, `-` and `.`",
+                        id.value
+                    ),
+                );
             }
         }
 
         for c in &doc.categories {
             if !matches!(c.ccpa.value.as_str(), "A" | "B" | "C" | "D" | "E" | "F" | "G" | "H" | "I" | "J" | "K" | "L") {
-                errs.push(&c.ccpa, format!("`{}` is not a CCPA category: use a letter from A to L (§1798.140(v)(1))", c.ccpa.value));
+                errs.push(
+                    &c.ccpa,
+                    format!("`{}` is not a CCPA category: use a letter from A to L (§1798.140(v)(1))", c.ccpa.value),
+                );
             }
             for s in &c.sources {
                 errs.known(&sources, s, "source");
@@ -273,11 +270,13 @@ impl Policy {
             }
             let mut default = None;
             let mut basis = vec![None; doc.jurisdictions.len()];
-            let mut seen = HashMap::new();
+            let mut seen = std::collections::HashSet::new();
             for b in &p.legal_basis {
-                if let Some(prev) = seen.insert(b.jurisdiction.value.clone(), ()) {
-                    let _: () = prev;
-                    errs.push(&b.jurisdiction, format!("purpose `{}` gives a legal basis for `{}` twice", p.id.value, b.jurisdiction.value));
+                if !seen.insert(b.jurisdiction.value.as_str()) {
+                    errs.push(
+                        &b.jurisdiction,
+                        format!("purpose `{}` gives a legal basis for `{}` twice", p.id.value, b.jurisdiction.value),
+                    );
                 }
                 if b.jurisdiction.value == DEFAULT_JURISDICTION_KEY {
                     default = Some(b.basis);
@@ -346,12 +345,11 @@ impl Policy {
                 errs.known(&jurisdictions, f, "jurisdiction");
             }
             let from = errs.date(&t.valid_from);
-            if let Some(until) = &t.valid_until {
-                if let (Some(from), Some(u)) = (from, errs.date(until)) {
-                    if u <= from {
-                        errs.push(until, "valid_until must be after valid_from");
-                    }
-                }
+            let until = t.valid_until.as_ref().map(|u| (u, errs.date(u)));
+            if let (Some(from), Some((span, Some(until)))) = (from, until)
+                && until <= from
+            {
+                errs.push(span, "valid_until must be after valid_from");
             }
         }
 
@@ -528,8 +526,7 @@ fn strip_position_suffix(s: &str) -> String {
 }
 
 fn is_identifier(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.'))
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 fn is_country_code(s: &str) -> bool {
@@ -573,7 +570,10 @@ impl Errors {
             }
             (None, true) => {}
             (None, false) => {
-                self.push(owner, format!("purpose `{}` needs a retention `period` or `as_long_as_required: true`", owner.value));
+                self.push(
+                    owner,
+                    format!("purpose `{}` needs a retention `period` or `as_long_as_required: true`", owner.value),
+                );
             }
         }
     }
