@@ -22,12 +22,14 @@ use std::time::Duration;
 
 use custos_core::audit::ChainHead;
 use custos_store::StoreError;
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, OpenFlags};
 
 pub use error::OpenError;
 pub use migrations::SCHEMA_VERSION;
 
-use error::{Context, corrupt};
+use error::Context;
+use store::load_head;
 
 /// How long a connection waits for a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -64,9 +66,7 @@ struct ReaderPool {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("path", &self.readers.as_ref().map(|r| &r.path))
-            .finish_non_exhaustive()
+        f.debug_struct("SqliteStore").field("path", &self.readers.as_ref().map(|r| &r.path)).finish_non_exhaustive()
     }
 }
 
@@ -79,10 +79,7 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error("opening the file", &e))?;
         let writer = Writer::start(conn, true)?;
-        Ok(SqliteStore {
-            readers: Some(ReaderPool { path, idle: Mutex::new(Vec::new()) }),
-            writer: Mutex::new(writer),
-        })
+        Ok(SqliteStore { readers: Some(ReaderPool { path, idle: Mutex::new(Vec::new()) }), writer: Mutex::new(writer) })
     }
 
     /// Opens a fresh database in memory (for tests and throwaway runs). Reads
@@ -124,8 +121,13 @@ impl SqliteStore {
 impl Writer {
     /// Configures the write connection, migrates the schema and loads the chain head.
     fn start(mut conn: Connection, file: bool) -> Result<Writer, OpenError> {
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_error("configuring the connection", &e))?;
+        migrations::refuse_newer(&conn)?;
         let setup = |conn: &Connection| -> rusqlite::Result<()> {
-            conn.busy_timeout(BUSY_TIMEOUT)?;
+            // Plans must not depend on bound values: otherwise a statement
+            // whose plan weighs the partial token index is re-prepared on
+            // every new binding, which triples the cost of a read.
+            conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
             conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             if file {
                 // Returns the mode now in force; a file database always accepts WAL.
@@ -149,6 +151,7 @@ impl ReaderPool {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&self.path, flags).during("opening a read connection")?;
         conn.busy_timeout(BUSY_TIMEOUT).during("configuring a read connection")?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).during("configuring a read connection")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
@@ -156,19 +159,4 @@ impl ReaderPool {
 
 fn open_error(operation: &str, e: &rusqlite::Error) -> OpenError {
     OpenError::Sqlite(format!("{operation}: {}", error::Describe(e)))
-}
-
-/// The audit chain head as recorded in `audit_head`.
-fn load_head(conn: &Connection) -> Result<ChainHead, StoreError> {
-    let row: Option<(i64, Vec<u8>)> = conn
-        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .and_then(|mut stmt| stmt.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-        .during("reading the audit head")?;
-    let Some((seq, hash)) = row else {
-        return Err(corrupt("the audit head row is missing"));
-    };
-    Ok(ChainHead {
-        seq: u64::try_from(seq).map_err(|_| corrupt("the audit head has a negative sequence number"))?,
-        hash: hash.try_into().map_err(|_| corrupt("the audit head hash is not 32 bytes"))?,
-    })
 }

@@ -15,28 +15,37 @@ const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// Refuses a file written by a newer build before anything (even the journal
+/// mode) is changed in it. [`migrate`] checks again inside its transaction.
+pub(crate) fn refuse_newer(conn: &Connection) -> Result<(), OpenError> {
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| OpenError::Sqlite(format!("reading the schema version: {}", Describe(&e))))?;
+    if found > SCHEMA_VERSION {
+        return Err(OpenError::SchemaTooNew { found, supported: SCHEMA_VERSION });
+    }
+    Ok(())
+}
+
 /// Brings the schema to [`SCHEMA_VERSION`].
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
     let fail = |step: &str, e: rusqlite::Error| OpenError::Sqlite(format!("{step}: {}", Describe(&e)));
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| fail("starting the migration", e))?;
-    let found: i64 = tx
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| fail("reading the schema version", e))?;
+    let found: i64 =
+        tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| fail("reading the schema version", e))?;
     if found > SCHEMA_VERSION {
         return Err(OpenError::SchemaTooNew { found, supported: SCHEMA_VERSION });
     }
-    let from = usize::try_from(found)
-        .map_err(|_| OpenError::Sqlite(format!("the schema version {found} is not valid")))?;
+    let from =
+        usize::try_from(found).map_err(|_| OpenError::Sqlite(format!("the schema version {found} is not valid")))?;
     for (done, sql) in MIGRATIONS.iter().enumerate().skip(from) {
-        tx.execute_batch(sql).map_err(|e| {
-            OpenError::Sqlite(format!("applying migration {}: {}", done + 1, Describe(&e)))
-        })?;
+        tx.execute_batch(sql)
+            .map_err(|e| OpenError::Sqlite(format!("applying migration {}: {}", done + 1, Describe(&e))))?;
     }
     if from < MIGRATIONS.len() {
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(|e| fail("recording the schema version", e))?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| fail("recording the schema version", e))?;
     }
     tx.commit().map_err(|e| fail("committing the migration", e))
 }
@@ -120,17 +129,15 @@ mod tests {
             conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;").unwrap();
         }
         let err = SqliteStore::open(&path).unwrap_err();
-        assert!(
-            matches!(err, OpenError::SchemaTooNew { found: 99, supported: SCHEMA_VERSION }),
-            "{err:?}"
-        );
+        assert!(matches!(err, OpenError::SchemaTooNew { found: 99, supported: SCHEMA_VERSION }), "{err:?}");
         let message = err.to_string();
         assert!(message.contains("99") && message.contains("newer"), "{message}");
         assert_eq!(user_version(&path), 99);
         let conn = Connection::open(&path).unwrap();
-        let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'subjects'", [], |r| r.get(0))
-            .unwrap();
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "delete", "the journal mode was not switched to WAL");
+        let tables: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'subjects'", [], |r| r.get(0)).unwrap();
         assert_eq!(tables, 0, "no migration ran");
     }
 
@@ -148,9 +155,8 @@ mod tests {
         assert!(err.to_string().contains("applying migration 1"), "{err}");
         assert_eq!(user_version(&path), 0);
         let conn = Connection::open(&path).unwrap();
-        let subjects: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'subjects'", [], |r| r.get(0))
-            .unwrap();
+        let subjects: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'subjects'", [], |r| r.get(0)).unwrap();
         assert_eq!(subjects, 0, "the migration's earlier statements were rolled back");
     }
 }

@@ -12,7 +12,7 @@ use custos_store::{NewItem, StateChange, Store, StoreError, StoredItem, SubjectR
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use crate::error::{Context, corrupt};
-use crate::{SqliteStore, Writer, load_head};
+use crate::{SqliteStore, Writer};
 
 /// The columns of `subjects`, in the order [`subject_from_row`] reads them.
 macro_rules! subject_columns {
@@ -26,6 +26,67 @@ macro_rules! item_columns {
     () => {
         "subject, category, version, source, purpose, collected_at, notice_version, superseded_at, sealed, token"
     };
+}
+
+/// Every statement the store runs, each prepared once per connection and cached.
+mod sql {
+    pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit (seq, prev_hash, body, hash) VALUES (?1, ?2, ?3, ?4)";
+    pub(super) const MOVE_AUDIT_HEAD: &str = "UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1";
+    pub(super) const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+    pub(super) const SCAN_AUDIT: &str = "SELECT seq, prev_hash, body, hash FROM audit ORDER BY seq";
+    pub(super) const AUDIT_AFTER: &str =
+        "SELECT seq, prev_hash, body, hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+
+    pub(super) const SUBJECT_ERASED_AT: &str = "SELECT erased_at FROM subjects WHERE id = ?1";
+    pub(super) const SUBJECT: &str = concat!("SELECT ", subject_columns!(), " FROM subjects WHERE id = ?1");
+    pub(super) const INSERT_SUBJECT: &str =
+        concat!("INSERT INTO subjects (", subject_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    pub(super) const UPDATE_STATE: &str = "UPDATE subjects SET state = ?2 WHERE id = ?1";
+    pub(super) const ERASE_SUBJECT: &str = "UPDATE subjects SET wrapped_key = NULL, erased_at = ?2 WHERE id = ?1";
+
+    pub(super) const CURRENT_VERSIONS: &str =
+        "SELECT category, version FROM items WHERE subject = ?1 AND superseded_at IS NULL ORDER BY category";
+    pub(super) const SUPERSEDE: &str =
+        "UPDATE items SET superseded_at = ?4 WHERE subject = ?1 AND category = ?2 AND version = ?3";
+    pub(super) const INSERT_ITEM: &str =
+        concat!("INSERT INTO items (", item_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    pub(super) const CURRENT_ITEMS: &str = concat!(
+        "SELECT ",
+        item_columns!(),
+        " FROM items WHERE subject = ?1 AND superseded_at IS NULL ORDER BY category"
+    );
+    pub(super) const CURRENT_ITEM: &str = concat!(
+        "SELECT ",
+        item_columns!(),
+        " FROM items WHERE subject = ?1 AND category = ?2 AND superseded_at IS NULL"
+    );
+    pub(super) const HISTORY: &str =
+        concat!("SELECT ", item_columns!(), " FROM items WHERE subject = ?1 AND category = ?2 ORDER BY version DESC");
+    pub(super) const ITEM_BY_TOKEN: &str = concat!("SELECT ", item_columns!(), " FROM items WHERE token = ?1");
+    pub(super) const DELETE_ITEMS: &str = "DELETE FROM items WHERE subject = ?1";
+
+    /// All of them, for tests.
+    #[cfg(test)]
+    pub(super) const ALL: &[&str] = &[
+        INSERT_AUDIT,
+        MOVE_AUDIT_HEAD,
+        AUDIT_HEAD,
+        SCAN_AUDIT,
+        AUDIT_AFTER,
+        SUBJECT_ERASED_AT,
+        SUBJECT,
+        INSERT_SUBJECT,
+        UPDATE_STATE,
+        ERASE_SUBJECT,
+        CURRENT_VERSIONS,
+        SUPERSEDE,
+        INSERT_ITEM,
+        CURRENT_ITEMS,
+        CURRENT_ITEM,
+        HISTORY,
+        ITEM_BY_TOKEN,
+        DELETE_ITEMS,
+    ];
 }
 
 impl SqliteStore {
@@ -52,9 +113,7 @@ fn append(tx: &Transaction<'_>, head: &mut ChainHead, events: &[AuditEvent]) -> 
     if events.is_empty() {
         return Ok(());
     }
-    let mut insert = tx
-        .prepare_cached("INSERT INTO audit (seq, prev_hash, body, hash) VALUES (?1, ?2, ?3, ?4)")
-        .during("appending audit entries")?;
+    let mut insert = tx.prepare_cached(sql::INSERT_AUDIT).during("appending audit entries")?;
     for event in events {
         let entry = head.append(event.to_body());
         let seq = i64::try_from(entry.seq).map_err(|_| corrupt("the audit sequence number overflowed"))?;
@@ -63,23 +122,36 @@ fn append(tx: &Transaction<'_>, head: &mut ChainHead, events: &[AuditEvent]) -> 
             .during("appending audit entries")?;
     }
     let seq = i64::try_from(head.seq).map_err(|_| corrupt("the audit sequence number overflowed"))?;
-    tx.prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")
+    tx.prepare_cached(sql::MOVE_AUDIT_HEAD)
         .and_then(|mut stmt| stmt.execute(params![seq, &head.hash[..]]))
         .during("moving the audit head")?;
     Ok(())
 }
 
+/// The audit chain head as recorded in `audit_head`.
+pub(crate) fn load_head(conn: &Connection) -> Result<ChainHead, StoreError> {
+    let row: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached(sql::AUDIT_HEAD)
+        .and_then(|mut stmt| stmt.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .during("reading the audit head")?;
+    let Some((seq, hash)) = row else {
+        return Err(corrupt("the audit head row is missing"));
+    };
+    Ok(ChainHead {
+        seq: u64::try_from(seq).map_err(|_| corrupt("the audit head has a negative sequence number"))?,
+        hash: hash32(hash)?,
+    })
+}
+
 /// Whether the subject exists and, if so, when it was erased.
 fn erased_at(conn: &Connection, id: &SubjectId) -> Result<Option<Option<i64>>, StoreError> {
-    conn.prepare_cached("SELECT erased_at FROM subjects WHERE id = ?1")
+    conn.prepare_cached(sql::SUBJECT_ERASED_AT)
         .and_then(|mut stmt| stmt.query_row([id.as_str()], |r| r.get(0)).optional())
         .during("looking up a subject")
 }
 
 fn load_subject(conn: &Connection, id: &SubjectId) -> Result<Option<SubjectRecord>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(concat!("SELECT ", subject_columns!(), " FROM subjects WHERE id = ?1"))
-        .during("loading a subject")?;
+    let mut stmt = conn.prepare_cached(sql::SUBJECT).during("loading a subject")?;
     let mut rows = stmt.query([id.as_str()]).during("loading a subject")?;
     match rows.next().during("loading a subject")? {
         Some(row) => subject_from_row(row).map(Some),
@@ -165,25 +237,21 @@ impl Store for SqliteStore {
             if erased_at(tx, &subject.id)?.is_some() {
                 return Err(StoreError::SubjectExists);
             }
-            tx.prepare_cached(concat!(
-                "INSERT INTO subjects (",
-                subject_columns!(),
-                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-            ))
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    subject.id.as_str(),
-                    subject.jurisdiction,
-                    subject.region,
-                    subject.birth_date.map(format_date),
-                    subject.guardian.as_ref().map(SubjectId::as_str),
-                    subject.created_at.0,
-                    subject.erased_at.map(|t| t.0),
-                    wrapped_key,
-                    state,
-                ])
-            })
-            .during("creating a subject")?;
+            tx.prepare_cached(sql::INSERT_SUBJECT)
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        subject.id.as_str(),
+                        subject.jurisdiction,
+                        subject.region,
+                        subject.birth_date.map(format_date),
+                        subject.guardian.as_ref().map(SubjectId::as_str),
+                        subject.created_at.0,
+                        subject.erased_at.map(|t| t.0),
+                        wrapped_key,
+                        state,
+                    ])
+                })
+                .during("creating a subject")?;
             append(tx, head, audit)
         })
     }
@@ -224,7 +292,7 @@ impl Store for SqliteStore {
             };
             let state = serde_json::to_string(&change.state)
                 .map_err(|_| StoreError::Backend("encoding a subject's state failed".into()))?;
-            tx.prepare_cached("UPDATE subjects SET state = ?2 WHERE id = ?1")
+            tx.prepare_cached(sql::UPDATE_STATE)
                 .and_then(|mut stmt| stmt.execute(params![id.as_str(), state]))
                 .during("updating a subject's state")?;
             append(tx, head, &change.audit)?;
@@ -241,27 +309,9 @@ impl Store for SqliteStore {
             order.sort_by(|&a, &b| key(&items[a]).cmp(&key(&items[b])));
         }
         self.write("writing items", |tx, head| {
-            let mut check = tx
-                .prepare_cached("SELECT erased_at IS NOT NULL FROM subjects WHERE id = ?1")
-                .during("writing items")?;
-            let mut current = tx
-                .prepare_cached(
-                    "SELECT category, version FROM items \
-                     WHERE subject = ?1 AND superseded_at IS NULL ORDER BY category",
-                )
-                .during("writing items")?;
-            let mut supersede = tx
-                .prepare_cached(
-                    "UPDATE items SET superseded_at = ?4 WHERE subject = ?1 AND category = ?2 AND version = ?3",
-                )
-                .during("writing items")?;
-            let mut insert = tx
-                .prepare_cached(concat!(
-                    "INSERT INTO items (",
-                    item_columns!(),
-                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-                ))
-                .during("writing items")?;
+            let mut current = tx.prepare_cached(sql::CURRENT_VERSIONS).during("writing items")?;
+            let mut supersede = tx.prepare_cached(sql::SUPERSEDE).during("writing items")?;
+            let mut insert = tx.prepare_cached(sql::INSERT_ITEM).during("writing items")?;
 
             let mut versions = vec![0u32; items.len()];
             // The current versions stored for the subject being written, by category.
@@ -272,19 +322,16 @@ impl Store for SqliteStore {
                 let subject_id = item.subject.as_str();
                 if subject != Some(subject_id) {
                     subject = Some(subject_id);
-                    let erased: Option<bool> =
-                        check.query_row([subject_id], |r| r.get(0)).optional().during("writing items")?;
-                    match erased {
+                    match erased_at(tx, &item.subject)? {
                         None => return Err(StoreError::SubjectNotFound),
-                        Some(true) => return Err(StoreError::SubjectErased),
-                        Some(false) => {}
+                        Some(Some(_)) => return Err(StoreError::SubjectErased),
+                        Some(None) => {}
                     }
                     stored.clear();
                     let mut rows = current.query([subject_id]).during("writing items")?;
                     while let Some(row) = rows.next().during("writing items")? {
                         let version: i64 = row.get(1).during("writing items")?;
-                        let version =
-                            u32::try_from(version).map_err(|_| corrupt("an item version is out of range"))?;
+                        let version = u32::try_from(version).map_err(|_| corrupt("an item version is out of range"))?;
                         stored.push((row.get(0).during("writing items")?, version));
                     }
                 }
@@ -333,26 +380,16 @@ impl Store for SqliteStore {
         self.read(|conn| {
             let mut out = Vec::new();
             if categories.is_empty() {
-                let sql = concat!(
-                    "SELECT ",
-                    item_columns!(),
-                    " FROM items WHERE subject = ?1 AND superseded_at IS NULL ORDER BY category"
-                );
-                query_items(conn, sql, [id.as_str()], &mut out)?;
+                query_items(conn, sql::CURRENT_ITEMS, [id.as_str()], &mut out)?;
                 return Ok(out);
             }
             let mut wanted = categories.to_vec();
             wanted.sort_unstable();
             wanted.dedup();
-            let sql = concat!(
-                "SELECT ",
-                item_columns!(),
-                " FROM items WHERE subject = ?1 AND category = ?2 AND superseded_at IS NULL"
-            );
             // One snapshot for all the categories.
             let tx = conn.unchecked_transaction().during("reading items")?;
             for category in wanted {
-                query_items(&tx, sql, [id.as_str(), category], &mut out)?;
+                query_items(&tx, sql::CURRENT_ITEM, [id.as_str(), category], &mut out)?;
             }
             tx.finish().during("reading items")?;
             Ok(out)
@@ -361,22 +398,16 @@ impl Store for SqliteStore {
 
     fn history(&self, id: &SubjectId, category: &str) -> Result<Vec<StoredItem>, StoreError> {
         self.read(|conn| {
-            let sql = concat!(
-                "SELECT ",
-                item_columns!(),
-                " FROM items WHERE subject = ?1 AND category = ?2 ORDER BY version DESC"
-            );
             let mut out = Vec::new();
-            query_items(conn, sql, [id.as_str(), category], &mut out)?;
+            query_items(conn, sql::HISTORY, [id.as_str(), category], &mut out)?;
             Ok(out)
         })
     }
 
     fn item_by_token(&self, token: &str) -> Result<Option<StoredItem>, StoreError> {
         self.read(|conn| {
-            let sql = concat!("SELECT ", item_columns!(), " FROM items WHERE token = ?1");
             let mut out = Vec::with_capacity(1);
-            query_items(conn, sql, [token], &mut out)?;
+            query_items(conn, sql::ITEM_BY_TOKEN, [token], &mut out)?;
             Ok(out.pop())
         })
     }
@@ -390,10 +421,10 @@ impl Store for SqliteStore {
             }
             // With secure_delete on, the freed bytes are overwritten with zeros.
             let destroyed = tx
-                .prepare_cached("DELETE FROM items WHERE subject = ?1")
+                .prepare_cached(sql::DELETE_ITEMS)
                 .and_then(|mut stmt| stmt.execute([id.as_str()]))
                 .during("erasing a subject")?;
-            tx.prepare_cached("UPDATE subjects SET wrapped_key = NULL, erased_at = ?2 WHERE id = ?1")
+            tx.prepare_cached(sql::ERASE_SUBJECT)
                 .and_then(|mut stmt| stmt.execute(params![id.as_str(), at.0]))
                 .during("erasing a subject")?;
             append(tx, head, audit)?;
@@ -417,17 +448,13 @@ impl Store for SqliteStore {
         visit: &mut dyn FnMut(u64, &[u8], &[u8], &[u8]) -> Result<(), ChainBreak>,
     ) -> Result<Result<(), ChainBreak>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT seq, prev_hash, body, hash FROM audit ORDER BY seq")
-                .during("scanning the audit log")?;
+            let mut stmt = conn.prepare_cached(sql::SCAN_AUDIT).during("scanning the audit log")?;
             let mut rows = stmt.query([]).during("scanning the audit log")?;
             while let Some(row) = rows.next().during("scanning the audit log")? {
                 let seq: i64 = row.get(0).during("scanning the audit log")?;
                 let seq = u64::try_from(seq).map_err(|_| corrupt("an audit sequence number is negative"))?;
                 let bytes = |i: usize| {
-                    row.get_ref(i)
-                        .and_then(|v| v.as_bytes().map_err(Into::into))
-                        .during("scanning the audit log")
+                    row.get_ref(i).and_then(|v| v.as_bytes().map_err(Into::into)).during("scanning the audit log")
                 };
                 if let Err(broken) = visit(seq, bytes(1)?, bytes(2)?, bytes(3)?) {
                     return Ok(Err(broken));
@@ -443,9 +470,7 @@ impl Store for SqliteStore {
         };
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT seq, prev_hash, body, hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2")
-                .during("reading audit entries")?;
+            let mut stmt = conn.prepare_cached(sql::AUDIT_AFTER).during("reading audit entries")?;
             let mut rows = stmt.query(params![after, limit]).during("reading audit entries")?;
             let mut out = Vec::new();
             while let Some(row) = rows.next().during("reading audit entries")? {
@@ -459,5 +484,93 @@ impl Store for SqliteStore {
             }
             Ok(out)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use custos_core::subject::{Subject, SubjectId, SubjectState};
+    use custos_core::time::Timestamp;
+    use custos_store::{NewItem, Store};
+    use rusqlite::StatementStatus;
+
+    use super::sql;
+    use crate::SqliteStore;
+
+    fn subject(name: &str) -> Subject {
+        Subject {
+            id: SubjectId::parse(name).unwrap(),
+            jurisdiction: "us-ca".into(),
+            region: None,
+            birth_date: None,
+            guardian: None,
+            created_at: Timestamp(1),
+            erased_at: None,
+            state: SubjectState::default(),
+        }
+    }
+
+    fn item(name: &str, category: &str, token: Option<&str>) -> NewItem {
+        NewItem {
+            subject: SubjectId::parse(name).unwrap(),
+            category: category.into(),
+            source: "provided".into(),
+            purpose: "orders".into(),
+            collected_at: Timestamp(2),
+            notice_version: "v1".into(),
+            sealed: vec![1, 2, 3],
+            token: token.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn statements_are_prepared_once_and_never_re_prepared() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        for name in ["alice", "bob", "carol"] {
+            store.create_subject(&subject(name), b"key", &[]).unwrap();
+            let id = SubjectId::parse(name).unwrap();
+            for round in 0..2 {
+                let token = format!("tok-{name}-{round}");
+                store.put_items(&[item(name, "card", Some(&token)), item(name, "email", None)], &[]).unwrap();
+                store.current_items(&id, &[]).unwrap();
+                store.current_items(&id, &["email"]).unwrap();
+                store.history(&id, "email").unwrap();
+                store.item_by_token(&token).unwrap();
+                store.subjects(std::slice::from_ref(&id)).unwrap();
+                store.update_state(&id, &mut |_| None).unwrap();
+                store.append_audit(&[]).unwrap();
+                store.audit_entries(0, 10).unwrap();
+                store.scan_audit(&mut |_, _, _, _| Ok(())).unwrap().unwrap();
+            }
+        }
+        store.erase_subject(&SubjectId::parse("alice").unwrap(), Timestamp(3), &[]).unwrap();
+        store.erase_subject(&SubjectId::parse("bob").unwrap(), Timestamp(3), &[]).unwrap();
+        let writer = store.writer();
+        for sql in sql::ALL {
+            let stmt = writer.conn.prepare_cached(sql).unwrap();
+            assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "re-prepared: {sql}");
+        }
+    }
+
+    #[test]
+    fn reads_of_a_file_do_not_wait_for_a_write_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("custos.db")).unwrap();
+        store.create_subject(&subject("alice"), b"key", &[]).unwrap();
+        let writer = store.writer();
+        writer.conn.execute_batch("BEGIN IMMEDIATE; UPDATE subjects SET jurisdiction = 'eu'").unwrap();
+        let (sent, received) = mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let record = store.subject(&SubjectId::parse("alice").unwrap());
+                sent.send(record.map(|r| r.map(|r| r.subject.jurisdiction))).unwrap();
+            });
+            let read = received.recv_timeout(Duration::from_secs(10)).expect("the read finished during the write");
+            assert_eq!(read.unwrap().as_deref(), Some("us-ca"), "the read sees the last committed state");
+        });
+        writer.conn.execute_batch("ROLLBACK").unwrap();
     }
 }

@@ -9,7 +9,7 @@ use custos_store_sqlite::SqliteStore;
 
 fn subject(name: &str) -> Subject {
     Subject {
-        id: SubjectId::parse(name).unwrap(),
+        id: SubjectId::parse(name).expect("a valid id"),
         jurisdiction: "kr".into(),
         region: None,
         birth_date: None,
@@ -24,7 +24,7 @@ fn subject(name: &str) -> Subject {
 /// overflow pages for some items.
 fn pattern(owner: &str, n: usize) -> Vec<u8> {
     let mut bytes = Vec::new();
-    let repeat = if n % 10 == 0 { 200 } else { 2 };
+    let repeat = if n.is_multiple_of(10) { 200 } else { 2 };
     for _ in 0..repeat {
         bytes.extend_from_slice(format!("\u{1}SEALED-{owner}-{n:05}\u{2}").as_bytes());
     }
@@ -34,7 +34,7 @@ fn pattern(owner: &str, n: usize) -> Vec<u8> {
 fn items(owner: &str, batch: usize, count: usize) -> Vec<NewItem> {
     (0..count)
         .map(|n| NewItem {
-            subject: SubjectId::parse(owner).unwrap(),
+            subject: SubjectId::parse(owner).expect("a valid id"),
             category: format!("category-{}", n % 50),
             source: "automatic".into(),
             purpose: "analytics".into(),
@@ -51,7 +51,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 fn file_bytes(path: &std::path::Path) -> Vec<u8> {
-    let mut bytes = std::fs::read(path).unwrap();
+    let mut bytes = std::fs::read(path).expect("the database file is readable");
     // Should the WAL outlive the store, what it holds counts too.
     if let Ok(wal) = std::fs::read(path.with_extension("db-wal")) {
         bytes.extend_from_slice(&wal);

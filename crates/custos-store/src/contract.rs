@@ -311,10 +311,9 @@ pub fn update_state_applies_the_change_and_audits_it(store: &dyn Store) {
     let original = create(store, "alice");
     let before = head(store);
     let mut new_state = SubjectState::default();
-    new_state.consents.insert(
-        "marketing".into(),
-        ConsentRecord { status: ConsentStatus::Granted, at: at(10), by_guardian: None },
-    );
+    new_state
+        .consents
+        .insert("marketing".into(), ConsentRecord { status: ConsentStatus::Granted, at: at(10), by_guardian: None });
     let events = vec![event(AuditAction::ConsentGranted, Some("alice"), 10)];
     let mut seen = None;
     let changed = ok(
@@ -452,10 +451,7 @@ pub fn current_items_returns_only_current_versions_ordered_by_category(store: &d
     put(store, &[item("alice", "email", 2), item("bob", "email", 2)]);
     put(store, &[item("alice", "phone", 3)]);
     let got = current(store, "alice");
-    assert_eq!(
-        versions(&got),
-        [("address".to_string(), 1), ("email".to_string(), 2), ("phone".to_string(), 2)]
-    );
+    assert_eq!(versions(&got), [("address".to_string(), 1), ("email".to_string(), 2), ("phone".to_string(), 2)]);
     assert!(got.iter().all(|i| i.superseded_at.is_none() && i.subject.as_str() == "alice"));
     assert_eq!(got[1].sealed, sealed("alice", "email", 2));
     assert!(current(store, "nobody").is_empty(), "an unknown subject has no items");
@@ -520,7 +516,8 @@ pub fn a_batch_with_one_bad_subject_writes_nothing(store: &dyn Store) {
     create(store, "carol");
     put(store, &[item("alice", "email", 1)]);
     let before = head(store);
-    let batch = [item("alice", "email", 2), item("carol", "email", 2), item("bob", "email", 2), item("carol", "name", 2)];
+    let batch =
+        [item("alice", "email", 2), item("carol", "email", 2), item("bob", "email", 2), item("carol", "name", 2)];
     let result = store.put_items(&batch, &[event(AuditAction::DataWritten, Some("alice"), 2)]);
     assert!(matches!(result, Err(StoreError::SubjectNotFound)), "expected SubjectNotFound, got {result:?}");
     let h = history(store, "alice", "email");
@@ -701,7 +698,10 @@ pub fn audit_entries_paginates_in_sequence_order(store: &dyn Store) {
     assert_eq!(all.iter().map(|e| e.body.clone()).collect::<Vec<_>>(), bodies);
     assert!(ok(store.audit_entries(25, 10), "reading past the end").is_empty());
     assert!(ok(store.audit_entries(3, 0), "reading zero entries").is_empty());
-    assert_eq!(ok(store.audit_entries(20, 2), "reading a middle page").iter().map(|e| e.seq).collect::<Vec<_>>(), [21, 22]);
+    assert_eq!(
+        ok(store.audit_entries(20, 2), "reading a middle page").iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [21, 22]
+    );
 }
 
 /// No failing call moves the audit chain; later appends continue the same chain.
@@ -716,7 +716,11 @@ pub fn failed_operations_append_nothing(store: &dyn Store) {
     assert!(store.put_items(&[item("alice", "email", 3)], &ev()).is_err());
     assert!(store.erase_subject(&id("alice"), at(3), &ev()).is_err());
     assert!(store.erase_subject(&id("nobody"), at(3), &ev()).is_err());
-    assert!(store.update_state(&id("nobody"), &mut |_| Some(StateChange { state: SubjectState::default(), audit: ev() })).is_err());
+    assert!(
+        store
+            .update_state(&id("nobody"), &mut |_| Some(StateChange { state: SubjectState::default(), audit: ev() }))
+            .is_err()
+    );
     assert_unchanged(store, before, "failed operations");
     let next = ev();
     ok(store.append_audit(&next), "appending after failures");
