@@ -150,6 +150,22 @@ fn erased_at(conn: &Connection, id: &SubjectId) -> Result<Option<Option<i64>>, S
         .during("looking up a subject")
 }
 
+/// The subject's current items, restricted to `categories` unless empty, ordered by category.
+fn load_current_items(conn: &Connection, id: &SubjectId, categories: &[&str]) -> Result<Vec<StoredItem>, StoreError> {
+    let mut out = Vec::new();
+    if categories.is_empty() {
+        query_items(conn, sql::CURRENT_ITEMS, [id.as_str()], &mut out)?;
+        return Ok(out);
+    }
+    let mut wanted = categories.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    for category in wanted {
+        query_items(conn, sql::CURRENT_ITEM, [id.as_str(), category], &mut out)?;
+    }
+    Ok(out)
+}
+
 fn load_subject(conn: &Connection, id: &SubjectId) -> Result<Option<SubjectRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(sql::SUBJECT).during("loading a subject")?;
     let mut rows = stmt.query([id.as_str()]).during("loading a subject")?;
@@ -378,21 +394,27 @@ impl Store for SqliteStore {
 
     fn current_items(&self, id: &SubjectId, categories: &[&str]) -> Result<Vec<StoredItem>, StoreError> {
         self.read(|conn| {
-            let mut out = Vec::new();
-            if categories.is_empty() {
-                query_items(conn, sql::CURRENT_ITEMS, [id.as_str()], &mut out)?;
-                return Ok(out);
-            }
-            let mut wanted = categories.to_vec();
-            wanted.sort_unstable();
-            wanted.dedup();
-            // One snapshot for all the categories.
             let tx = conn.unchecked_transaction().during("reading items")?;
-            for category in wanted {
-                query_items(&tx, sql::CURRENT_ITEM, [id.as_str(), category], &mut out)?;
-            }
+            let out = load_current_items(&tx, id, categories)?;
             tx.finish().during("reading items")?;
             Ok(out)
+        })
+    }
+
+    fn subject_with_items(
+        &self,
+        id: &SubjectId,
+        categories: &[&str],
+    ) -> Result<Option<(SubjectRecord, Vec<StoredItem>)>, StoreError> {
+        self.read(|conn| {
+            // One snapshot for the subject and their items.
+            let tx = conn.unchecked_transaction().during("reading a subject")?;
+            let found = match load_subject(&tx, id)? {
+                None => None,
+                Some(record) => Some((record, load_current_items(&tx, id, categories)?)),
+            };
+            tx.finish().during("reading a subject")?;
+            Ok(found)
         })
     }
 

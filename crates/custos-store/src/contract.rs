@@ -61,6 +61,7 @@ macro_rules! contract_tests {
             a_stored_item_keeps_every_field,
             current_items_returns_only_current_versions_ordered_by_category,
             current_items_filters_by_the_categories_asked_for,
+            subject_with_items_reads_the_subject_and_their_current_items_together,
             history_lists_every_version_newest_first,
             history_of_an_unknown_item_is_empty,
             put_items_for_a_missing_subject_fails_and_writes_nothing,
@@ -466,6 +467,20 @@ pub fn current_items_filters_by_the_categories_asked_for(store: &dyn Store) {
     assert_eq!(versions(&got), [("email".to_string(), 2), ("phone".to_string(), 1)]);
     let none = ok(store.current_items(&id("alice"), &["unknown"]), "filtering on nothing stored");
     assert!(none.is_empty());
+}
+
+/// `subject_with_items` answers exactly what `subject` and `current_items` answer.
+pub fn subject_with_items_reads_the_subject_and_their_current_items_together(store: &dyn Store) {
+    create(store, "alice");
+    put(store, &[item("alice", "phone", 1), item("alice", "email", 1)]);
+    put(store, &[item("alice", "email", 2)]);
+    let (record, all) = ok(store.subject_with_items(&id("alice"), &[]), "reading alice").expect("alice exists");
+    assert_eq!(Some(record), ok(store.subject(&id("alice")), "reading alice alone"));
+    assert_eq!(all, current(store, "alice"));
+    let (_, some) =
+        ok(store.subject_with_items(&id("alice"), &["email"]), "reading alice's email").expect("alice exists");
+    assert_eq!(versions(&some), [("email".to_string(), 2)]);
+    assert!(ok(store.subject_with_items(&id("nobody"), &[]), "reading nobody").is_none());
 }
 
 /// `history` returns every version of one item, newest first, superseded ones included.

@@ -132,6 +132,15 @@ pub trait Store: Send + Sync {
     /// `categories` unless it is empty, ordered by category.
     fn current_items(&self, id: &SubjectId, categories: &[&str]) -> Result<Vec<StoredItem>, StoreError>;
 
+    /// A subject and their current items (as [`Store::current_items`]), read
+    /// from one consistent snapshot, so a decision and the values it releases
+    /// see the same state. `None` when the subject does not exist.
+    fn subject_with_items(
+        &self,
+        id: &SubjectId,
+        categories: &[&str],
+    ) -> Result<Option<(SubjectRecord, Vec<StoredItem>)>, StoreError>;
+
     /// Every version of one item, newest first.
     fn history(&self, id: &SubjectId, category: &str) -> Result<Vec<StoredItem>, StoreError>;
 

@@ -363,19 +363,29 @@ impl<S: Store> Vault<S> {
         &self,
         read: &Read<'_>,
         category: &str,
-    ) -> Result<(SubjectRecord, LegalBasis, Timestamp), VaultError> {
+        with_current: bool,
+    ) -> Result<(SubjectRecord, Vec<StoredItem>, LegalBasis, Timestamp), VaultError> {
         let (purpose, cat) = self.resolve(read.purpose, Some(category))?;
         let cat = cat.ok_or_else(|| VaultError::Invalid("category missing".into()))?;
-        let record = self.record(read.subject)?;
+        let (record, items) = if with_current {
+            self.record_with_items(read.subject, &[category])?
+        } else {
+            (self.record(read.subject)?, Vec::new())
+        };
         let now = self.clock.now();
         let mut denials = Vec::new();
         match self.check(&record.subject, purpose, cat, read.actor, now, &mut denials) {
-            Ok(basis) => Ok((record, basis, now)),
+            Ok(basis) => Ok((record, items, basis, now)),
             Err(d) => {
                 self.store.append_audit(&denials)?;
                 Err(VaultError::Denied(d))
             }
         }
+    }
+
+    fn record_with_items(&self, id: &str, categories: &[&str]) -> Result<(SubjectRecord, Vec<StoredItem>), VaultError> {
+        let sid = SubjectId::parse(id).map_err(VaultError::Invalid)?;
+        self.store.subject_with_items(&sid, categories)?.ok_or(VaultError::SubjectNotFound)
     }
 
     fn read_event(
@@ -395,8 +405,7 @@ impl<S: Store> Vault<S> {
 
     /// Reads the current value of one category for a purpose.
     pub fn get(&self, read: &Read<'_>, category: &str) -> Result<Revealed, VaultError> {
-        let (record, basis, now) = self.authorize_read(read, category)?;
-        let items = self.store.current_items(&record.subject.id, &[category])?;
+        let (record, items, basis, now) = self.authorize_read(read, category, true)?;
         let item = items.into_iter().next().ok_or_else(|| VaultError::ItemNotFound(category.to_string()))?;
         let key = self.key_of(&record)?;
         let revealed = self.reveal(&key, &record.subject, item, basis)?;
@@ -409,9 +418,8 @@ impl<S: Store> Vault<S> {
     /// only if every category is denied, in which case the first denial is the error.
     pub fn get_all(&self, read: &Read<'_>) -> Result<ReadAll, VaultError> {
         let (purpose, _) = self.resolve(read.purpose, None)?;
-        let record = self.record(read.subject)?;
+        let (record, items) = self.record_with_items(read.subject, &[])?;
         let now = self.clock.now();
-        let items = self.store.current_items(&record.subject.id, &[])?;
         let mut allowed = Vec::new();
         let mut denied = Vec::new();
         let mut denials = Vec::new();
@@ -454,7 +462,7 @@ impl<S: Store> Vault<S> {
 
     /// Every version of one item, newest first, for a purpose that may use it.
     pub fn history(&self, read: &Read<'_>, category: &str) -> Result<Vec<Revealed>, VaultError> {
-        let (record, basis, now) = self.authorize_read(read, category)?;
+        let (record, _, basis, now) = self.authorize_read(read, category, false)?;
         let items = self.store.history(&record.subject.id, category)?;
         if items.is_empty() {
             return Err(VaultError::ItemNotFound(category.to_string()));
