@@ -347,6 +347,7 @@ impl<S: Store> Vault<S> {
         }
         let (positions, new_items): (Vec<usize>, Vec<NewItem>) = items.into_iter().unzip();
         let versions = self.store.put_items(&new_items, &audit).map_err(|e| match e {
+            // Only reachable if the subject was erased between the decision and the write.
             custos_store::StoreError::SubjectErased => erased_denial(),
             other => other.into(),
         })?;
@@ -451,6 +452,7 @@ impl<S: Store> Vault<S> {
         let mut ev = self.event(now, AuditAction::DataRead, read.actor, read.subject);
         ev.purpose = Some(read.purpose.to_string());
         ev.categories = allowed.iter().map(|(i, _)| i.category.clone()).collect();
+        ev.basis = allowed.first().map(|(_, basis)| basis.as_str().to_string());
         let revealed = allowed
             .into_iter()
             .map(|(item, basis)| self.reveal(&key, &record.subject, item, basis))
@@ -597,14 +599,21 @@ impl<S: Store> Vault<S> {
                 return None;
             }
             let mut state = s.state.clone();
-            state
-                .consents
-                .insert(purpose.to_string(), ConsentRecord { status, at: now, by_guardian: guardian.clone() });
+            // A subject's own grant adds nothing to a live grant by their linked
+            // guardian, and must not replace it (a minor would lose the service).
+            let guardian_granted = state.consents.get(purpose).is_some_and(|c| {
+                c.status == ConsentStatus::Granted && c.by_guardian.is_some() && c.by_guardian == s.guardian
+            });
+            if !(status == ConsentStatus::Granted && guardian.is_none() && guardian_granted) {
+                state
+                    .consents
+                    .insert(purpose.to_string(), ConsentRecord { status, at: now, by_guardian: guardian.clone() });
+            }
             let mut ev = self.event(now, action, actor, subject);
             ev.purpose = Some(purpose.to_string());
             Some(StateChange { state, audit: vec![ev] })
         })?;
-        problem.map_or(Ok(()), Err)
+        self.refused(problem, actor, subject, Some(purpose))
     }
 
     /// Records an objection to a purpose (GDPR Art. 21).
@@ -624,7 +633,7 @@ impl<S: Store> Vault<S> {
             ev.purpose = Some(purpose.to_string());
             Some(StateChange { state, audit: vec![ev] })
         })?;
-        problem.map_or(Ok(()), Err)
+        self.refused(problem, "subject", subject, Some(purpose))
     }
 
     /// Restricts processing (GDPR Art. 18), or lifts the restriction.
@@ -647,7 +656,36 @@ impl<S: Store> Vault<S> {
             };
             Some(StateChange { state, audit: vec![self.event(now, action, CONTROLLER, subject)] })
         })?;
-        problem.map_or(Ok(()), Err)
+        self.refused(problem, CONTROLLER, subject, None)
+    }
+
+    /// The outcome of a state change; a refusal because the subject was erased
+    /// is audited like every other denial.
+    fn refused(
+        &self,
+        problem: Option<VaultError>,
+        actor: &str,
+        subject: &str,
+        purpose: Option<&str>,
+    ) -> Result<(), VaultError> {
+        match problem {
+            None => Ok(()),
+            Some(VaultError::Denied(d)) if d.reason == DenyReason::Erased => {
+                Err(self.erased_refusal(actor, subject, purpose))
+            }
+            Some(other) => Err(other),
+        }
+    }
+
+    /// Audits a request refused because the subject was erased, and returns the denial.
+    fn erased_refusal(&self, actor: &str, subject: &str, purpose: Option<&str>) -> VaultError {
+        let mut ev = self.event(self.clock.now(), AuditAction::AccessDenied, actor, subject);
+        ev.purpose = purpose.map(str::to_string);
+        ev.reason = Some(DenyReason::Erased.code().to_string());
+        match self.store.append_audit(&[ev]) {
+            Ok(_) => erased_denial(),
+            Err(e) => e.into(),
+        }
     }
 
     fn change_state(
@@ -665,7 +703,7 @@ impl<S: Store> Vault<S> {
         let now = self.clock.now();
         let ev = self.event(now, AuditAction::SubjectErased, CONTROLLER, subject);
         self.store.erase_subject(&sid, now, &[ev]).map_err(|e| match e {
-            custos_store::StoreError::SubjectErased => erased_denial(),
+            custos_store::StoreError::SubjectErased => self.erased_refusal(CONTROLLER, subject, None),
             other => other.into(),
         })
     }
