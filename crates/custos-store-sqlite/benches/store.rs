@@ -156,8 +156,8 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let started = Instant::now();
     let mut verifier = custos_core::audit::ChainVerifier::default();
-    store.scan_audit(&mut |s, p, b, h| verifier.check(s, p, b, h))??;
-    let head = verifier.finish(store.audit_head()?)?;
+    let recorded = store.scan_audit(&mut |s, p, b, h| verifier.check(s, p, b, h))??;
+    let head = verifier.finish(recorded)?;
     println!("scan_audit + verify: {} ({} entries)", rate(head.seq as usize, started.elapsed()), head.seq);
     let size = std::fs::metadata(dir.path().join("bench.db")).map(|m| m.len()).unwrap_or(0);
     println!("database file: {} MiB", size / (1024 * 1024));

@@ -116,8 +116,8 @@ mod tests {
         // The chain goes on from the reloaded head.
         store.append_audit(std::slice::from_ref(&ev)).unwrap();
         let mut verifier = ChainVerifier::default();
-        store.scan_audit(&mut |s, p, b, h| verifier.check(s, p, b, h)).unwrap().unwrap();
-        assert_eq!(verifier.finish(store.audit_head().unwrap()).unwrap().seq, 3);
+        let recorded = store.scan_audit(&mut |s, p, b, h| verifier.check(s, p, b, h)).unwrap().unwrap();
+        assert_eq!(verifier.finish(recorded).unwrap().seq, 3);
     }
 
     #[test]

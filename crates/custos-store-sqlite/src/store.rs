@@ -468,9 +468,12 @@ impl Store for SqliteStore {
     fn scan_audit(
         &self,
         visit: &mut dyn FnMut(u64, &[u8], &[u8], &[u8]) -> Result<(), ChainBreak>,
-    ) -> Result<Result<(), ChainBreak>, StoreError> {
+    ) -> Result<Result<ChainHead, ChainBreak>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(sql::SCAN_AUDIT).during("scanning the audit log")?;
+            // One snapshot for the head and the entries.
+            let tx = conn.unchecked_transaction().during("scanning the audit log")?;
+            let head = load_head(&tx)?;
+            let mut stmt = tx.prepare_cached(sql::SCAN_AUDIT).during("scanning the audit log")?;
             let mut rows = stmt.query([]).during("scanning the audit log")?;
             while let Some(row) = rows.next().during("scanning the audit log")? {
                 let seq: i64 = row.get(0).during("scanning the audit log")?;
@@ -482,7 +485,10 @@ impl Store for SqliteStore {
                     return Ok(Err(broken));
                 }
             }
-            Ok(Ok(()))
+            drop(rows);
+            drop(stmt);
+            tx.finish().during("scanning the audit log")?;
+            Ok(Ok(head))
         })
     }
 

@@ -206,10 +206,12 @@ fn verify_chain(store: &dyn Store) -> ChainHead {
         store.scan_audit(&mut |seq, prev, body, hash| verifier.check(seq, prev, body, hash)),
         "scanning the audit log",
     );
-    if let Err(e) = scanned {
-        panic!("the stored audit chain does not verify: {e}");
-    }
-    match verifier.finish(head(store)) {
+    let recorded = match scanned {
+        Ok(recorded) => recorded,
+        Err(e) => panic!("the stored audit chain does not verify: {e}"),
+    };
+    assert_eq!(recorded, head(store), "scan_audit returns the recorded head");
+    match verifier.finish(recorded) {
         Ok(h) => h,
         Err(e) => panic!("the audit chain does not end at the recorded head: {e}"),
     }

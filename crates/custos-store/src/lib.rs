@@ -114,6 +114,7 @@ pub trait Store: Send + Sync {
     /// Changes a subject's state atomically: `apply` sees the current subject
     /// inside the write transaction and returns the new state and its audit
     /// events, or `None` to change nothing. Returns whether a change was made.
+    /// `apply` runs under the store's write lock: it must not call the store.
     fn update_state(
         &self,
         id: &SubjectId,
@@ -160,13 +161,16 @@ pub trait Store: Send + Sync {
     fn audit_head(&self) -> Result<ChainHead, StoreError>;
 
     /// Visits every audit entry in sequence order as raw stored bytes, stopping
-    /// at the first error `visit` returns. The outer error is a storage failure;
-    /// the inner one is what `visit` returned.
+    /// at the first error `visit` returns, and returns the chain head the store
+    /// records — all from one consistent snapshot, so a verification running
+    /// beside live writers compares the entries with the head of the same moment.
+    /// The outer error is a storage failure; the inner one is what `visit` returned.
+    /// `visit` must not call back into the store.
     #[allow(clippy::type_complexity)]
     fn scan_audit(
         &self,
         visit: &mut dyn FnMut(u64, &[u8], &[u8], &[u8]) -> Result<(), ChainBreak>,
-    ) -> Result<Result<(), ChainBreak>, StoreError>;
+    ) -> Result<Result<ChainHead, ChainBreak>, StoreError>;
 
     /// Audit entries with `seq > after`, at most `limit`, in order.
     fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;

@@ -717,12 +717,10 @@ impl<S: Store> Vault<S> {
 /// Verifies a store's audit chain against its recorded head.
 pub fn verify_chain(store: &dyn Store) -> Result<Result<ChainHead, ChainBreak>, VaultError> {
     let mut v = ChainVerifier::default();
-    let scanned = store.scan_audit(&mut |seq, prev, body, hash| v.check(seq, prev, body, hash))?;
-    if let Err(b) = scanned {
-        return Ok(Err(b));
+    match store.scan_audit(&mut |seq, prev, body, hash| v.check(seq, prev, body, hash))? {
+        Ok(head) => Ok(v.finish(head)),
+        Err(broken) => Ok(Err(broken)),
     }
-    let head = store.audit_head()?;
-    Ok(v.finish(head))
 }
 
 fn erased_denial() -> VaultError {
