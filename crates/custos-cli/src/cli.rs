@@ -70,6 +70,58 @@ pub enum Command {
     },
     /// Measure the hot paths (in a temporary data directory).
     Bench(BenchArgs),
+    /// Run the HTTP API.
+    Serve(ServeArgs),
+    /// Create, list or revoke API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CUSTOS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Largest JSON body accepted, in bytes.
+    #[arg(long, default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+    /// Largest ingestion batch accepted, in bytes.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub max_ingest_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key; prints it once (only its hash is stored).
+    Create {
+        /// admin, service or auditor.
+        #[arg(long)]
+        role: String,
+        /// For a service key: the declared recipient it acts as.
+        #[arg(long)]
+        actor: Option<String>,
+        /// For a service key: the purposes it may read for (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        purposes: Vec<String>,
+    },
+    /// List keys (ids, roles, actors, purposes; never secrets).
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// The key id (the 8 characters after `cst_`).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -45,6 +45,15 @@ pub fn open_vault(global: &Global) -> anyhow::Result<Vault<SqliteStore>> {
 
 /// Opens (creating if needed) a data directory and its vault.
 pub fn open_vault_at(dir: &Path, policy: Arc<Policy>) -> anyhow::Result<Vault<SqliteStore>> {
+    open_vault_with(dir, policy, |s| s)
+}
+
+/// Opens a data directory's vault, wrapping its store with `wrap` (e.g. into `Arc<dyn Store>`).
+pub fn open_vault_with<S: custos_store::Store>(
+    dir: &Path,
+    policy: Arc<Policy>,
+    wrap: impl FnOnce(SqliteStore) -> S,
+) -> anyhow::Result<Vault<S>> {
     create_private_dir(dir)?;
     let env_key = std::env::var(MASTER_KEY_ENV).ok();
     let (master, _) =
@@ -52,7 +61,7 @@ pub fn open_vault_at(dir: &Path, policy: Arc<Policy>) -> anyhow::Result<Vault<Sq
     let keys = Keyring::new(&master).context("cannot derive keys from the master key")?;
     let db = dir.join("custos.db");
     let store = SqliteStore::open(&db).with_context(|| format!("cannot open the database {}", db.display()))?;
-    Ok(Vault::new(policy, store, keys, Arc::new(SystemClock)))
+    Ok(Vault::new(policy, wrap(store), keys, Arc::new(SystemClock)))
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@
 mod bench;
 mod cli;
 mod env;
+mod serve;
 
 use std::io::{Read as _, Write};
 use std::process::ExitCode;
@@ -74,6 +75,40 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Policy { command } => policy_command(global, command),
         Command::Bench(args) => Ok(bench::run(global, &args)?),
+        Command::Serve(args) => Ok(serve::run(global, &args)?),
+        Command::Key { command } => {
+            let vault = env::open_vault(global)?;
+            match command {
+                KeyCommand::Create { role, actor, purposes } => {
+                    let role = custos_vault::access::Role::parse(&role)
+                        .ok_or_else(|| Failure::Usage(format!("--role: `{role}` is not admin, service or auditor")))?;
+                    let key = vault.create_api_key(role, actor.as_deref(), &purposes)?;
+                    println!("{}", key.secret.as_str());
+                    eprintln!("created {} key {}; this is the only time the key is shown", role.as_str(), key.id);
+                }
+                KeyCommand::List => {
+                    for k in vault.api_keys()? {
+                        let state = k.revoked_at.map_or_else(|| "active".to_string(), |t| format!("revoked {t}"));
+                        println!(
+                            "{}\t{}\t{}\t{}\tcreated {}\t{state}",
+                            k.id,
+                            k.role,
+                            k.actor.as_deref().unwrap_or(custos_vault::CONTROLLER),
+                            if k.purposes.is_empty() { "-".to_string() } else { k.purposes.join(",") },
+                            k.created_at
+                        );
+                    }
+                }
+                KeyCommand::Revoke { id } => {
+                    if vault.revoke_api_key(&id)? {
+                        println!("revoked key {id}");
+                    } else {
+                        return Err(Failure::Error(anyhow::anyhow!("no active key with id `{id}`")));
+                    }
+                }
+            }
+            Ok(())
+        }
         Command::Subject { command } => {
             let vault = env::open_vault(global)?;
             match command {

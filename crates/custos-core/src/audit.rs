@@ -48,6 +48,10 @@ pub enum AuditAction {
     RestrictionLifted,
     /// The subject's data key was destroyed.
     SubjectErased,
+    /// An API key was created.
+    ApiKeyCreated,
+    /// An API key was revoked.
+    ApiKeyRevoked,
 }
 
 /// One audited event, as the vault describes it (no personal values).
@@ -77,6 +81,9 @@ pub struct AuditEvent {
     /// Notice version in force.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice_version: Option<String>,
+    /// The API key concerned (its public id), for key management events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl AuditEvent {
@@ -92,6 +99,7 @@ impl AuditEvent {
             reason: None,
             basis: None,
             notice_version: None,
+            key: None,
         }
     }
 

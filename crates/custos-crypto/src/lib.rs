@@ -215,6 +215,14 @@ fn open_with(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Cr
     Ok(buf)
 }
 
+/// SHA-256 of `bytes` (for hashing high-entropy secrets such as API keys).
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
 /// Random bytes from the per-thread buffer (refilled from the OS CSPRNG).
 pub fn random_bytes(out: &mut [u8]) -> Result<(), CryptoError> {
     if out.len() > RANDOM_BUF / 4 {

@@ -10,7 +10,8 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::{Describe, OpenError};
 
 /// The migrations, in order; the `n`th brings the schema to version `n`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/0001_init.sql"), include_str!("../migrations/0002_api_keys.sql")];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -54,10 +55,10 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
 mod tests {
     use super::*;
     use crate::SqliteStore;
-    use custos_core::audit::{AuditAction, AuditEvent, ChainVerifier};
+    use custos_core::audit::{AuditAction, AuditEvent, ChainHead, ChainVerifier};
     use custos_core::subject::{Subject, SubjectId, SubjectState};
     use custos_core::time::Timestamp;
-    use custos_store::{NewItem, Store};
+    use custos_store::{ApiKeyRecord, IdempotentResponse, NewItem, Store};
 
     fn user_version(path: &std::path::Path) -> i64 {
         let conn = Connection::open(path).unwrap();
@@ -118,6 +119,101 @@ mod tests {
         let mut verifier = ChainVerifier::default();
         let recorded = store.scan_audit(&mut |s, p, b, h| verifier.check(s, p, b, h)).unwrap().unwrap();
         assert_eq!(verifier.finish(recorded).unwrap().seq, 3);
+    }
+
+    /// Builds a file at schema version 1 by hand, as a build of that version
+    /// left it: alice with two versions of her email and a name, and a
+    /// three-entry audit chain whose head is recorded. Returns the head.
+    fn write_version_1(path: &std::path::Path) -> ChainHead {
+        let mut conn = Connection::open(path).unwrap();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(MIGRATIONS[0]).unwrap();
+        tx.pragma_update(None, "user_version", 1).unwrap();
+        tx.execute(
+            "INSERT INTO subjects (id, jurisdiction, region, birth_date, guardian, created_at, erased_at, \
+             wrapped_key, state) VALUES ('alice', 'us-ca', NULL, NULL, NULL, 1, NULL, x'6b6579', ?1)",
+            [serde_json::to_string(&SubjectState::default()).unwrap()],
+        )
+        .unwrap();
+        tx.execute_batch(
+            "INSERT INTO items (subject, category, version, source, purpose, collected_at, notice_version, \
+             superseded_at, sealed, token) VALUES
+             ('alice', 'email', 1, 'provided', 'orders', 2, 'v1', 3, x'01', NULL),
+             ('alice', 'email', 2, 'provided', 'orders', 3, 'v1', NULL, x'02', NULL),
+             ('alice', 'card', 1, 'provided', 'orders', 2, 'v1', NULL, x'03', 'tok_a');",
+        )
+        .unwrap();
+        let mut head = ChainHead::EMPTY;
+        for (at, action) in
+            [(1, AuditAction::SubjectCreated), (2, AuditAction::DataWritten), (3, AuditAction::DataWritten)]
+        {
+            let entry = head.append(AuditEvent::new(Timestamp(at), action, "controller").to_body());
+            tx.execute(
+                "INSERT INTO audit (seq, prev_hash, body, hash) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![entry.seq as i64, &entry.prev_hash[..], entry.body, &entry.hash[..]],
+            )
+            .unwrap();
+        }
+        tx.execute(
+            "UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1",
+            rusqlite::params![head.seq as i64, &head.hash[..]],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        head
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_forward_without_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custos.db");
+        let head = write_version_1(&path);
+        assert_eq!(user_version(&path), 1);
+
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+        let record = store.subject(&alice().id).unwrap().unwrap();
+        assert_eq!(record.subject, alice());
+        assert_eq!(record.wrapped_key.as_deref(), Some(&b"key"[..]));
+        let current = store.current_items(&alice().id, &[]).unwrap();
+        let found: Vec<_> = current.iter().map(|i| (i.category.as_str(), i.version, i.sealed.as_slice())).collect();
+        assert_eq!(found, [("card", 1, &[3u8][..]), ("email", 2, &[2u8][..])]);
+        let history = store.history(&alice().id, "email").unwrap();
+        assert_eq!(
+            history.iter().map(|i| (i.version, i.superseded_at)).collect::<Vec<_>>(),
+            [(2, None), (1, Some(Timestamp(3)))]
+        );
+        assert_eq!(store.item_by_token("tok_a").unwrap().unwrap().sealed, [3]);
+        assert_eq!(store.audit_entries(0, 10).unwrap().len(), 3);
+        assert_eq!(store.audit_head().unwrap(), head);
+
+        // The new tables work, and the chain goes on from the migrated head.
+        let key = ApiKeyRecord {
+            id: "k1".into(),
+            secret_hash: [7; 32],
+            role: "auditor".into(),
+            actor: None,
+            purposes: Vec::new(),
+            created_at: Timestamp(4),
+            revoked_at: None,
+        };
+        let ev = AuditEvent::new(Timestamp(4), AuditAction::DataRead, "controller");
+        store.create_api_key(&key, std::slice::from_ref(&ev)).unwrap();
+        assert_eq!(store.api_key_by_hash(&[7; 32]).unwrap(), Some(key.clone()));
+        assert!(store.revoke_api_key("k1", Timestamp(5), std::slice::from_ref(&ev)).unwrap());
+        let response =
+            IdempotentResponse { fingerprint: [9; 32], status: 201, body: b"{}".to_vec(), created_at: Timestamp(5) };
+        store.save_idempotent_response("k1:retry", &response).unwrap();
+        assert_eq!(store.idempotent_response("k1:retry").unwrap(), Some(response));
+        let mut verifier = ChainVerifier::default();
+        let recorded = store.scan_audit(&mut |s, p, b, h| verifier.check(s, p, b, h)).unwrap().unwrap();
+        assert_eq!(verifier.finish(recorded).unwrap().seq, 5);
+
+        // Opening again runs no migration and keeps everything.
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.api_keys().unwrap(), [ApiKeyRecord { revoked_at: Some(Timestamp(5)), ..key }]);
+        assert_eq!(store.audit_head().unwrap().seq, 5);
     }
 
     #[test]

@@ -8,8 +8,10 @@
 use custos_core::audit::{AuditEntry, AuditEvent, ChainBreak, ChainHead};
 use custos_core::subject::{Subject, SubjectId, SubjectState};
 use custos_core::time::{Timestamp, format_date, parse_date};
-use custos_store::{NewItem, StateChange, Store, StoreError, StoredItem, SubjectRecord};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use custos_store::{
+    ApiKeyRecord, IdempotentResponse, NewItem, StateChange, Store, StoreError, StoredItem, SubjectRecord,
+};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, ffi, params};
 
 use crate::error::{Context, corrupt};
 use crate::{SqliteStore, Writer};
@@ -25,6 +27,13 @@ macro_rules! subject_columns {
 macro_rules! item_columns {
     () => {
         "subject, category, version, source, purpose, collected_at, notice_version, superseded_at, sealed, token"
+    };
+}
+
+/// The columns of `api_keys`, in the order [`api_key_from_row`] reads them.
+macro_rules! api_key_columns {
+    () => {
+        "id, secret_hash, role, actor, purposes, created_at, revoked_at"
     };
 }
 
@@ -65,6 +74,18 @@ mod sql {
     pub(super) const ITEM_BY_TOKEN: &str = concat!("SELECT ", item_columns!(), " FROM items WHERE token = ?1");
     pub(super) const DELETE_ITEMS: &str = "DELETE FROM items WHERE subject = ?1";
 
+    pub(super) const INSERT_API_KEY: &str =
+        concat!("INSERT INTO api_keys (", api_key_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    pub(super) const API_KEY_BY_HASH: &str =
+        concat!("SELECT ", api_key_columns!(), " FROM api_keys WHERE secret_hash = ?1");
+    pub(super) const API_KEYS: &str = concat!("SELECT ", api_key_columns!(), " FROM api_keys ORDER BY created_at, id");
+    pub(super) const REVOKE_API_KEY: &str = "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
+
+    pub(super) const IDEMPOTENT_RESPONSE: &str =
+        "SELECT fingerprint, status, body, created_at FROM idempotency WHERE key = ?1";
+    pub(super) const INSERT_IDEMPOTENT_RESPONSE: &str =
+        "INSERT INTO idempotency (key, fingerprint, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+
     /// All of them, for tests.
     #[cfg(test)]
     pub(super) const ALL: &[&str] = &[
@@ -86,6 +107,12 @@ mod sql {
         HISTORY,
         ITEM_BY_TOKEN,
         DELETE_ITEMS,
+        INSERT_API_KEY,
+        API_KEY_BY_HASH,
+        API_KEYS,
+        REVOKE_API_KEY,
+        IDEMPOTENT_RESPONSE,
+        INSERT_IDEMPOTENT_RESPONSE,
     ];
 }
 
@@ -234,6 +261,53 @@ fn query_items(
         out.push(item_from_row(row)?);
     }
     Ok(())
+}
+
+fn api_key_from_row(row: &Row<'_>) -> Result<ApiKeyRecord, StoreError> {
+    let read = |e: rusqlite::Error| crate::error::backend("reading an API key", &e);
+    let purposes: String = row.get(4).map_err(read)?;
+    let purposes: Vec<String> = serde_json::from_str(&purposes).map_err(|e| {
+        corrupt(&format!("an API key's purposes are not a JSON list (line {}, column {})", e.line(), e.column()))
+    })?;
+    Ok(ApiKeyRecord {
+        id: row.get(0).map_err(read)?,
+        secret_hash: row
+            .get::<_, Vec<u8>>(1)
+            .map_err(read)?
+            .try_into()
+            .map_err(|_| corrupt("an API key hash is not 32 bytes"))?,
+        role: row.get(2).map_err(read)?,
+        actor: row.get(3).map_err(read)?,
+        purposes,
+        created_at: Timestamp(row.get(5).map_err(read)?),
+        revoked_at: row.get::<_, Option<i64>>(6).map_err(read)?.map(Timestamp),
+    })
+}
+
+fn idempotent_response_from_row(row: &Row<'_>) -> Result<IdempotentResponse, StoreError> {
+    let read = |e: rusqlite::Error| crate::error::backend("reading an idempotent response", &e);
+    let status: i64 = row.get(1).map_err(read)?;
+    Ok(IdempotentResponse {
+        fingerprint: row
+            .get::<_, Vec<u8>>(0)
+            .map_err(read)?
+            .try_into()
+            .map_err(|_| corrupt("a request fingerprint is not 32 bytes"))?,
+        status: u16::try_from(status).map_err(|_| corrupt("a response status is out of range"))?,
+        body: row.get(2).map_err(read)?,
+        created_at: Timestamp(row.get(3).map_err(read)?),
+    })
+}
+
+/// Whether `e` is a violation of a PRIMARY KEY or UNIQUE constraint, told by
+/// SQLite's extended result code (never by its message).
+fn is_key_violation(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_extended_error_code(), Some(ffi::SQLITE_CONSTRAINT_PRIMARYKEY | ffi::SQLITE_CONSTRAINT_UNIQUE))
+}
+
+/// Maps a key violation to `exists`, any other failure to a backend error for `operation`.
+fn or_exists<T>(result: rusqlite::Result<T>, exists: StoreError, operation: &'static str) -> Result<T, StoreError> {
+    result.map_err(|e| if is_key_violation(&e) { exists } else { crate::error::backend(operation, &e) })
 }
 
 /// The key items are written in: (subject, category).
@@ -513,6 +587,96 @@ impl Store for SqliteStore {
             Ok(out)
         })
     }
+
+    fn create_api_key(&self, key: &ApiKeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
+        let purposes = serde_json::to_string(&key.purposes)
+            .map_err(|_| StoreError::Backend("encoding an API key's purposes failed".into()))?;
+        self.write("creating an API key", |tx, head| {
+            let mut insert = tx.prepare_cached(sql::INSERT_API_KEY).during("creating an API key")?;
+            or_exists(
+                insert.execute(params![
+                    key.id,
+                    &key.secret_hash[..],
+                    key.role,
+                    key.actor,
+                    purposes,
+                    key.created_at.0,
+                    key.revoked_at.map(|t| t.0),
+                ]),
+                StoreError::KeyExists,
+                "creating an API key",
+            )?;
+            append(tx, head, audit)
+        })
+    }
+
+    fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(sql::API_KEY_BY_HASH).during("looking up an API key")?;
+            let mut rows = stmt.query([&hash[..]]).during("looking up an API key")?;
+            match rows.next().during("looking up an API key")? {
+                Some(row) => api_key_from_row(row).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(sql::API_KEYS).during("listing API keys")?;
+            let mut rows = stmt.query([]).during("listing API keys")?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().during("listing API keys")? {
+                out.push(api_key_from_row(row)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn revoke_api_key(&self, id: &str, at: Timestamp, audit: &[AuditEvent]) -> Result<bool, StoreError> {
+        self.write("revoking an API key", |tx, head| {
+            let revoked = tx
+                .prepare_cached(sql::REVOKE_API_KEY)
+                .and_then(|mut stmt| stmt.execute(params![id, at.0]))
+                .during("revoking an API key")?;
+            if revoked == 0 {
+                // Unknown or revoked already: nothing changes and nothing is audited.
+                return Ok(false);
+            }
+            append(tx, head, audit)?;
+            Ok(true)
+        })
+    }
+
+    fn idempotent_response(&self, key: &str) -> Result<Option<IdempotentResponse>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(sql::IDEMPOTENT_RESPONSE).during("looking up an idempotent response")?;
+            let mut rows = stmt.query([key]).during("looking up an idempotent response")?;
+            match rows.next().during("looking up an idempotent response")? {
+                Some(row) => idempotent_response_from_row(row).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn save_idempotent_response(&self, key: &str, response: &IdempotentResponse) -> Result<(), StoreError> {
+        self.write("recording an idempotent response", |tx, _head| {
+            let mut insert =
+                tx.prepare_cached(sql::INSERT_IDEMPOTENT_RESPONSE).during("recording an idempotent response")?;
+            or_exists(
+                insert.execute(params![
+                    key,
+                    &response.fingerprint[..],
+                    response.status,
+                    response.body,
+                    response.created_at.0,
+                ]),
+                StoreError::IdempotencyKeyExists,
+                "recording an idempotent response",
+            )?;
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -522,10 +686,10 @@ mod tests {
 
     use custos_core::subject::{Subject, SubjectId, SubjectState};
     use custos_core::time::Timestamp;
-    use custos_store::{NewItem, Store};
-    use rusqlite::StatementStatus;
+    use custos_store::{ApiKeyRecord, IdempotentResponse, NewItem, Store, StoreError};
+    use rusqlite::{Connection, StatementStatus};
 
-    use super::sql;
+    use super::{is_key_violation, sql};
     use crate::SqliteStore;
 
     fn subject(name: &str) -> Subject {
@@ -574,6 +738,23 @@ mod tests {
                 store.scan_audit(&mut |_, _, _, _| Ok(())).unwrap().unwrap();
             }
         }
+        for n in 0..3u8 {
+            let key = api_key(n);
+            store.create_api_key(&key, &[]).unwrap();
+            assert!(matches!(store.create_api_key(&key, &[]), Err(StoreError::KeyExists)));
+            store.api_key_by_hash(&key.secret_hash).unwrap().unwrap();
+            store.api_keys().unwrap();
+            store.revoke_api_key(&key.id, Timestamp(3), &[]).unwrap();
+            let response =
+                IdempotentResponse { fingerprint: [n; 32], status: 201, body: vec![n], created_at: Timestamp(3) };
+            let idempotency_key = format!("key-{n}:retry");
+            store.save_idempotent_response(&idempotency_key, &response).unwrap();
+            assert!(matches!(
+                store.save_idempotent_response(&idempotency_key, &response),
+                Err(StoreError::IdempotencyKeyExists)
+            ));
+            store.idempotent_response(&idempotency_key).unwrap().unwrap();
+        }
         store.erase_subject(&SubjectId::parse("alice").unwrap(), Timestamp(3), &[]).unwrap();
         store.erase_subject(&SubjectId::parse("bob").unwrap(), Timestamp(3), &[]).unwrap();
         let writer = store.writer();
@@ -581,6 +762,34 @@ mod tests {
             let stmt = writer.conn.prepare_cached(sql).unwrap();
             assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "re-prepared: {sql}");
         }
+    }
+
+    fn api_key(n: u8) -> ApiKeyRecord {
+        ApiKeyRecord {
+            id: format!("key-{n}"),
+            secret_hash: [n; 32],
+            role: "service".into(),
+            actor: Some("processor".into()),
+            purposes: vec!["orders".into()],
+            created_at: Timestamp(i64::from(n)),
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn only_primary_key_and_unique_violations_count_as_taken_keys() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (k TEXT NOT NULL PRIMARY KEY, u BLOB NOT NULL UNIQUE, n INTEGER CHECK (n > 0));
+             INSERT INTO t VALUES ('a', x'01', 1);",
+        )
+        .unwrap();
+        let fails = |sql: &str| conn.execute(sql, []).unwrap_err();
+        assert!(is_key_violation(&fails("INSERT INTO t VALUES ('a', x'02', 1)")), "primary key");
+        assert!(is_key_violation(&fails("INSERT INTO t VALUES ('b', x'01', 1)")), "unique");
+        assert!(!is_key_violation(&fails("INSERT INTO t VALUES ('c', NULL, 1)")), "not null");
+        assert!(!is_key_violation(&fails("INSERT INTO t VALUES ('d', x'03', 0)")), "check");
+        assert!(!is_key_violation(&fails("INSERT INTO nowhere VALUES (1)")), "no such table");
     }
 
     #[test]

@@ -72,6 +72,38 @@ pub struct StoredItem {
     pub token: Option<String>,
 }
 
+/// An API key as stored: never the key itself, only its SHA-256 hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// Public identifier of the key (shown in listings, named by `revoke`).
+    pub id: String,
+    /// SHA-256 of the full secret key.
+    pub secret_hash: [u8; 32],
+    /// Role name: `admin`, `service` or `auditor`.
+    pub role: String,
+    /// For a service key: the declared recipient (actor) it acts as.
+    pub actor: Option<String>,
+    /// For a service key: the purposes it may read for.
+    pub purposes: Vec<String>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// The first response to a write sent with an `Idempotency-Key`, replayed on retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentResponse {
+    /// SHA-256 of the request (method, path, body): a retry must match it.
+    pub fingerprint: [u8; 32],
+    /// HTTP status of the first response.
+    pub status: u16,
+    /// Body of the first response (never holds a personal value: write responses carry none).
+    pub body: Vec<u8>,
+    /// When it was recorded.
+    pub created_at: Timestamp,
+}
+
 /// A change to a subject's state decided inside the store's transaction.
 pub struct StateChange {
     /// The new state.
@@ -95,6 +127,12 @@ pub enum StoreError {
     /// The token is unknown.
     #[error("no such token")]
     TokenNotFound,
+    /// An API key with this id or hash exists already.
+    #[error("an API key with this id already exists")]
+    KeyExists,
+    /// An idempotency key was recorded already.
+    #[error("this idempotency key was used already")]
+    IdempotencyKeyExists,
     /// The backend failed (I/O, corruption, a bug). Never contains personal values.
     #[error("storage failure: {0}")]
     Backend(String),
@@ -174,4 +212,120 @@ pub trait Store: Send + Sync {
 
     /// Audit entries with `seq > after`, at most `limit`, in order.
     fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Stores a new API key (its hash only) with its audit events. Fails with
+    /// [`StoreError::KeyExists`] if the id or hash is taken.
+    fn create_api_key(&self, key: &ApiKeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError>;
+
+    /// The key whose secret hashes to `hash`, revoked or not.
+    fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Every key, oldest first.
+    fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// Revokes a key with its audit events; returns false (and appends nothing)
+    /// if no such key exists or it was revoked already.
+    fn revoke_api_key(&self, id: &str, at: Timestamp, audit: &[AuditEvent]) -> Result<bool, StoreError>;
+
+    /// The response recorded for an idempotency key (scoped by the caller, e.g. `key-id:client-key`).
+    fn idempotent_response(&self, key: &str) -> Result<Option<IdempotentResponse>, StoreError>;
+
+    /// Records the first response for an idempotency key. Fails with
+    /// [`StoreError::IdempotencyKeyExists`] if one is recorded already.
+    fn save_idempotent_response(&self, key: &str, response: &IdempotentResponse) -> Result<(), StoreError>;
+}
+
+/// A shared store is a store: lets a vault or server hold `Arc<dyn Store>`.
+impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
+    fn create_subject(&self, subject: &Subject, wrapped_key: &[u8], audit: &[AuditEvent]) -> Result<(), StoreError> {
+        (**self).create_subject(subject, wrapped_key, audit)
+    }
+
+    fn subject(&self, id: &SubjectId) -> Result<Option<SubjectRecord>, StoreError> {
+        (**self).subject(id)
+    }
+
+    fn subjects(&self, ids: &[SubjectId]) -> Result<Vec<SubjectRecord>, StoreError> {
+        (**self).subjects(ids)
+    }
+
+    fn update_state(
+        &self,
+        id: &SubjectId,
+        apply: &mut dyn FnMut(&Subject) -> Option<StateChange>,
+    ) -> Result<bool, StoreError> {
+        (**self).update_state(id, apply)
+    }
+
+    fn put_items(&self, items: &[NewItem], audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError> {
+        (**self).put_items(items, audit)
+    }
+
+    fn current_items(&self, id: &SubjectId, categories: &[&str]) -> Result<Vec<StoredItem>, StoreError> {
+        (**self).current_items(id, categories)
+    }
+
+    fn subject_with_items(
+        &self,
+        id: &SubjectId,
+        categories: &[&str],
+    ) -> Result<Option<(SubjectRecord, Vec<StoredItem>)>, StoreError> {
+        (**self).subject_with_items(id, categories)
+    }
+
+    fn history(&self, id: &SubjectId, category: &str) -> Result<Vec<StoredItem>, StoreError> {
+        (**self).history(id, category)
+    }
+
+    fn item_by_token(&self, token: &str) -> Result<Option<StoredItem>, StoreError> {
+        (**self).item_by_token(token)
+    }
+
+    fn erase_subject(&self, id: &SubjectId, at: Timestamp, audit: &[AuditEvent]) -> Result<u64, StoreError> {
+        (**self).erase_subject(id, at, audit)
+    }
+
+    fn append_audit(&self, audit: &[AuditEvent]) -> Result<ChainHead, StoreError> {
+        (**self).append_audit(audit)
+    }
+
+    fn audit_head(&self) -> Result<ChainHead, StoreError> {
+        (**self).audit_head()
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn scan_audit(
+        &self,
+        visit: &mut dyn FnMut(u64, &[u8], &[u8], &[u8]) -> Result<(), ChainBreak>,
+    ) -> Result<Result<ChainHead, ChainBreak>, StoreError> {
+        (**self).scan_audit(visit)
+    }
+
+    fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        (**self).audit_entries(after, limit)
+    }
+
+    fn create_api_key(&self, key: &ApiKeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
+        (**self).create_api_key(key, audit)
+    }
+
+    fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError> {
+        (**self).api_key_by_hash(hash)
+    }
+
+    fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        (**self).api_keys()
+    }
+
+    fn revoke_api_key(&self, id: &str, at: Timestamp, audit: &[AuditEvent]) -> Result<bool, StoreError> {
+        (**self).revoke_api_key(id, at, audit)
+    }
+
+    fn idempotent_response(&self, key: &str) -> Result<Option<IdempotentResponse>, StoreError> {
+        (**self).idempotent_response(key)
+    }
+
+    fn save_idempotent_response(&self, key: &str, response: &IdempotentResponse) -> Result<(), StoreError> {
+        (**self).save_idempotent_response(key, response)
+    }
 }

@@ -1,0 +1,43 @@
+//! `custos serve`: the HTTP API on the data directory's store.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use custos_server::{AppState, Config};
+use custos_store::Store;
+
+use crate::cli::{Global, LogFormat, ServeArgs};
+use crate::env;
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let policy = Arc::new(env::load_policy(global)?);
+    let vault = env::open_vault_with(&global.data_dir, policy, |store| Arc::new(store) as Arc<dyn Store>)?;
+    let config = Config { max_body_bytes: args.max_body_bytes, max_ingest_bytes: args.max_ingest_bytes };
+    let state = AppState::new(vault, config);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr().context("cannot read the listening address")?;
+        tracing::info!(%addr, data_dir = %global.data_dir.display(), "custos listening");
+        // A line on stdout for scripts and tests to wait on.
+        println!("listening on http://{addr}");
+        custos_server::serve(listener, state, custos_server::shutdown_signal()).await.context("server error")?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CUSTOS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+    }
+}

@@ -1,0 +1,677 @@
+//! The `/v1` personal-data routes: subjects, values, choices, erasure, ingestion.
+//!
+//! Every read names a purpose; the actor is always the key's. Each handler
+//! checks the role, then runs the vault (which decides and audits).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use custos_core::time::{format_date, parse_date};
+use custos_vault::{NewSubject, Put, Read, Revealed};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::auth::{Auth, Role};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::problem::{ApiError, Problem};
+
+/// Roles that may write personal data.
+const WRITERS: &[Role] = &[Role::Admin, Role::Service];
+
+/// A subject to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubject {
+    /// Subject id (1-128 printable ASCII characters, no spaces).
+    pub id: String,
+    /// Jurisdiction id from the policy.
+    pub jurisdiction: String,
+    /// Home region of the subject's data.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Birth date, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub birth_date: Option<String>,
+    /// Subject id of the linked parent or guardian.
+    #[serde(default)]
+    pub guardian: Option<String>,
+}
+
+/// A subject's metadata (never values).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubjectView {
+    /// Subject id.
+    pub id: String,
+    /// Jurisdiction id.
+    pub jurisdiction: String,
+    /// Home region.
+    pub region: Option<String>,
+    /// Birth date, `YYYY-MM-DD`.
+    pub birth_date: Option<String>,
+    /// Linked guardian.
+    pub guardian: Option<String>,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Erasure time, if erased.
+    pub erased_at: Option<String>,
+    /// Purposes with a live consent.
+    pub consents: Vec<String>,
+    /// Purposes objected to.
+    pub objections: Vec<String>,
+    /// Restricted since, if restricted.
+    pub restricted_since: Option<String>,
+}
+
+impl From<custos_core::subject::Subject> for SubjectView {
+    fn from(s: custos_core::subject::Subject) -> Self {
+        use custos_core::subject::ConsentStatus;
+        SubjectView {
+            id: s.id.to_string(),
+            jurisdiction: s.jurisdiction,
+            region: s.region,
+            birth_date: s.birth_date.map(format_date),
+            guardian: s.guardian.map(|g| g.to_string()),
+            created_at: s.created_at.to_string(),
+            erased_at: s.erased_at.map(|t| t.to_string()),
+            consents: s
+                .state
+                .consents
+                .iter()
+                .filter(|(_, c)| c.status == ConsentStatus::Granted)
+                .map(|(p, _)| p.clone())
+                .collect(),
+            objections: s.state.objections.keys().cloned().collect(),
+            restricted_since: s.state.restricted_since.map(|t| t.to_string()),
+        }
+    }
+}
+
+/// Creates a subject (and their data key).
+#[utoipa::path(post, path = "/v1/subjects", tag = "subjects", request_body = CreateSubject,
+    responses((status = 201, body = SubjectView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create_subject(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    ApiJson(body): ApiJson<CreateSubject>,
+) -> Result<(StatusCode, axum::Json<SubjectView>), ApiError> {
+    auth.require(WRITERS, "create subjects")?;
+    let birth_date = body.birth_date.as_deref().map(parse_date).transpose().map_err(ApiError::invalid)?;
+    let subject = state
+        .run(move |v| {
+            Ok(v.add_subject(&NewSubject {
+                id: &body.id,
+                jurisdiction: &body.jurisdiction,
+                region: body.region.as_deref(),
+                birth_date,
+                guardian: body.guardian.as_deref(),
+            })?)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(subject.into())))
+}
+
+/// A subject's metadata, consents, objections and restriction (no values).
+#[utoipa::path(get, path = "/v1/subjects/{id}", tag = "subjects", params(("id" = String, Path, description = "Subject id")),
+    responses((status = 200, body = SubjectView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get_subject(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<SubjectView>, ApiError> {
+    auth.require(WRITERS, "read subjects")?;
+    let subject = state.run(move |v| Ok(v.subject(&id)?)).await?;
+    Ok(axum::Json(subject.into()))
+}
+
+/// A value to store.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutItem {
+    /// The value.
+    pub value: String,
+    /// Source id: `provided`, `automatic`, or a declared third-party source.
+    pub source: String,
+    /// Purpose it is collected for.
+    pub purpose: String,
+}
+
+/// The version a write created.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Written {
+    /// Category id.
+    pub category: String,
+    /// The new version.
+    pub version: u32,
+}
+
+/// Stores a value as the new current version of its category.
+#[utoipa::path(put, path = "/v1/subjects/{id}/data/{category}", tag = "data",
+    params(("id" = String, Path, description = "Subject id"), ("category" = String, Path, description = "Category id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result and write nothing")),
+    request_body = PutItem,
+    responses((status = 200, body = Written), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn put_item(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path((id, category)): Path<(String, String)>,
+    ApiJson(body): ApiJson<PutItem>,
+) -> Result<axum::Json<Written>, ApiError> {
+    let p = auth.require(WRITERS, "write personal data")?;
+    let actor = p.actor.clone();
+    let written = state
+        .run(move |v| {
+            let put = Put {
+                subject: &id,
+                category: &category,
+                value: &body.value,
+                source: &body.source,
+                purpose: &body.purpose,
+            };
+            let version = v.put_batch(std::slice::from_ref(&put), &actor)?.first().copied().unwrap_or(0);
+            Ok(Written { category, version })
+        })
+        .await?;
+    Ok(axum::Json(written))
+}
+
+/// The purpose of a read.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PurposeQuery {
+    /// Purpose id; the key must be allowed to read for it.
+    pub purpose: String,
+}
+
+/// A released value with its metadata.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemView {
+    /// Category id.
+    pub category: String,
+    /// The value (for tokenized card numbers: the token and last four digits).
+    pub value: String,
+    /// Version.
+    pub version: u32,
+    /// Source id.
+    pub source: String,
+    /// Purpose it was collected for.
+    pub collected_for: String,
+    /// Collection time.
+    pub collected_at: String,
+    /// Notice version in force at collection.
+    pub notice_version: String,
+    /// For prior versions: when superseded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded_at: Option<String>,
+    /// For prior versions: when due for deletion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete_after: Option<String>,
+    /// Legal basis of this read.
+    pub basis: String,
+}
+
+impl From<Revealed> for ItemView {
+    fn from(r: Revealed) -> Self {
+        ItemView {
+            category: r.category,
+            value: r.value.to_string(),
+            version: r.version,
+            source: r.source,
+            collected_for: r.collected_for,
+            collected_at: r.collected_at.to_string(),
+            notice_version: r.notice_version,
+            superseded_at: r.superseded_at.map(|t| t.to_string()),
+            delete_after: r.delete_after.map(format_date),
+            basis: r.basis.as_str().to_string(),
+        }
+    }
+}
+
+fn count_decision(state: &AppState, result: &Result<impl Sized, ApiError>, allowed: u64) {
+    match result {
+        Ok(_) => state.metrics.observe_decision("allow", allowed),
+        Err(e) => {
+            if let Some(reason) = e.problem().reason {
+                state.metrics.observe_decision(&reason, 1);
+            }
+        }
+    }
+}
+
+/// Reads the current value of one category for a purpose.
+#[utoipa::path(get, path = "/v1/subjects/{id}/data/{category}", tag = "data",
+    params(("id" = String, Path, description = "Subject id"), ("category" = String, Path, description = "Category id"), PurposeQuery),
+    responses((status = 200, body = ItemView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "Forbidden for the key's role or purposes, or denied by the policy (with `reason`)"),
+        (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn read_item(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path((id, category)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<PurposeQuery>,
+) -> Result<axum::Json<ItemView>, ApiError> {
+    let actor = auth.require_purpose(&q.purpose)?.actor.clone();
+    let result =
+        state.run(move |v| Ok(v.get(&Read { subject: &id, purpose: &q.purpose, actor: &actor }, &category)?)).await;
+    count_decision(&state, &result, 1);
+    Ok(axum::Json(result?.into()))
+}
+
+/// Every value a purpose may read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadAllView {
+    /// Values released.
+    pub items: Vec<ItemView>,
+    /// Categories denied, with their reasons.
+    pub denied: Vec<DeniedView>,
+}
+
+/// One denied category.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeniedView {
+    /// Category id.
+    pub category: String,
+    /// Reason code.
+    pub reason: String,
+    /// Sentence.
+    pub detail: String,
+}
+
+/// Reads every current value the purpose may use.
+#[utoipa::path(get, path = "/v1/subjects/{id}/data", tag = "data",
+    params(("id" = String, Path, description = "Subject id"), PurposeQuery),
+    responses((status = 200, body = ReadAllView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn read_all(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<PurposeQuery>,
+) -> Result<axum::Json<ReadAllView>, ApiError> {
+    let actor = auth.require_purpose(&q.purpose)?.actor.clone();
+    let result = state.run(move |v| Ok(v.get_all(&Read { subject: &id, purpose: &q.purpose, actor: &actor })?)).await;
+    let n = result.as_ref().map_or(0, |(items, _)| items.len() as u64);
+    count_decision(&state, &result, n);
+    let (items, denied) = result?;
+    for (_, d) in &denied {
+        state.metrics.observe_decision(d.reason.code(), 1);
+    }
+    Ok(axum::Json(ReadAllView {
+        items: items.into_iter().map(Into::into).collect(),
+        denied: denied
+            .into_iter()
+            .map(|(category, d)| DeniedView { category, reason: d.reason.code().to_string(), detail: d.sentence })
+            .collect(),
+    }))
+}
+
+/// Every version of a value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryView {
+    /// Versions, newest first.
+    pub versions: Vec<ItemView>,
+}
+
+/// Every version of a value, newest first.
+#[utoipa::path(get, path = "/v1/subjects/{id}/data/{category}/history", tag = "data",
+    params(("id" = String, Path, description = "Subject id"), ("category" = String, Path, description = "Category id"), PurposeQuery),
+    responses((status = 200, body = HistoryView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn read_history(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path((id, category)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<PurposeQuery>,
+) -> Result<axum::Json<HistoryView>, ApiError> {
+    let actor = auth.require_purpose(&q.purpose)?.actor.clone();
+    let result =
+        state.run(move |v| Ok(v.history(&Read { subject: &id, purpose: &q.purpose, actor: &actor }, &category)?)).await;
+    count_decision(&state, &result, 1);
+    Ok(axum::Json(HistoryView { versions: result?.into_iter().map(Into::into).collect() }))
+}
+
+/// Who records a consent.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentBody {
+    /// Given or withdrawn by this linked guardian on the subject's behalf.
+    #[serde(default)]
+    pub by_guardian: Option<String>,
+}
+
+/// Nothing to return.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Done {
+    /// Always true.
+    pub ok: bool,
+}
+
+async fn optional_consent_body(headers: &HeaderMap, body: Bytes) -> Result<ConsentBody, ApiError> {
+    if body.is_empty() {
+        return Ok(ConsentBody::default());
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return Err(ApiError::new(
+            crate::problem::ProblemKind::UnsupportedMediaType,
+            "send the body as `Content-Type: application/json`",
+        ));
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("invalid body: {}", crate::extract::scrub(&e.to_string()))))
+}
+
+/// Records consent to a purpose.
+#[utoipa::path(put, path = "/v1/subjects/{id}/consents/{purpose}", tag = "choices",
+    params(("id" = String, Path, description = "Subject id"), ("purpose" = String, Path, description = "Purpose id")),
+    request_body(content = Option<ConsentBody>, description = "Optional: the linked guardian giving consent"),
+    responses((status = 200, body = Done), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn grant_consent(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path((id, purpose)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<Done>, ApiError> {
+    auth.require(WRITERS, "record consent")?;
+    let body = optional_consent_body(&headers, body).await?;
+    state.run(move |v| Ok(v.grant_consent(&id, &purpose, body.by_guardian.as_deref())?)).await?;
+    Ok(axum::Json(Done { ok: true }))
+}
+
+/// Withdraws consent to a purpose: processing for it stops at once.
+#[utoipa::path(delete, path = "/v1/subjects/{id}/consents/{purpose}", tag = "choices",
+    params(("id" = String, Path, description = "Subject id"), ("purpose" = String, Path, description = "Purpose id")),
+    request_body(content = Option<ConsentBody>, description = "Optional: the linked guardian withdrawing consent"),
+    responses((status = 200, body = Done), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn withdraw_consent(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path((id, purpose)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<Done>, ApiError> {
+    auth.require(WRITERS, "withdraw consent")?;
+    let body = optional_consent_body(&headers, body).await?;
+    state.run(move |v| Ok(v.withdraw_consent(&id, &purpose, body.by_guardian.as_deref())?)).await?;
+    Ok(axum::Json(Done { ok: true }))
+}
+
+/// Records an objection to a purpose.
+#[utoipa::path(put, path = "/v1/subjects/{id}/objections/{purpose}", tag = "choices",
+    params(("id" = String, Path, description = "Subject id"), ("purpose" = String, Path, description = "Purpose id")),
+    responses((status = 200, body = Done), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn object(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path((id, purpose)): Path<(String, String)>,
+) -> Result<axum::Json<Done>, ApiError> {
+    auth.require(WRITERS, "record objections")?;
+    state.run(move |v| Ok(v.object(&id, &purpose)?)).await?;
+    Ok(axum::Json(Done { ok: true }))
+}
+
+/// Restricts processing of a subject's data (storage and legal obligations only).
+#[utoipa::path(put, path = "/v1/subjects/{id}/restriction", tag = "choices",
+    params(("id" = String, Path, description = "Subject id")),
+    responses((status = 200, body = Done), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn restrict(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Done>, ApiError> {
+    auth.require(&[Role::Admin], "restrict processing")?;
+    state.run(move |v| Ok(v.set_restricted(&id, true)?)).await?;
+    Ok(axum::Json(Done { ok: true }))
+}
+
+/// Lifts a restriction.
+#[utoipa::path(delete, path = "/v1/subjects/{id}/restriction", tag = "choices",
+    params(("id" = String, Path, description = "Subject id")),
+    responses((status = 200, body = Done), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn lift_restriction(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Done>, ApiError> {
+    auth.require(&[Role::Admin], "lift restrictions")?;
+    state.run(move |v| Ok(v.set_restricted(&id, false)?)).await?;
+    Ok(axum::Json(Done { ok: true }))
+}
+
+/// The result of an erasure.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Erased {
+    /// Item versions made unreadable.
+    pub items_destroyed: u64,
+}
+
+/// Erases a subject by destroying their data key.
+#[utoipa::path(post, path = "/v1/subjects/{id}/erasure", tag = "subjects",
+    params(("id" = String, Path, description = "Subject id")),
+    responses((status = 200, body = Erased), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn erase(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Erased>, ApiError> {
+    auth.require(&[Role::Admin], "erase subjects")?;
+    let n = state.run(move |v| Ok(v.erase(&id)?)).await?;
+    Ok(axum::Json(Erased { items_destroyed: n }))
+}
+
+/// A detokenization request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetokenizeBody {
+    /// The token, `tok_…`.
+    pub token: String,
+    /// Purpose of the read; the policy must list it as allowed to detokenize.
+    pub purpose: String,
+}
+
+/// The full value behind a token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Detokenized {
+    /// The full value.
+    pub value: String,
+}
+
+/// Recovers the full card number behind a token, for a purpose allowed to detokenize.
+#[utoipa::path(post, path = "/v1/detokenize", tag = "data", request_body = DetokenizeBody,
+    responses((status = 200, body = Detokenized), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn detokenize(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    ApiJson(body): ApiJson<DetokenizeBody>,
+) -> Result<axum::Json<Detokenized>, ApiError> {
+    let actor = auth.require_purpose(&body.purpose)?.actor.clone();
+    let result = state.run(move |v| Ok(v.detokenize(&body.token, &body.purpose, &actor)?)).await;
+    count_decision(&state, &result, 1);
+    Ok(axum::Json(Detokenized { value: result?.to_string() }))
+}
+
+/// One line of an ingestion batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestLine {
+    /// Subject id.
+    pub subject: String,
+    /// Category id.
+    pub category: String,
+    /// The value.
+    pub value: String,
+    /// Source id.
+    pub source: String,
+    /// Purpose it is collected for.
+    pub purpose: String,
+}
+
+/// The outcome of one line.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestResult {
+    /// 1-based line number.
+    pub line: usize,
+    /// `ok` or `error`.
+    pub status: String,
+    /// Version written, for `ok`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// Problem code, for `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Denial reason, for denied lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What was wrong, for `error` (never the line's values).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The outcome of a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestSummary {
+    /// Lines read (blank lines are skipped).
+    pub lines: usize,
+    /// Lines written.
+    pub written: usize,
+    /// Lines rejected.
+    pub rejected: usize,
+    /// Per-line outcomes, in line order.
+    pub results: Vec<IngestResult>,
+}
+
+/// Ingests newline-delimited JSON items (`application/x-ndjson`).
+///
+/// Each line is validated and decided on its own; a bad line is reported and
+/// neither stops nor corrupts the rest. The good lines are written together.
+#[utoipa::path(post, path = "/v1/ingest", tag = "data",
+    request_body(content = IngestLine, content_type = "application/x-ndjson", description = "One JSON object per line"),
+    responses((status = 200, body = IngestSummary), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn ingest(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let actor = auth.require(WRITERS, "ingest personal data")?.actor.clone();
+    let ndjson = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-ndjson") || v.starts_with("application/jsonl"));
+    if !ndjson {
+        return Err(ApiError::new(
+            crate::problem::ProblemKind::UnsupportedMediaType,
+            "send the batch as `Content-Type: application/x-ndjson`, one JSON object per line",
+        ));
+    }
+    let summary = state.run(move |v| Ok(ingest_lines(v, &body, &actor))).await?;
+    Ok(axum::Json(summary).into_response())
+}
+
+fn ingest_lines(vault: &crate::SharedVault, body: &[u8], actor: &str) -> IngestSummary {
+    let mut results = Vec::new();
+    let mut parsed: Vec<(usize, IngestLine)> = Vec::new();
+    let mut lines = 0;
+    for (i, raw) in body.split(|b| *b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        lines += 1;
+        match serde_json::from_slice::<IngestLine>(raw) {
+            Ok(l) => parsed.push((i + 1, l)),
+            Err(e) => results.push(line_error(
+                i + 1,
+                "invalid_request",
+                None,
+                format!("invalid line: {}", crate::extract::scrub(&e.to_string())),
+            )),
+        }
+    }
+    // Each line is validated and decided alone; the good ones are written together.
+    let puts: Vec<Put<'_>> = parsed
+        .iter()
+        .map(|(_, l)| Put {
+            subject: &l.subject,
+            category: &l.category,
+            value: &l.value,
+            source: &l.source,
+            purpose: &l.purpose,
+        })
+        .collect();
+    match vault.put_each(&puts, actor) {
+        Ok(outcomes) => {
+            for ((n, _), outcome) in parsed.iter().zip(outcomes) {
+                results.push(match outcome {
+                    Ok(v) => IngestResult {
+                        line: *n,
+                        status: "ok".into(),
+                        version: Some(v),
+                        code: None,
+                        reason: None,
+                        detail: None,
+                    },
+                    Err(e) => vault_line_error(*n, e),
+                });
+            }
+        }
+        Err(e) => {
+            let problem = ApiError::from(e).problem();
+            for (n, _) in &parsed {
+                results.push(line_error(*n, &problem.code, problem.reason.clone(), problem.detail.clone()));
+            }
+        }
+    }
+    results.sort_by_key(|r| r.line);
+    let written = results.iter().filter(|r| r.status == "ok").count();
+    IngestSummary { lines, written, rejected: lines - written, results }
+}
+
+fn vault_line_error(line: usize, e: custos_vault::VaultError) -> IngestResult {
+    let p = ApiError::from(e).problem();
+    line_error(line, &p.code, p.reason, p.detail)
+}
+
+fn line_error(line: usize, code: &str, reason: Option<String>, detail: String) -> IngestResult {
+    IngestResult {
+        line,
+        status: "error".into(),
+        version: None,
+        code: Some(code.to_string()),
+        reason,
+        detail: Some(detail),
+    }
+}

@@ -1,0 +1,60 @@
+//! Authentication (`Authorization: Bearer <key>`) and role checks.
+//!
+//! The [`Auth`] extractor turns the bearer key into a [`Principal`] or answers
+//! 401. Handlers then ask for the role they need with [`Auth::require`]; a
+//! principal's actor is always its key's, so no request can name another.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+pub use custos_vault::access::{Principal, Role};
+
+use crate::AppState;
+use crate::problem::{ApiError, ProblemKind};
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Auth(pub Principal);
+
+impl Auth {
+    /// Fails with 403 unless the principal has one of `roles`.
+    pub fn require(&self, roles: &[Role], what: &str) -> Result<&Principal, ApiError> {
+        if roles.contains(&self.0.role) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::forbidden(format!("a {} key may not {what}", self.0.role.as_str())))
+        }
+    }
+
+    /// Fails with 403 unless the principal may read for `purpose`.
+    pub fn require_purpose(&self, purpose: &str) -> Result<&Principal, ApiError> {
+        if self.0.may_read_for(purpose) {
+            Ok(&self.0)
+        } else if self.0.role == Role::Service {
+            Err(ApiError::forbidden(format!("this service key is not bound to purpose `{purpose}`")))
+        } else {
+            Err(ApiError::forbidden(format!("a {} key may not read personal data", self.0.role.as_str())))
+        }
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::new(ProblemKind::Unauthorized, "send `Authorization: Bearer <API key>`"));
+        };
+        let Some(key) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim) else {
+            return Err(ApiError::new(
+                ProblemKind::Unauthorized,
+                "the Authorization header must be `Bearer <API key>`",
+            ));
+        };
+        let key = key.to_string();
+        let principal = state.run(move |vault| Ok(vault.authenticate(&key)?)).await?;
+        principal.map(Auth).ok_or_else(|| ApiError::new(ProblemKind::Unauthorized, "the API key is unknown or revoked"))
+    }
+}

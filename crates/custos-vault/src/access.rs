@@ -1,0 +1,173 @@
+//! API keys and the principals they authenticate.
+//!
+//! A key is `cst_<id>_<secret>`: 8 hexadecimal characters of public id and 64
+//! of secret. Only the SHA-256 of the whole key is stored (a key has 256 bits
+//! of entropy, so a fast hash is enough); the key itself is shown once, at
+//! creation. A service key is bound to one declared recipient (its actor) and
+//! a set of purposes the policy lets that recipient receive data for.
+
+use custos_core::audit::AuditAction;
+use custos_crypto::{random_bytes, sha256};
+use custos_store::{ApiKeyRecord, Store, StoreError};
+use zeroize::Zeroizing;
+
+use crate::{CONTROLLER, Vault, VaultError};
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Writes data and reads it for its purposes, as its declared recipient.
+    Service,
+    /// The audit log, reports and the policy; never personal values.
+    Auditor,
+}
+
+impl Role {
+    /// The role's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Service => "service",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    /// Parses a role name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "service" => Some(Role::Service),
+            "auditor" => Some(Role::Auditor),
+            _ => None,
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The key's public id.
+    pub key_id: String,
+    /// Its role.
+    pub role: Role,
+    /// The actor it reads as: [`CONTROLLER`] for admin and auditor keys, the recipient for a service key.
+    pub actor: String,
+    /// For a service key, the purposes it may read for.
+    pub purposes: Vec<String>,
+}
+
+impl Principal {
+    /// Whether this principal may read for `purpose`.
+    pub fn may_read_for(&self, purpose: &str) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Service => self.purposes.iter().any(|p| p == purpose),
+            Role::Auditor => false,
+        }
+    }
+}
+
+/// A key just created: its id and the secret, shown once.
+#[derive(Debug)]
+pub struct NewKey {
+    /// Public id.
+    pub id: String,
+    /// The whole key, to give to the caller once.
+    pub secret: Zeroizing<String>,
+}
+
+impl<S: Store> Vault<S> {
+    /// Creates an API key. A service key needs a declared recipient as actor
+    /// and at least one purpose that recipient is declared for.
+    pub fn create_api_key(&self, role: Role, actor: Option<&str>, purposes: &[String]) -> Result<NewKey, VaultError> {
+        let policy = self.policy();
+        match role {
+            Role::Service => {
+                let actor = actor.ok_or_else(|| VaultError::Invalid("a service key needs --actor RECIPIENT".into()))?;
+                let rid = policy.recipient(actor).ok_or_else(|| {
+                    VaultError::Invalid(format!("`{actor}` is not a recipient declared in the policy"))
+                })?;
+                if purposes.is_empty() {
+                    return Err(VaultError::Invalid("a service key needs --purposes P1,P2".into()));
+                }
+                let declared = &policy.recipient_doc(rid).purposes;
+                for p in purposes {
+                    if policy.purpose(p).is_none() {
+                        return Err(VaultError::Invalid(format!("unknown purpose `{p}`")));
+                    }
+                    if !declared.iter().any(|d| d.value == *p) {
+                        return Err(VaultError::Invalid(format!(
+                            "recipient `{actor}` is not declared for purpose `{p}` in the policy"
+                        )));
+                    }
+                }
+            }
+            Role::Admin | Role::Auditor => {
+                if actor.is_some() || !purposes.is_empty() {
+                    return Err(VaultError::Invalid(format!(
+                        "an {} key acts as the controller: it takes no --actor or --purposes",
+                        role.as_str()
+                    )));
+                }
+            }
+        }
+        let mut raw = [0u8; 36];
+        random_bytes(&mut raw)?;
+        let id = hex(&raw[..4]);
+        let secret = Zeroizing::new(format!("cst_{id}_{}", hex(&raw[4..])));
+        let now = self.clock_now();
+        let record = ApiKeyRecord {
+            id: id.clone(),
+            secret_hash: sha256(secret.as_bytes()),
+            role: role.as_str().to_string(),
+            actor: actor.map(str::to_string),
+            purposes: purposes.to_vec(),
+            created_at: now,
+            revoked_at: None,
+        };
+        let mut ev = custos_core::audit::AuditEvent::new(now, AuditAction::ApiKeyCreated, CONTROLLER);
+        ev.key = Some(id.clone());
+        self.store().create_api_key(&record, &[ev]).map_err(|e| match e {
+            StoreError::KeyExists => VaultError::Invalid("key id collision; try again".into()),
+            other => other.into(),
+        })?;
+        Ok(NewKey { id, secret })
+    }
+
+    /// The principal a bearer key stands for; `None` if it is unknown or revoked.
+    pub fn authenticate(&self, key: &str) -> Result<Option<Principal>, VaultError> {
+        if !key.starts_with("cst_") || key.len() != 77 {
+            return Ok(None);
+        }
+        let Some(record) = self.store().api_key_by_hash(&sha256(key.as_bytes()))? else {
+            return Ok(None);
+        };
+        if record.revoked_at.is_some() {
+            return Ok(None);
+        }
+        let Some(role) = Role::parse(&record.role) else {
+            return Ok(None);
+        };
+        let actor = record.actor.clone().unwrap_or_else(|| CONTROLLER.to_string());
+        Ok(Some(Principal { key_id: record.id, role, actor, purposes: record.purposes }))
+    }
+
+    /// Every API key (hashes only), oldest first.
+    pub fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, VaultError> {
+        Ok(self.store().api_keys()?)
+    }
+
+    /// Revokes a key; false if there is no such live key.
+    pub fn revoke_api_key(&self, id: &str) -> Result<bool, VaultError> {
+        let now = self.clock_now();
+        let mut ev = custos_core::audit::AuditEvent::new(now, AuditAction::ApiKeyRevoked, CONTROLLER);
+        ev.key = Some(id.to_string());
+        Ok(self.store().revoke_api_key(id, now, &[ev])?)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
