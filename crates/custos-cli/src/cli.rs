@@ -93,6 +93,12 @@ pub struct ServeArgs {
     /// Largest ingestion batch accepted, in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub max_ingest_bytes: usize,
+    /// TLS certificate chain (PEM); serves HTTPS together with --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -290,7 +296,11 @@ pub enum AuditCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    /// Benchmark the HTTP server instead of the in-process paths.
+    #[command(subcommand)]
+    pub target: Option<BenchTarget>,
     /// Subjects to create for the write and read benchmarks.
     #[arg(long, default_value_t = 25_000)]
     pub subjects: usize,
@@ -303,4 +313,29 @@ pub struct BenchArgs {
     /// Decisions to time.
     #[arg(long, default_value_t = 5_000_000)]
     pub decisions: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchTarget {
+    /// Load the real HTTP server over loopback: purpose-checked reads, batch ingestion, memory.
+    Http(HttpBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HttpBenchArgs {
+    /// Concurrent connections for the read load.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Seconds of read load.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Subjects to create before the read load.
+    #[arg(long, default_value_t = 10_000)]
+    pub subjects: usize,
+    /// Items to ingest for the ingestion figure (and the memory figure).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub ingest_items: usize,
+    /// Items per ingestion request.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
 }

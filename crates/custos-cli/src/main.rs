@@ -5,6 +5,7 @@
 //! `data all`, `data history`, `data detokenize`); no error message contains one.
 
 mod bench;
+mod bench_http;
 mod cli;
 mod env;
 mod serve;
@@ -74,7 +75,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let global = &cli.global;
     match cli.command {
         Command::Policy { command } => policy_command(global, command),
-        Command::Bench(args) => Ok(bench::run(global, &args)?),
+        Command::Bench(args) => match &args.target {
+            None => Ok(bench::run(global, &args)?),
+            Some(BenchTarget::Http(http)) => Ok(bench_http::run(global, http)?),
+        },
         Command::Serve(args) => Ok(serve::run(global, &args)?),
         Command::Key { command } => {
             let vault = env::open_vault(global)?;
