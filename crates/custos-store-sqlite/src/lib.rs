@@ -50,6 +50,14 @@ pub struct SqliteStore {
     // checkpoints the WAL into the database file when it closes.
     readers: Option<ReaderPool>,
     writer: Mutex<Writer>,
+    /// Audit appends waiting to be committed together (group commit).
+    audit_queue: Mutex<Vec<PendingAppend>>,
+}
+
+/// One caller's audit events waiting for a group commit, and where its outcome goes.
+pub(crate) struct PendingAppend {
+    pub(crate) events: Vec<custos_core::audit::AuditEvent>,
+    pub(crate) outcome: std::sync::Arc<Mutex<Option<Result<ChainHead, String>>>>,
 }
 
 /// The write connection and the audit chain head as last committed.
@@ -79,7 +87,11 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error("opening the file", &e))?;
         let writer = Writer::start(conn, true)?;
-        Ok(SqliteStore { readers: Some(ReaderPool { path, idle: Mutex::new(Vec::new()) }), writer: Mutex::new(writer) })
+        Ok(SqliteStore {
+            readers: Some(ReaderPool { path, idle: Mutex::new(Vec::new()) }),
+            writer: Mutex::new(writer),
+            audit_queue: Mutex::new(Vec::new()),
+        })
     }
 
     /// Opens a fresh database in memory (for tests and throwaway runs). Reads
@@ -87,7 +99,7 @@ impl SqliteStore {
     pub fn open_in_memory() -> Result<SqliteStore, OpenError> {
         let conn = Connection::open_in_memory().map_err(|e| open_error("opening in memory", &e))?;
         let writer = Writer::start(conn, false)?;
-        Ok(SqliteStore { readers: None, writer: Mutex::new(writer) })
+        Ok(SqliteStore { readers: None, writer: Mutex::new(writer), audit_queue: Mutex::new(Vec::new()) })
     }
 
     /// The write connection. A panic in another thread while it held the lock

@@ -11,10 +11,16 @@ use custos_core::time::{Timestamp, format_date, parse_date};
 use custos_store::{
     ApiKeyRecord, IdempotentResponse, NewItem, StateChange, Store, StoreError, StoredItem, SubjectRecord,
 };
+use std::sync::{Arc, Mutex};
+
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, ffi, params};
 
 use crate::error::{Context, corrupt};
-use crate::{SqliteStore, Writer};
+use crate::{PendingAppend, SqliteStore, Writer};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// The columns of `subjects`, in the order [`subject_from_row`] reads them.
 macro_rules! subject_columns {
@@ -528,11 +534,56 @@ impl Store for SqliteStore {
         })
     }
 
+    /// Group commit: the caller queues its events, then takes the write lock.
+    /// Whoever holds the lock commits every queued append in one transaction,
+    /// so concurrent readers (each of whose reads is audited) share commits.
+    /// A caller whose events a previous holder already committed finds its
+    /// outcome waiting when it gets the lock and returns at once.
     fn append_audit(&self, audit: &[AuditEvent]) -> Result<ChainHead, StoreError> {
-        self.write("appending audit entries", |tx, head| {
-            append(tx, head, audit)?;
-            Ok(*head)
-        })
+        if audit.is_empty() {
+            return self.audit_head();
+        }
+        let outcome = Arc::new(Mutex::new(None));
+        lock(&self.audit_queue).push(PendingAppend { events: audit.to_vec(), outcome: outcome.clone() });
+        let mut writer = self.writer();
+        if let Some(done) = lock(&outcome).take() {
+            return done.map_err(StoreError::Backend);
+        }
+        let batch = std::mem::take(&mut *lock(&self.audit_queue));
+        let Writer { conn, head } = &mut *writer;
+        let mut next = *head;
+        let mut heads = Vec::with_capacity(batch.len());
+        let committed = (|| {
+            let tx =
+                conn.transaction_with_behavior(TransactionBehavior::Immediate).during("appending audit entries")?;
+            for pending in &batch {
+                append(&tx, &mut next, &pending.events)?;
+                heads.push(next);
+            }
+            tx.commit().during("appending audit entries")
+        })();
+        match committed {
+            Ok(()) => {
+                *head = next;
+                for (pending, h) in batch.iter().zip(heads) {
+                    *lock(&pending.outcome) = Some(Ok(h));
+                }
+            }
+            Err(e) => {
+                let msg = match e {
+                    StoreError::Backend(m) => m,
+                    other => other.to_string(),
+                };
+                for pending in &batch {
+                    *lock(&pending.outcome) = Some(Err(msg.clone()));
+                }
+            }
+        }
+        drop(writer);
+        match lock(&outcome).take() {
+            Some(done) => done.map_err(StoreError::Backend),
+            None => Err(StoreError::Backend("an audit append was lost from the commit queue".into())),
+        }
     }
 
     fn audit_head(&self) -> Result<ChainHead, StoreError> {

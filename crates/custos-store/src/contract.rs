@@ -78,6 +78,7 @@ macro_rules! contract_tests {
             audit_entries_paginates_in_sequence_order,
             failed_operations_append_nothing,
             concurrent_writers_keep_the_audit_chain_intact,
+            concurrent_audit_appends_each_get_their_own_place_in_the_chain,
             an_api_key_round_trips_every_field_and_is_found_by_its_hash,
             an_unknown_hash_finds_no_api_key,
             creating_an_api_key_with_a_taken_id_or_hash_fails_and_appends_nothing,
@@ -838,6 +839,46 @@ pub fn concurrent_writers_keep_the_audit_chain_intact(store: &dyn Store) {
         assert_eq!(h.len(), ROUNDS as usize);
         assert_eq!(h[0].version, ROUNDS as u32);
     }
+}
+
+/// Audit appends from many threads at once (audited reads under load) are all
+/// committed, each caller gets back the head just after its own events, and
+/// the chain holds every event exactly once.
+pub fn concurrent_audit_appends_each_get_their_own_place_in_the_chain(store: &dyn Store) {
+    const THREADS: i64 = 8;
+    const ROUNDS: i64 = 50;
+    let before = head(store);
+    let heads: Vec<ChainHead> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                scope.spawn(move || {
+                    (0..ROUNDS)
+                        .map(|round| {
+                            let events = [
+                                event(AuditAction::DataRead, None, t * 1000 + round),
+                                event(AuditAction::AccessDenied, None, t),
+                            ];
+                            ok(store.append_audit(&events), "appending from a thread")
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    let total = (THREADS * ROUNDS) as usize;
+    assert_eq!(heads.len(), total, "every append returned");
+    let mut seqs: Vec<u64> = heads.iter().map(|h| h.seq).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), total, "each append got its own place in the chain");
+    let entries = ok(store.audit_entries(before.seq, 10 * total), "reading the entries");
+    for h in &heads {
+        let entry = entries.iter().find(|e| e.seq == h.seq).unwrap_or_else(|| panic!("no entry {}", h.seq));
+        assert_eq!(entry.hash, h.hash, "the returned head is the entry's hash");
+        assert!(entry.body.contains("access_denied"), "a caller's head ends on its own last event");
+    }
+    assert_eq!(verify_chain(store).seq, before.seq + 2 * total as u64);
 }
 
 /// Every field of an API key survives a round trip, and the key is found by its hash.
