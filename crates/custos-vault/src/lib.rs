@@ -651,23 +651,15 @@ impl<S: Store> Vault<S> {
         let guardian = by_guardian
             .map(|g| SubjectId::parse(g).map_err(|e| VaultError::Invalid(format!("guardian: {e}"))))
             .transpose()?;
-        let now = self.clock.now();
         let action = match status {
             ConsentStatus::Granted => AuditAction::ConsentGranted,
             ConsentStatus::Withdrawn => AuditAction::ConsentWithdrawn,
         };
         let actor = if guardian.is_some() { "guardian" } else { "subject" };
-        let mut problem = None;
-        self.change_state(&sid, &mut |s| {
-            if s.erased_at.is_some() {
-                problem = Some(erased_denial());
-                return None;
-            }
+        self.update_choices(&sid, actor, Some(purpose), |s, state, now| {
             if guardian.is_some() && s.guardian != guardian {
-                problem = Some(VaultError::Invalid("that guardian is not linked to this subject".into()));
-                return None;
+                return Err(VaultError::Invalid("that guardian is not linked to this subject".into()));
             }
-            let mut state = s.state.clone();
             // A subject's own grant adds nothing to a live grant by their linked
             // guardian, and must not replace it (a minor would lose the service).
             let guardian_granted = state.consents.get(purpose).is_some_and(|c| {
@@ -678,54 +670,65 @@ impl<S: Store> Vault<S> {
                     .consents
                     .insert(purpose.to_string(), ConsentRecord { status, at: now, by_guardian: guardian.clone() });
             }
-            let mut ev = self.event(now, action, actor, subject);
-            ev.purpose = Some(purpose.to_string());
-            Some(StateChange { state, audit: vec![ev] })
-        })?;
-        self.refused(problem, actor, subject, Some(purpose))
+            Ok(action)
+        })
     }
 
     /// Records an objection to a purpose (GDPR Art. 21).
     pub fn object(&self, subject: &str, purpose: &str) -> Result<(), VaultError> {
         self.resolve(purpose, None)?;
         let sid = SubjectId::parse(subject).map_err(VaultError::Invalid)?;
-        let now = self.clock.now();
-        let mut problem = None;
-        self.change_state(&sid, &mut |s| {
-            if s.erased_at.is_some() {
-                problem = Some(erased_denial());
-                return None;
-            }
-            let mut state = s.state.clone();
+        self.update_choices(&sid, "subject", Some(purpose), |_, state, now| {
             state.objections.entry(purpose.to_string()).or_insert(now);
-            let mut ev = self.event(now, AuditAction::ObjectionRecorded, "subject", subject);
-            ev.purpose = Some(purpose.to_string());
-            Some(StateChange { state, audit: vec![ev] })
-        })?;
-        self.refused(problem, "subject", subject, Some(purpose))
+            Ok(AuditAction::ObjectionRecorded)
+        })
     }
 
     /// Restricts processing (GDPR Art. 18), or lifts the restriction.
     pub fn set_restricted(&self, subject: &str, restricted: bool) -> Result<(), VaultError> {
         let sid = SubjectId::parse(subject).map_err(VaultError::Invalid)?;
-        let now = self.clock.now();
-        let mut problem = None;
-        self.change_state(&sid, &mut |s| {
-            if s.erased_at.is_some() {
-                problem = Some(erased_denial());
-                return None;
-            }
-            let mut state = s.state.clone();
-            let action = if restricted {
+        self.update_choices(&sid, CONTROLLER, None, |_, state, now| {
+            Ok(if restricted {
                 state.restricted_since.get_or_insert(now);
                 AuditAction::RestrictionSet
             } else {
                 state.restricted_since = None;
                 AuditAction::RestrictionLifted
-            };
-            Some(StateChange { state, audit: vec![self.event(now, action, CONTROLLER, subject)] })
+            })
+        })
+    }
+
+    /// Changes a subject's choices atomically and audits the change. `change`
+    /// edits the state and names the audited action, or refuses; an erased
+    /// subject is refused (and the refusal audited) before `change` runs.
+    fn update_choices(
+        &self,
+        sid: &SubjectId,
+        actor: &str,
+        purpose: Option<&str>,
+        mut change: impl FnMut(&Subject, &mut SubjectState, Timestamp) -> Result<AuditAction, VaultError>,
+    ) -> Result<(), VaultError> {
+        let now = self.clock.now();
+        let mut problem = None;
+        self.store.update_state(sid, &mut |s| {
+            if s.erased_at.is_some() {
+                problem = Some(erased_denial());
+                return None;
+            }
+            let mut state = s.state.clone();
+            match change(s, &mut state, now) {
+                Ok(action) => {
+                    let mut ev = self.event(now, action, actor, sid.as_str());
+                    ev.purpose = purpose.map(str::to_string);
+                    Some(StateChange { state, audit: vec![ev] })
+                }
+                Err(e) => {
+                    problem = Some(e);
+                    None
+                }
+            }
         })?;
-        self.refused(problem, CONTROLLER, subject, None)
+        self.refused(problem, actor, sid.as_str(), purpose)
     }
 
     /// The outcome of a state change; a refusal because the subject was erased
@@ -755,14 +758,6 @@ impl<S: Store> Vault<S> {
             Ok(_) => erased_denial(),
             Err(e) => e.into(),
         }
-    }
-
-    fn change_state(
-        &self,
-        sid: &SubjectId,
-        apply: &mut dyn FnMut(&Subject) -> Option<StateChange>,
-    ) -> Result<bool, VaultError> {
-        Ok(self.store.update_state(sid, apply)?)
     }
 
     /// Erases a subject by destroying their data key (crypto-shredding).
