@@ -1,4 +1,5 @@
-//! `custos serve`: the HTTP API on the data directory's store.
+//! `custos serve`: the HTTP API on the data directory's store, over HTTPS
+//! with `--tls-cert` and `--tls-key`.
 
 use std::sync::Arc;
 
@@ -12,6 +13,11 @@ use crate::env;
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    // Load the certificate first, so a bad file fails at once, in one line, before anything opens.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(custos_server::tls::TlsConfig::load(cert, key)?),
+        _ => None,
+    };
     let policy = Arc::new(env::load_policy(global)?);
     let vault = env::open_vault_with(&global.data_dir, policy, |store| Arc::new(store) as Arc<dyn Store>)?;
     let config = Config { max_body_bytes: args.max_body_bytes, max_ingest_bytes: args.max_ingest_bytes };
@@ -25,8 +31,20 @@ pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
         let addr = listener.local_addr().context("cannot read the listening address")?;
         tracing::info!(%addr, data_dir = %global.data_dir.display(), "custos listening");
         // A line on stdout for scripts and tests to wait on.
-        println!("listening on http://{addr}");
-        custos_server::serve(listener, state, custos_server::shutdown_signal()).await.context("server error")?;
+        match tls {
+            Some(tls) => {
+                println!("listening on https://{addr}");
+                custos_server::tls::serve_tls(listener, state, tls, custos_server::shutdown_signal())
+                    .await
+                    .context("server error")?;
+            }
+            None => {
+                println!("listening on http://{addr}");
+                custos_server::serve(listener, state, custos_server::shutdown_signal())
+                    .await
+                    .context("server error")?;
+            }
+        }
         tracing::info!("stopped");
         Ok(())
     })

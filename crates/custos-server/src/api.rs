@@ -1,7 +1,9 @@
 //! The `/v1` personal-data routes: subjects, values, choices, erasure, ingestion.
 //!
 //! Every read names a purpose; the actor is always the key's. Each handler
-//! checks the role, then runs the vault (which decides and audits).
+//! checks the role, then runs the vault (which decides and audits). Writes
+//! honour `Idempotency-Key` through the layer in [`crate::idempotency`]; the
+//! OpenAPI document gains the header and its responses there, not here.
 
 use std::sync::Arc;
 
@@ -154,8 +156,7 @@ pub struct Written {
 
 /// Stores a value as the new current version of its category.
 #[utoipa::path(put, path = "/v1/subjects/{id}/data/{category}", tag = "data",
-    params(("id" = String, Path, description = "Subject id"), ("category" = String, Path, description = "Category id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result and write nothing")),
+    params(("id" = String, Path, description = "Subject id"), ("category" = String, Path, description = "Category id")),
     request_body = PutItem,
     responses((status = 200, body = Written), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
@@ -187,6 +188,7 @@ pub async fn put_item(
 
 /// The purpose of a read.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PurposeQuery {
     /// Purpose id; the key must be allowed to read for it.

@@ -44,6 +44,10 @@ impl FromRequestParts<Arc<AppState>> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        // Authenticated already by a layer in front (the idempotency layer).
+        if let Some(auth) = parts.extensions.get::<Auth>() {
+            return Ok(auth.clone());
+        }
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             return Err(ApiError::new(ProblemKind::Unauthorized, "send `Authorization: Bearer <API key>`"));
         };

@@ -1,27 +1,33 @@
 //! The Custos HTTP API.
 //!
 //! [`app`] builds the router from an [`AppState`]; [`serve`] runs it on a
-//! listener until a shutdown signal, letting in-flight requests finish. The
-//! vault is synchronous: handlers run it on tokio's blocking pool
-//! ([`AppState::run`]). This crate is the only one that knows HTTP and JSON
-//! shapes; decisions, sealing and auditing stay in the vault.
+//! listener until a shutdown signal, letting in-flight requests finish, and
+//! [`tls::serve_tls`] does the same over HTTPS (rustls on ring). The vault is
+//! synchronous: handlers run it on tokio's blocking pool ([`AppState::run`]).
+//! Write routes honour `Idempotency-Key` ([`idempotency`]). [`ROUTES`] lists
+//! every route once; the router and the OpenAPI document are checked against
+//! it. This crate is the only one that knows HTTP and JSON shapes; decisions,
+//! sealing and auditing stay in the vault.
 
 pub mod api;
 pub mod auth;
 pub mod extract;
+pub mod idempotency;
 pub mod metrics;
 pub mod ops;
 pub mod problem;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::handler::Handler;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodFilter, on};
 use custos_store::Store;
 use custos_vault::Vault;
 
@@ -53,12 +59,19 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Limits.
     pub config: Config,
+    /// Idempotency keys with a request in progress in this process.
+    pub idempotency: Arc<idempotency::InFlight>,
 }
 
 impl AppState {
     /// State over a vault with default limits.
     pub fn new(vault: SharedVault, config: Config) -> Arc<AppState> {
-        Arc::new(AppState { vault: Arc::new(vault), metrics: metrics::Metrics::default(), config })
+        Arc::new(AppState {
+            vault: Arc::new(vault),
+            metrics: metrics::Metrics::default(),
+            config,
+            idempotency: Arc::default(),
+        })
     }
 
     /// Runs a vault operation on the blocking pool.
@@ -75,35 +88,152 @@ impl AppState {
     }
 }
 
+/// Every route of the API as `(method, path template)`: the router registers
+/// exactly these (checked whenever [`app`] builds it in a debug build) and the
+/// OpenAPI document describes exactly these (checked by `tests/openapi.rs`).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/subjects"),
+    ("GET", "/v1/subjects/{id}"),
+    ("GET", "/v1/subjects/{id}/data"),
+    ("PUT", "/v1/subjects/{id}/data/{category}"),
+    ("GET", "/v1/subjects/{id}/data/{category}"),
+    ("GET", "/v1/subjects/{id}/data/{category}/history"),
+    ("PUT", "/v1/subjects/{id}/consents/{purpose}"),
+    ("DELETE", "/v1/subjects/{id}/consents/{purpose}"),
+    ("PUT", "/v1/subjects/{id}/objections/{purpose}"),
+    ("PUT", "/v1/subjects/{id}/restriction"),
+    ("DELETE", "/v1/subjects/{id}/restriction"),
+    ("POST", "/v1/subjects/{id}/erasure"),
+    ("POST", "/v1/detokenize"),
+    ("POST", "/v1/ingest"),
+    ("GET", "/v1/policy"),
+    ("GET", "/v1/audit"),
+    ("POST", "/v1/audit/verify"),
+    ("GET", "/notice"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+];
+
+/// The routes of [`ROUTES`] that write, and so accept an `Idempotency-Key`
+/// ([`idempotency`]). Reads (including `POST /v1/detokenize` and
+/// `POST /v1/audit/verify`) are never recorded.
+pub const WRITE_ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/subjects"),
+    ("PUT", "/v1/subjects/{id}/data/{category}"),
+    ("PUT", "/v1/subjects/{id}/consents/{purpose}"),
+    ("DELETE", "/v1/subjects/{id}/consents/{purpose}"),
+    ("PUT", "/v1/subjects/{id}/objections/{purpose}"),
+    ("PUT", "/v1/subjects/{id}/restriction"),
+    ("DELETE", "/v1/subjects/{id}/restriction"),
+    ("POST", "/v1/subjects/{id}/erasure"),
+    ("POST", "/v1/ingest"),
+];
+
 /// The router: every route of the API, with its middleware.
 pub fn app(state: Arc<AppState>) -> Router {
     let max_body = state.config.max_body_bytes;
     let max_ingest = state.config.max_ingest_bytes;
-    Router::new()
-        .route("/v1/subjects", post(api::create_subject))
-        .route("/v1/subjects/{id}", get(api::get_subject))
-        .route("/v1/subjects/{id}/data", get(api::read_all))
-        .route("/v1/subjects/{id}/data/{category}", put(api::put_item).get(api::read_item))
-        .route("/v1/subjects/{id}/data/{category}/history", get(api::read_history))
-        .route("/v1/subjects/{id}/consents/{purpose}", put(api::grant_consent).delete(api::withdraw_consent))
-        .route("/v1/subjects/{id}/objections/{purpose}", put(api::object))
-        .route("/v1/subjects/{id}/restriction", put(api::restrict).delete(api::lift_restriction))
-        .route("/v1/subjects/{id}/erasure", post(api::erase))
-        .route("/v1/detokenize", post(api::detokenize))
-        .route("/v1/ingest", post(api::ingest).layer(DefaultBodyLimit::max(max_ingest)))
-        .route("/v1/policy", get(ops::policy))
-        .route("/v1/audit", get(ops::audit_entries))
-        .route("/v1/audit/verify", post(ops::audit_verify))
-        .route("/notice", get(ops::notice))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
+    let routes = Routes::new(state.clone())
+        .write("POST", "/v1/subjects", api::create_subject, None)
+        .read("GET", "/v1/subjects/{id}", api::get_subject)
+        .read("GET", "/v1/subjects/{id}/data", api::read_all)
+        .write("PUT", "/v1/subjects/{id}/data/{category}", api::put_item, None)
+        .read("GET", "/v1/subjects/{id}/data/{category}", api::read_item)
+        .read("GET", "/v1/subjects/{id}/data/{category}/history", api::read_history)
+        .write("PUT", "/v1/subjects/{id}/consents/{purpose}", api::grant_consent, None)
+        .write("DELETE", "/v1/subjects/{id}/consents/{purpose}", api::withdraw_consent, None)
+        .write("PUT", "/v1/subjects/{id}/objections/{purpose}", api::object, None)
+        .write("PUT", "/v1/subjects/{id}/restriction", api::restrict, None)
+        .write("DELETE", "/v1/subjects/{id}/restriction", api::lift_restriction, None)
+        .write("POST", "/v1/subjects/{id}/erasure", api::erase, None)
+        .read("POST", "/v1/detokenize", api::detokenize)
+        .write("POST", "/v1/ingest", api::ingest, Some(max_ingest))
+        .read("GET", "/v1/policy", ops::policy)
+        .read("GET", "/v1/audit", ops::audit_entries)
+        .read("POST", "/v1/audit/verify", ops::audit_verify)
+        .read("GET", "/notice", ops::notice)
+        .read("GET", "/healthz", ops::healthz)
+        .read("GET", "/readyz", ops::readyz)
+        .read("GET", "/metrics", ops::metrics)
+        .read("GET", "/openapi.json", ops::openapi);
+    debug_assert_eq!(routes.check(), Ok(()), "the router and ROUTES / WRITE_ROUTES disagree");
+    routes
+        .router
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// Builds the router one `(method, path)` at a time, remembering what it
+/// registered so it can be compared with [`ROUTES`] and [`WRITE_ROUTES`].
+struct Routes {
+    state: Arc<AppState>,
+    router: Router<Arc<AppState>>,
+    all: Vec<(&'static str, &'static str)>,
+    writes: Vec<(&'static str, &'static str)>,
+}
+
+impl Routes {
+    fn new(state: Arc<AppState>) -> Self {
+        Routes { state, router: Router::new(), all: Vec::new(), writes: Vec::new() }
+    }
+
+    /// A route that does not write (or writes nothing a retry could repeat).
+    fn read<H, T>(mut self, method: &'static str, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, Arc<AppState>>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, on(method_filter(method), handler));
+        self.all.push((method, path));
+        self
+    }
+
+    /// A write: it honours `Idempotency-Key`. `body_limit` overrides the
+    /// default body limit (the idempotency layer buffers the body under it).
+    fn write<H, T>(mut self, method: &'static str, path: &'static str, handler: H, body_limit: Option<usize>) -> Self
+    where
+        H: Handler<T, Arc<AppState>>,
+        T: 'static,
+    {
+        let mut endpoint = on(method_filter(method), handler)
+            .route_layer(middleware::from_fn_with_state(self.state.clone(), idempotency::middleware));
+        if let Some(limit) = body_limit {
+            endpoint = endpoint.layer(DefaultBodyLimit::max(limit));
+        }
+        self.router = self.router.route(path, endpoint);
+        self.all.push((method, path));
+        self.writes.push((method, path));
+        self
+    }
+
+    /// Whether exactly [`ROUTES`] and [`WRITE_ROUTES`] were registered.
+    fn check(&self) -> Result<(), String> {
+        let same = |got: &[(&str, &str)], want: &[(&str, &str)], name: &str| {
+            let mut got = got.to_vec();
+            let mut want = want.to_vec();
+            got.sort_unstable();
+            want.sort_unstable();
+            if got == want { Ok(()) } else { Err(format!("registered {got:?}, {name} lists {want:?}")) }
+        };
+        same(&self.all, ROUTES, "ROUTES")?;
+        same(&self.writes, WRITE_ROUTES, "WRITE_ROUTES")
+    }
+}
+
+fn method_filter(method: &str) -> MethodFilter {
+    match method {
+        "GET" => MethodFilter::GET,
+        "POST" => MethodFilter::POST,
+        "PUT" => MethodFilter::PUT,
+        "DELETE" => MethodFilter::DELETE,
+        "PATCH" => MethodFilter::PATCH,
+        other => panic!("no route is registered for method {other}"),
+    }
 }
 
 async fn no_route() -> ApiError {

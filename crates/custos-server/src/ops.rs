@@ -188,6 +188,7 @@ pub async fn notice(State(state): State<Arc<AppState>>) -> Html<String> {
 
 /// Which audit entries to list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only entries about this subject id (matched by its pseudonym).
@@ -319,7 +320,7 @@ fn hex(bytes: &[u8]) -> String {
         policy, audit_entries, audit_verify, notice, healthz, readyz, metrics, openapi
     ),
     components(schemas(Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Idempotency),
 )]
 pub struct ApiDoc;
 
@@ -333,6 +334,74 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("cst_…").build()),
         );
+    }
+}
+
+/// Adds `Idempotency-Key` to every write of [`crate::WRITE_ROUTES`], with the
+/// 400 and 409 it can cause and the `Idempotent-Replayed` header of replays.
+struct Idempotency;
+
+impl utoipa::Modify for Idempotency {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, Required, ResponseBuilder};
+
+        let key_schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(crate::idempotency::MAX_KEY_LEN))
+            .pattern(Some("^[\\x21-\\x7E]+$"));
+        let parameter = ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "1-255 visible ASCII characters, scoped to the API key. A retry with the same key and the same \
+                 request returns the first response (replayed with `Idempotent-Replayed: true`) and writes \
+                 nothing; the same key with a different request is a 409. 5xx responses are not recorded.",
+            ))
+            .schema(Some(key_schema))
+            .build();
+        let replayed = HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["true"])))
+            .description(Some("Present (`true`) when this is the recorded response to an earlier request with the same Idempotency-Key"))
+            .build();
+        let problem = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/problem+json",
+                        ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                    )
+                    .build(),
+            )
+        };
+        for (method, path) in crate::WRITE_ROUTES {
+            let Some(item) = openapi.paths.paths.get_mut(*path) else { continue };
+            let operation = match *method {
+                "GET" => item.get.as_mut(),
+                "POST" => item.post.as_mut(),
+                "PUT" => item.put.as_mut(),
+                "DELETE" => item.delete.as_mut(),
+                "PATCH" => item.patch.as_mut(),
+                _ => None,
+            };
+            let Some(operation) = operation else { continue };
+            operation.parameters.get_or_insert_with(Vec::new).push(parameter.clone());
+            let responses = &mut operation.responses.responses;
+            responses.entry("400".into()).or_insert_with(|| problem("Invalid request, or an invalid Idempotency-Key"));
+            responses.entry("409".into()).or_insert_with(|| problem(crate::idempotency::REUSED));
+            // Anything recorded can be replayed: not a 401 or 413 (refused before recording), nor a 5xx.
+            for (status, response) in responses.iter_mut() {
+                let replayable =
+                    status.starts_with('2') || (status.starts_with('4') && status != "401" && status != "413");
+                if let (true, RefOr::T(response)) = (replayable, response) {
+                    response.headers.insert("Idempotent-Replayed".into(), replayed.clone());
+                }
+            }
+        }
     }
 }
 
