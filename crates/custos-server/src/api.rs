@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use custos_core::time::{format_date, parse_date};
@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::{Auth, Role};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
 use crate::problem::{ApiError, Problem};
 
 /// Roles that may write personal data.
@@ -126,7 +126,7 @@ pub async fn create_subject(
 pub async fn get_subject(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<SubjectView>, ApiError> {
     auth.require(WRITERS, "read subjects")?;
     let subject = state.run(move |v| Ok(v.subject(&id)?)).await?;
@@ -165,7 +165,7 @@ pub struct Written {
 pub async fn put_item(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    Path((id, category)): Path<(String, String)>,
+    ApiPath((id, category)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<PutItem>,
 ) -> Result<axum::Json<Written>, ApiError> {
     let p = auth.require(WRITERS, "write personal data")?;
@@ -250,6 +250,35 @@ fn count_decision(state: &AppState, result: &Result<impl Sized, ApiError>, allow
     }
 }
 
+/// The actor of a key that may read for `purpose`. A service key asking for a
+/// purpose it is not bound to is refused (403) and the refusal is audited.
+async fn reader(
+    state: &AppState,
+    auth: &Auth,
+    subject: Option<&str>,
+    purpose: &str,
+    category: Option<&str>,
+) -> Result<String, ApiError> {
+    match auth.require_purpose(purpose) {
+        Ok(p) => Ok(p.actor.clone()),
+        Err(refused) => {
+            if auth.0.role == Role::Service {
+                let principal = auth.0.clone();
+                let subject = subject.map(str::to_string);
+                let purpose = purpose.to_string();
+                let category = category.map(str::to_string);
+                state
+                    .run(move |v| {
+                        Ok(v.audit_out_of_scope(&principal, subject.as_deref(), &purpose, category.as_deref())?)
+                    })
+                    .await?;
+                state.metrics.observe_decision(custos_vault::access::OUT_OF_SCOPE, 1);
+            }
+            Err(refused)
+        }
+    }
+}
+
 /// Reads the current value of one category for a purpose.
 #[utoipa::path(get, path = "/v1/subjects/{id}/data/{category}", tag = "data",
     params(("id" = String, Path, description = "Subject id"), ("category" = String, Path, description = "Category id"), PurposeQuery),
@@ -260,10 +289,10 @@ fn count_decision(state: &AppState, result: &Result<impl Sized, ApiError>, allow
 pub async fn read_item(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    Path((id, category)): Path<(String, String)>,
+    ApiPath((id, category)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<axum::Json<ItemView>, ApiError> {
-    let actor = auth.require_purpose(&q.purpose)?.actor.clone();
+    let actor = reader(&state, &auth, Some(&id), &q.purpose, Some(&category)).await?;
     let result =
         state.run(move |v| Ok(v.get(&Read { subject: &id, purpose: &q.purpose, actor: &actor }, &category)?)).await;
     count_decision(&state, &result, 1);
@@ -299,10 +328,10 @@ pub struct DeniedView {
 pub async fn read_all(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<axum::Json<ReadAllView>, ApiError> {
-    let actor = auth.require_purpose(&q.purpose)?.actor.clone();
+    let actor = reader(&state, &auth, Some(&id), &q.purpose, None).await?;
     let result = state.run(move |v| Ok(v.get_all(&Read { subject: &id, purpose: &q.purpose, actor: &actor })?)).await;
     let n = result.as_ref().map_or(0, |(items, _)| items.len() as u64);
     count_decision(&state, &result, n);
@@ -335,10 +364,10 @@ pub struct HistoryView {
 pub async fn read_history(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    Path((id, category)): Path<(String, String)>,
+    ApiPath((id, category)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<axum::Json<HistoryView>, ApiError> {
-    let actor = auth.require_purpose(&q.purpose)?.actor.clone();
+    let actor = reader(&state, &auth, Some(&id), &q.purpose, Some(&category)).await?;
     let result =
         state.run(move |v| Ok(v.history(&Read { subject: &id, purpose: &q.purpose, actor: &actor }, &category)?)).await;
     count_decision(&state, &result, 1);
@@ -389,9 +418,9 @@ async fn optional_consent_body(headers: &HeaderMap, body: Bytes) -> Result<Conse
 pub async fn grant_consent(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    Path((id, purpose)): Path<(String, String)>,
+    ApiPath((id, purpose)): ApiPath<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<axum::Json<Done>, ApiError> {
     auth.require(WRITERS, "record consent")?;
     let body = optional_consent_body(&headers, body).await?;
@@ -409,9 +438,9 @@ pub async fn grant_consent(
 pub async fn withdraw_consent(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    Path((id, purpose)): Path<(String, String)>,
+    ApiPath((id, purpose)): ApiPath<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<axum::Json<Done>, ApiError> {
     auth.require(WRITERS, "withdraw consent")?;
     let body = optional_consent_body(&headers, body).await?;
@@ -428,7 +457,7 @@ pub async fn withdraw_consent(
 pub async fn object(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    Path((id, purpose)): Path<(String, String)>,
+    ApiPath((id, purpose)): ApiPath<(String, String)>,
 ) -> Result<axum::Json<Done>, ApiError> {
     auth.require(WRITERS, "record objections")?;
     state.run(move |v| Ok(v.object(&id, &purpose)?)).await?;
@@ -444,7 +473,7 @@ pub async fn object(
 pub async fn restrict(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<Done>, ApiError> {
     auth.require(&[Role::Admin], "restrict processing")?;
     state.run(move |v| Ok(v.set_restricted(&id, true)?)).await?;
@@ -460,7 +489,7 @@ pub async fn restrict(
 pub async fn lift_restriction(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<Done>, ApiError> {
     auth.require(&[Role::Admin], "lift restrictions")?;
     state.run(move |v| Ok(v.set_restricted(&id, false)?)).await?;
@@ -483,7 +512,7 @@ pub struct Erased {
 pub async fn erase(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<Erased>, ApiError> {
     auth.require(&[Role::Admin], "erase subjects")?;
     let n = state.run(move |v| Ok(v.erase(&id)?)).await?;
@@ -517,7 +546,7 @@ pub async fn detokenize(
     auth: Auth,
     ApiJson(body): ApiJson<DetokenizeBody>,
 ) -> Result<axum::Json<Detokenized>, ApiError> {
-    let actor = auth.require_purpose(&body.purpose)?.actor.clone();
+    let actor = reader(&state, &auth, None, &body.purpose, None).await?;
     let result = state.run(move |v| Ok(v.detokenize(&body.token, &body.purpose, &actor)?)).await;
     count_decision(&state, &result, 1);
     Ok(axum::Json(Detokenized { value: result?.to_string() }))
@@ -586,7 +615,7 @@ pub async fn ingest(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
     let actor = auth.require(WRITERS, "ingest personal data")?.actor.clone();
     let ndjson = headers

@@ -1,7 +1,9 @@
 //! Extractors whose rejections are problem+json with a precise message.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -79,6 +81,38 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                 Err(ApiError::invalid(format!("invalid query string: {}", source_message(&e))))
             }
             Err(e) => Err(ApiError::invalid(format!("invalid query string: {}", e.body_text()))),
+        }
+    }
+}
+
+/// Path parameters, with problem+json rejections (e.g. a segment that is not UTF-8).
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(PathRejection::MissingPathParams(e)) => Err(ApiError::internal(&e.body_text())),
+            Err(e) => Err(ApiError::invalid(format!("invalid path: {}", scrub(&e.body_text())))),
+        }
+    }
+}
+
+/// The raw body, with problem+json rejections (413 over the route's limit).
+pub struct ApiBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(ApiBytes(bytes)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(ProblemKind::PayloadTooLarge, "the body is larger than the configured limit"))
+            }
+            Err(e) => Err(ApiError::invalid(format!("cannot read the body: {}", e.body_text()))),
         }
     }
 }

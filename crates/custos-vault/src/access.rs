@@ -69,6 +69,10 @@ impl Principal {
     }
 }
 
+/// The reason code audited when a key's scope refuses a read before any
+/// decision: a service key asking for a purpose it is not bound to.
+pub const OUT_OF_SCOPE: &str = "purpose_not_bound";
+
 /// A key just created: its id and the secret, shown once.
 #[derive(Debug)]
 pub struct NewKey {
@@ -134,6 +138,29 @@ impl<S: Store> Vault<S> {
             other => other.into(),
         })?;
         Ok(NewKey { id, secret })
+    }
+
+    /// Audits a read refused by the key's scope before any decision (a service
+    /// key asking for a purpose it is not bound to): `access_denied` with reason
+    /// [`OUT_OF_SCOPE`], the key's actor and id, the subject by pseudonym.
+    pub fn audit_out_of_scope(
+        &self,
+        principal: &Principal,
+        subject: Option<&str>,
+        purpose: &str,
+        category: Option<&str>,
+    ) -> Result<(), VaultError> {
+        let now = self.clock_now();
+        let mut ev = match subject {
+            Some(s) => self.event(now, AuditAction::AccessDenied, &principal.actor, s),
+            None => custos_core::audit::AuditEvent::new(now, AuditAction::AccessDenied, principal.actor.as_str()),
+        };
+        ev.purpose = Some(purpose.to_string());
+        ev.categories = category.map(str::to_string).into_iter().collect();
+        ev.reason = Some(OUT_OF_SCOPE.to_string());
+        ev.key = Some(principal.key_id.clone());
+        self.store().append_audit(&[ev])?;
+        Ok(())
     }
 
     /// The principal a bearer key stands for; `None` if it is unknown or revoked.
