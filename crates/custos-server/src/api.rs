@@ -422,10 +422,7 @@ pub async fn grant_consent(
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> Result<axum::Json<Done>, ApiError> {
-    auth.require(WRITERS, "record consent")?;
-    let body = optional_consent_body(&headers, body).await?;
-    state.run(move |v| Ok(v.grant_consent(&id, &purpose, body.by_guardian.as_deref())?)).await?;
-    Ok(axum::Json(Done { ok: true }))
+    change_consent(&state, &auth, id, purpose, &headers, body, true).await
 }
 
 /// Withdraws consent to a purpose: processing for it stops at once.
@@ -442,9 +439,29 @@ pub async fn withdraw_consent(
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> Result<axum::Json<Done>, ApiError> {
-    auth.require(WRITERS, "withdraw consent")?;
-    let body = optional_consent_body(&headers, body).await?;
-    state.run(move |v| Ok(v.withdraw_consent(&id, &purpose, body.by_guardian.as_deref())?)).await?;
+    change_consent(&state, &auth, id, purpose, &headers, body, false).await
+}
+
+/// Grants or withdraws a consent, by the subject or their linked guardian.
+async fn change_consent(
+    state: &AppState,
+    auth: &Auth,
+    id: String,
+    purpose: String,
+    headers: &HeaderMap,
+    body: Bytes,
+    granted: bool,
+) -> Result<axum::Json<Done>, ApiError> {
+    auth.require(WRITERS, if granted { "record consent" } else { "withdraw consent" })?;
+    let body = optional_consent_body(headers, body).await?;
+    state
+        .run(move |v| {
+            let by = body.by_guardian.as_deref();
+            let result =
+                if granted { v.grant_consent(&id, &purpose, by) } else { v.withdraw_consent(&id, &purpose, by) };
+            Ok(result?)
+        })
+        .await?;
     Ok(axum::Json(Done { ok: true }))
 }
 
