@@ -4,7 +4,9 @@
 //! 401. Handlers then ask for the role they need with [`Auth::require`]; a
 //! principal's actor is always its key's, so no request can name another.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -57,8 +59,46 @@ impl FromRequestParts<Arc<AppState>> for Auth {
                 "the Authorization header must be `Bearer <API key>`",
             ));
         };
+        let hash = custos_crypto::sha256(key.as_bytes());
+        if let Some(principal) = state.principals.get(&hash) {
+            return Ok(Auth(principal));
+        }
         let key = key.to_string();
         let principal = state.run(move |vault| Ok(vault.authenticate(&key)?)).await?;
-        principal.map(Auth).ok_or_else(|| ApiError::new(ProblemKind::Unauthorized, "the API key is unknown or revoked"))
+        let principal =
+            principal.ok_or_else(|| ApiError::new(ProblemKind::Unauthorized, "the API key is unknown or revoked"))?;
+        state.principals.put(hash, principal.clone());
+        Ok(Auth(principal))
+    }
+}
+
+/// Recently authenticated keys, by the SHA-256 of the key, so that a busy
+/// client does not cost a store lookup per request. An entry lives for
+/// [`PrincipalCache::TTL`]: a key revoked (by `custos key revoke`, possibly in
+/// another process) stops working within that time. Unknown keys are never cached.
+#[derive(Default)]
+pub struct PrincipalCache {
+    entries: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+}
+
+impl PrincipalCache {
+    /// How long an authenticated key is trusted without asking the store again.
+    pub const TTL: Duration = Duration::from_secs(1);
+    const MAX_ENTRIES: usize = 10_000;
+
+    fn get(&self, hash: &[u8; 32]) -> Option<Principal> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.get(hash).filter(|(_, at)| at.elapsed() < Self::TTL).map(|(p, _)| p.clone())
+    }
+
+    fn put(&self, hash: [u8; 32], principal: Principal) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= Self::MAX_ENTRIES {
+            entries.retain(|_, (_, at)| at.elapsed() < Self::TTL);
+            if entries.len() >= Self::MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(hash, (principal, Instant::now()));
     }
 }

@@ -61,6 +61,8 @@ pub struct AppState {
     pub config: Config,
     /// Idempotency keys with a request in progress in this process.
     pub idempotency: Arc<idempotency::InFlight>,
+    /// Recently authenticated API keys.
+    pub principals: auth::PrincipalCache,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
         Arc::new(AppState {
             vault: Arc::new(vault),
             metrics: metrics::Metrics::default(),
+            principals: auth::PrincipalCache::default(),
             config,
             idempotency: Arc::default(),
         })
