@@ -20,6 +20,7 @@ pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
     };
     let policy = Arc::new(env::load_policy(global)?);
     let vault = env::open_vault_with(&global.data_dir, policy, |store| Arc::new(store) as Arc<dyn Store>)?;
+    bootstrap_admin_key(&vault, &global.data_dir)?;
     let config = Config { max_body_bytes: args.max_body_bytes, max_ingest_bytes: args.max_ingest_bytes };
     let state = AppState::new(vault, config);
     let runtime =
@@ -48,6 +49,40 @@ pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// On a data directory without any API key, creates an admin key and writes
+/// it to `<data-dir>/admin.key` (mode 0600), so a fresh install can be used at
+/// once. The key itself is never logged.
+fn bootstrap_admin_key(vault: &custos_server::SharedVault, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    if !vault.api_keys()?.is_empty() {
+        return Ok(());
+    }
+    let path = data_dir.join("admin.key");
+    let key = vault.create_api_key(custos_vault::access::Role::Admin, None, &[])?;
+    write_private(&path, key.secret.as_bytes())
+        .with_context(|| format!("cannot write the initial admin key to {}", path.display()))?;
+    tracing::info!(key_id = %key.id, file = %path.display(), "no API key existed: created an admin key");
+    eprintln!(
+        "created an admin API key in {} (use it as `Authorization: Bearer $(cat {})`)",
+        path.display(),
+        path.display()
+    );
+    Ok(())
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, content: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.write_all(content)?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, content: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, content)
 }
 
 fn init_logging(format: LogFormat) {
