@@ -323,8 +323,8 @@ pub enum BenchTarget {
 
 #[derive(Debug, Args)]
 pub struct HttpBenchArgs {
-    /// Concurrent connections for the read load.
-    #[arg(long, default_value_t = 64)]
+    /// Concurrent connections for the read load (16 keeps 2 cores busy without queueing).
+    #[arg(long, default_value_t = 16)]
     pub connections: usize,
     /// Seconds of read load.
     #[arg(long, default_value_t = 10)]

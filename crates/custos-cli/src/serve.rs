@@ -23,8 +23,15 @@ pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
     bootstrap_admin_key(&vault, &global.data_dir)?;
     let config = Config { max_body_bytes: args.max_body_bytes, max_ingest_bytes: args.max_ingest_bytes };
     let state = AppState::new(vault, config);
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    // Vault calls block (SQLite); a few threads per core keep the cores busy
+    // without the context switches and per-thread allocator arenas of tokio's
+    // default 512.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(cores * 4)
+        .build()
+        .context("cannot start the runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await

@@ -38,16 +38,22 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 64;
 
 /// Idle read connections kept open for reuse.
-const MAX_IDLE_READERS: usize = 4;
+const MAX_IDLE_READERS: usize = 16;
+
+/// Page cache of each read connection, in KiB.
+const READER_CACHE_KIB: i64 = 1024;
 
 /// Page cache of the write connection, in KiB.
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
 
 /// A Custos store in one SQLite database.
 pub struct SqliteStore {
-    // Fields drop in declaration order: the read connections close before the
-    // write connection, so that the writer is the last connection and
-    // checkpoints the WAL into the database file when it closes.
+    // Fields drop in declaration order: the checkpointer stops and the read
+    // connections close before the write connection, so that the writer is
+    // the last connection and checkpoints the WAL into the database file when
+    // it closes.
+    /// Held for its `Drop`: stops the background checkpoints.
+    _checkpointer: Option<Checkpointer>,
     readers: Option<ReaderPool>,
     writer: Mutex<Writer>,
     /// Audit appends waiting to be committed together (group commit).
@@ -87,7 +93,9 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error("opening the file", &e))?;
         let writer = Writer::start(conn, true)?;
+        let checkpointer = Checkpointer::start(&path)?;
         Ok(SqliteStore {
+            _checkpointer: Some(checkpointer),
             readers: Some(ReaderPool { path, idle: Mutex::new(Vec::new()) }),
             writer: Mutex::new(writer),
             audit_queue: Mutex::new(Vec::new()),
@@ -99,7 +107,12 @@ impl SqliteStore {
     pub fn open_in_memory() -> Result<SqliteStore, OpenError> {
         let conn = Connection::open_in_memory().map_err(|e| open_error("opening in memory", &e))?;
         let writer = Writer::start(conn, false)?;
-        Ok(SqliteStore { readers: None, writer: Mutex::new(writer), audit_queue: Mutex::new(Vec::new()) })
+        Ok(SqliteStore {
+            _checkpointer: None,
+            readers: None,
+            writer: Mutex::new(writer),
+            audit_queue: Mutex::new(Vec::new()),
+        })
     }
 
     /// The write connection. A panic in another thread while it held the lock
@@ -145,6 +158,9 @@ impl Writer {
                 // Returns the mode now in force; a file database always accepts WAL.
                 let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
                 conn.pragma_update(None, "synchronous", "NORMAL")?;
+                // Commits never checkpoint (and fsync) inline: the
+                // checkpointer thread does it in the background.
+                conn.pragma_update(None, "wal_autocheckpoint", 0)?;
             }
             conn.pragma_update(None, "foreign_keys", true)?;
             conn.pragma_update(None, "secure_delete", true)?;
@@ -165,8 +181,55 @@ impl ReaderPool {
         conn.busy_timeout(BUSY_TIMEOUT).during("configuring a read connection")?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).during("configuring a read connection")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        conn.pragma_update(None, "cache_size", -READER_CACHE_KIB).during("configuring a read connection")?;
         Ok(conn)
     }
+}
+
+/// A background thread that copies the WAL into the database file every
+/// [`CHECKPOINT_EVERY`], so that no commit pays for a checkpoint (and its
+/// fsync) inline. Passive checkpoints never block readers or the writer.
+struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How often the WAL is checkpointed in the background.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Checkpointer, OpenError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error("opening the checkpointer", &e))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_error("configuring the checkpointer", &e))?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("custos-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        report_checkpoint_failure(&e);
+                    }
+                }
+            })
+            .map_err(|e| OpenError::Sqlite(format!("starting the checkpointer: {e}")))?;
+        Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A failed background checkpoint is retried at the next tick; the WAL only
+/// grows meanwhile. It is reported on stderr (no values: SQLite's message).
+fn report_checkpoint_failure(e: &rusqlite::Error) {
+    eprintln!("custos: background WAL checkpoint failed (will retry): {}", error::Describe(e));
 }
 
 fn open_error(operation: &str, e: &rusqlite::Error) -> OpenError {
