@@ -27,7 +27,23 @@ use cli::*;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Freed memory goes back to the system at once instead of after a delay that
+/// idle worker threads never reach: the server's resident set then follows
+/// its working set after a burst of ingestion (see README, benchmarks).
+#[allow(unsafe_code)]
+fn tune_allocator() {
+    // SAFETY: `mi_option_set` stores an integer option and touches no Rust
+    // memory; it runs first thing in `main`, before any other thread exists,
+    // as mimalloc requires of option changes.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
+/// `mi_option_purge_delay` in mimalloc v2's `mi_option_t` (the -sys crate names
+/// no constant for it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
