@@ -240,10 +240,10 @@ fn pct_us(v: &mut [Duration], p: f64) -> f64 {
 }
 
 /// A tiny deterministic generator for benchmark ids (not for anything secret).
-struct XorShift(u64);
+pub(crate) struct XorShift(pub(crate) u64);
 
 impl XorShift {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
