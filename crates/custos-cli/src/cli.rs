@@ -24,6 +24,9 @@ pub struct Global {
     /// Policy file (YAML); the bundled AWS Privacy Notice (2020-01-24) when absent.
     #[arg(long, global = true, env = "CUSTOS_POLICY")]
     pub policy: Option<PathBuf>,
+    /// PostgreSQL database (postgres://…); embedded SQLite in the data directory when absent.
+    #[arg(long, global = true, env = "CUSTOS_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +71,8 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Apply the database migrations and exit (every command also applies them on start).
+    Migrate,
     /// Measure the hot paths (in a temporary data directory).
     Bench(BenchArgs),
     /// Run the HTTP API.

@@ -37,10 +37,34 @@ pub fn load_policy(global: &Global) -> anyhow::Result<Policy> {
     Policy::from_yaml(&text).map_err(|e| anyhow::anyhow!("the policy does not load:\n{}", e.display_in(&name)))
 }
 
-/// Opens the vault over the SQLite store in the data directory.
-pub fn open_vault(global: &Global) -> anyhow::Result<Vault<SqliteStore>> {
-    let policy = load_policy(global)?;
-    open_vault_at(&global.data_dir, Arc::new(policy))
+/// The store the command line works on: PostgreSQL when `--database` (or
+/// `CUSTOS_DATABASE_URL`) is given, else SQLite in the data directory.
+pub type AnyStore = Arc<dyn custos_store::Store>;
+
+/// Opens the vault over the configured store. The master key always comes
+/// from `CUSTOS_MASTER_KEY` or the data directory's key file.
+pub fn open_vault(global: &Global) -> anyhow::Result<Vault<AnyStore>> {
+    let policy = Arc::new(load_policy(global)?);
+    match &global.database {
+        None => open_vault_with(&global.data_dir, policy, |s| Arc::new(s) as AnyStore),
+        Some(url) => {
+            if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                anyhow::bail!("--database must be a postgres:// URL (SQLite is used when it is absent)");
+            }
+            create_private_dir(&global.data_dir)?;
+            let keys = keyring(&global.data_dir)?;
+            let store = custos_store_postgres::PostgresStore::connect(url)
+                .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL database: {e}"))?;
+            Ok(Vault::new(policy, Arc::new(store) as AnyStore, keys, Arc::new(SystemClock)))
+        }
+    }
+}
+
+fn keyring(dir: &Path) -> anyhow::Result<Keyring> {
+    let env_key = std::env::var(MASTER_KEY_ENV).ok();
+    let (master, _) =
+        master_key::load_or_create(env_key.as_deref(), &dir.join("master.key")).map_err(anyhow::Error::msg)?;
+    Keyring::new(&master).context("cannot derive keys from the master key")
 }
 
 /// Opens (creating if needed) a data directory and its vault.
@@ -55,10 +79,7 @@ pub fn open_vault_with<S: custos_store::Store>(
     wrap: impl FnOnce(SqliteStore) -> S,
 ) -> anyhow::Result<Vault<S>> {
     create_private_dir(dir)?;
-    let env_key = std::env::var(MASTER_KEY_ENV).ok();
-    let (master, _) =
-        master_key::load_or_create(env_key.as_deref(), &dir.join("master.key")).map_err(anyhow::Error::msg)?;
-    let keys = Keyring::new(&master).context("cannot derive keys from the master key")?;
+    let keys = keyring(dir)?;
     let db = dir.join("custos.db");
     let store = SqliteStore::open(&db).with_context(|| format!("cannot open the database {}", db.display()))?;
     Ok(Vault::new(policy, wrap(store), keys, Arc::new(SystemClock)))

@@ -102,6 +102,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Some(BenchTarget::Http(http)) => Ok(bench_http::run(global, http)?),
         },
         Command::Serve(args) => Ok(serve::run(global, &args)?),
+        Command::Migrate => {
+            env::open_vault(global)?;
+            let backend = if global.database.is_some() { "PostgreSQL" } else { "SQLite" };
+            println!("{backend} database is up to date");
+            Ok(())
+        }
         Command::Key { command } => {
             let vault = env::open_vault(global)?;
             match command {

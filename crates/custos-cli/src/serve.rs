@@ -1,11 +1,8 @@
 //! `custos serve`: the HTTP API on the data directory's store, over HTTPS
 //! with `--tls-cert` and `--tls-key`.
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use custos_server::{AppState, Config};
-use custos_store::Store;
 
 use crate::cli::{Global, LogFormat, ServeArgs};
 use crate::env;
@@ -18,8 +15,7 @@ pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(custos_server::tls::TlsConfig::load(cert, key)?),
         _ => None,
     };
-    let policy = Arc::new(env::load_policy(global)?);
-    let vault = env::open_vault_with(&global.data_dir, policy, |store| Arc::new(store) as Arc<dyn Store>)?;
+    let vault = env::open_vault(global)?;
     bootstrap_admin_key(&vault, &global.data_dir)?;
     let config = Config { max_body_bytes: args.max_body_bytes, max_ingest_bytes: args.max_ingest_bytes };
     let state = AppState::new(vault, config);

@@ -1,0 +1,738 @@
+//! [`Store`] for [`PostgresStore`]: the SQL of every operation.
+//!
+//! Each mutating call runs in one transaction (READ COMMITTED) that also
+//! appends its audit entries: it locks what it changes (the subject rows, by
+//! id), then the chain head row, appends after the head it read under that
+//! lock, moves the head and commits. Any error drops the transaction, which
+//! rolls it back. Rows are written with multi-row statements over arrays
+//! (`UNNEST`), never one statement per item or entry.
+
+use std::collections::{BTreeMap, HashMap};
+
+use custos_core::audit::{AuditEntry, AuditEvent, ChainBreak, ChainHead};
+use custos_core::subject::{Subject, SubjectId, SubjectState};
+use custos_core::time::{Timestamp, format_date, parse_date};
+use custos_store::{
+    ApiKeyRecord, IdempotentResponse, NewItem, StateChange, Store, StoreError, StoredItem, SubjectRecord,
+};
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{BorrowToSql, ToSql};
+use postgres::{Client, GenericClient, IsolationLevel, Row, RowIter, Statement, Transaction};
+
+use crate::error::{Context, corrupt};
+use crate::{Conn, PostgresStore};
+
+/// The columns of `subjects`, in the order [`subject_from_row`] reads them.
+macro_rules! subject_columns {
+    () => {
+        "id, jurisdiction, region, birth_date, guardian, created_at, erased_at, wrapped_key, state::text"
+    };
+}
+
+/// The columns of `items`, in the order [`item_from_row`] reads them.
+macro_rules! item_columns {
+    () => {
+        "subject, category, version, source, purpose, collected_at, notice_version, superseded_at, sealed, token"
+    };
+}
+
+/// The columns of `api_keys`, in the order [`api_key_from_row`] reads them.
+macro_rules! api_key_columns {
+    () => {
+        "id, secret_hash, role, actor, purposes, created_at, revoked_at"
+    };
+}
+
+/// Every statement the store runs.
+mod sql {
+    pub(super) const LOCK_AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
+    pub(super) const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+    pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit (seq, prev_hash, body, hash) \
+         SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::text[], $4::bytea[])";
+    pub(super) const MOVE_AUDIT_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
+    pub(super) const SCAN_AUDIT: &str = "SELECT seq, prev_hash, body, hash FROM audit ORDER BY seq";
+    pub(super) const AUDIT_AFTER: &str =
+        "SELECT seq, prev_hash, body, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2";
+
+    pub(super) const SUBJECT: &str = concat!("SELECT ", subject_columns!(), " FROM subjects WHERE id = $1");
+    pub(super) const LOCK_SUBJECT: &str =
+        concat!("SELECT ", subject_columns!(), " FROM subjects WHERE id = $1 FOR UPDATE");
+    pub(super) const SUBJECTS: &str = concat!("SELECT ", subject_columns!(), " FROM subjects WHERE id = ANY($1)");
+    pub(super) const INSERT_SUBJECT: &str = "INSERT INTO subjects (id, jurisdiction, region, birth_date, guardian, \
+         created_at, erased_at, wrapped_key, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb) \
+         ON CONFLICT (id) DO NOTHING";
+    pub(super) const UPDATE_STATE: &str = "UPDATE subjects SET state = $2::text::jsonb WHERE id = $1";
+    pub(super) const LOCK_SUBJECTS_FOR_WRITE: &str =
+        "SELECT id, erased_at FROM subjects WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+    pub(super) const LOCK_SUBJECT_FOR_ERASURE: &str = "SELECT erased_at FROM subjects WHERE id = $1 FOR UPDATE";
+    pub(super) const ERASE_SUBJECT: &str = "UPDATE subjects SET wrapped_key = NULL, erased_at = $2 WHERE id = $1";
+
+    pub(super) const CURRENT_VERSIONS: &str =
+        "SELECT subject, category, version FROM items WHERE subject = ANY($1) AND superseded_at IS NULL";
+    pub(super) const SUPERSEDE: &str = "UPDATE items SET superseded_at = u.at \
+         FROM UNNEST($1::text[], $2::text[], $3::integer[], $4::bigint[]) AS u (subject, category, version, at) \
+         WHERE items.subject = u.subject AND items.category = u.category AND items.version = u.version";
+    pub(super) const INSERT_ITEMS: &str = concat!(
+        "INSERT INTO items (",
+        item_columns!(),
+        ") SELECT * FROM UNNEST($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::bigint[], \
+         $7::text[], $8::bigint[], $9::bytea[], $10::text[])"
+    );
+    pub(super) const INSERT_TOKENS: &str = "INSERT INTO tokens (token, subject, category, version) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::integer[])";
+    pub(super) const CURRENT_ITEMS: &str = concat!(
+        "SELECT ",
+        item_columns!(),
+        " FROM items WHERE subject = $1 AND superseded_at IS NULL \
+         AND (cardinality($2::text[]) = 0 OR category = ANY($2::text[])) ORDER BY category"
+    );
+    pub(super) const HISTORY: &str =
+        concat!("SELECT ", item_columns!(), " FROM items WHERE subject = $1 AND category = $2 ORDER BY version DESC");
+    pub(super) const ITEM_BY_TOKEN: &str = "SELECT i.subject, i.category, i.version, i.source, i.purpose, \
+         i.collected_at, i.notice_version, i.superseded_at, i.sealed, i.token \
+         FROM tokens t JOIN items i ON i.subject = t.subject AND i.category = t.category AND i.version = t.version \
+         WHERE t.token = $1";
+    pub(super) const DELETE_ITEMS: &str = "DELETE FROM items WHERE subject = $1 RETURNING token";
+    pub(super) const DELETE_TOKENS: &str = "DELETE FROM tokens WHERE token = ANY($1)";
+
+    pub(super) const INSERT_API_KEY: &str = concat!(
+        "INSERT INTO api_keys (",
+        api_key_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
+    );
+    pub(super) const API_KEY_BY_HASH: &str =
+        concat!("SELECT ", api_key_columns!(), " FROM api_keys WHERE secret_hash = $1");
+    pub(super) const API_KEYS: &str = concat!("SELECT ", api_key_columns!(), " FROM api_keys ORDER BY created_at, id");
+    pub(super) const REVOKE_API_KEY: &str = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+
+    pub(super) const IDEMPOTENT_RESPONSE: &str =
+        "SELECT fingerprint, status, body, created_at FROM idempotency WHERE key = $1";
+    pub(super) const INSERT_IDEMPOTENT_RESPONSE: &str = "INSERT INTO idempotency (key, fingerprint, status, body, \
+         created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING";
+}
+
+impl PostgresStore {
+    /// Runs `f` in one read-write transaction and commits it.
+    fn write<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&mut Session<'_, Transaction<'_>>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_client(|Conn { client, statements }| {
+            let mut tx = client.transaction().during(operation)?;
+            let value = f(&mut Session { db: &mut tx, statements })?;
+            tx.commit().during(operation)?;
+            Ok(value)
+        })
+    }
+
+    /// Runs `f` in one read-only REPEATABLE READ transaction: one snapshot for all it reads.
+    fn snapshot<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&mut Session<'_, Transaction<'_>>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_client(|Conn { client, statements }| {
+            let mut tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .during(operation)?;
+            let value = f(&mut Session { db: &mut tx, statements })?;
+            tx.commit().during(operation)?;
+            Ok(value)
+        })
+    }
+
+    /// Runs `f` on a connection, outside any explicit transaction.
+    fn read<T>(&self, f: impl FnOnce(&mut Session<'_, Client>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.with_client(|Conn { client, statements }| f(&mut Session { db: client, statements }))
+    }
+}
+
+/// A connection or a transaction on it, with the connection's prepared statements.
+struct Session<'a, C> {
+    db: &'a mut C,
+    statements: &'a mut HashMap<&'static str, Statement>,
+}
+
+impl<C: GenericClient> Session<'_, C> {
+    /// The statement for `sql`, prepared on this connection the first time it is asked for.
+    fn prepared(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.db.prepare(sql)?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    fn query(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        self.db.query(&statement, params)
+    }
+
+    fn query_opt(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        self.db.query_opt(&statement, params)
+    }
+
+    fn execute(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        self.db.execute(&statement, params)
+    }
+
+    fn query_raw<P, I>(&mut self, sql: &'static str, params: I) -> Result<RowIter<'_>, postgres::Error>
+    where
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let statement = self.prepared(sql)?;
+        self.db.query_raw(&statement, params)
+    }
+}
+
+/// Appends `events` after the chain head, which it locks until the
+/// transaction ends, and records the new head. Returns the new head.
+fn append(tx: &mut Session<'_, Transaction<'_>>, events: &[AuditEvent]) -> Result<ChainHead, StoreError> {
+    let row = tx.query_opt(sql::LOCK_AUDIT_HEAD, &[]).during("locking the audit head")?;
+    let mut head = head_from_row(row)?;
+    if events.is_empty() {
+        return Ok(head);
+    }
+    let mut seqs = Vec::with_capacity(events.len());
+    let mut prevs = Vec::with_capacity(events.len());
+    let mut bodies = Vec::with_capacity(events.len());
+    let mut hashes = Vec::with_capacity(events.len());
+    for event in events {
+        let entry = head.append(event.to_body());
+        seqs.push(i64::try_from(entry.seq).map_err(|_| corrupt("the audit sequence number overflowed"))?);
+        prevs.push(entry.prev_hash.to_vec());
+        bodies.push(entry.body);
+        hashes.push(entry.hash.to_vec());
+    }
+    tx.execute(sql::INSERT_AUDIT, &[&seqs, &prevs, &bodies, &hashes]).during("appending audit entries")?;
+    let seq = i64::try_from(head.seq).map_err(|_| corrupt("the audit sequence number overflowed"))?;
+    tx.execute(sql::MOVE_AUDIT_HEAD, &[&seq, &&head.hash[..]]).during("moving the audit head")?;
+    Ok(head)
+}
+
+/// Appends `events` unless there are none (then the head is not even locked).
+fn append_if_any(tx: &mut Session<'_, Transaction<'_>>, events: &[AuditEvent]) -> Result<(), StoreError> {
+    if !events.is_empty() {
+        append(tx, events)?;
+    }
+    Ok(())
+}
+
+fn head_from_row(row: Option<Row>) -> Result<ChainHead, StoreError> {
+    let Some(row) = row else {
+        return Err(corrupt("the audit head row is missing"));
+    };
+    let seq: i64 = row.try_get(0).during("reading the audit head")?;
+    let hash: Vec<u8> = row.try_get(1).during("reading the audit head")?;
+    Ok(ChainHead {
+        seq: u64::try_from(seq).map_err(|_| corrupt("the audit head has a negative sequence number"))?,
+        hash: hash32(hash)?,
+    })
+}
+
+fn load_head<C: GenericClient>(conn: &mut Session<'_, C>) -> Result<ChainHead, StoreError> {
+    let row = conn.query_opt(sql::AUDIT_HEAD, &[]).during("reading the audit head")?;
+    head_from_row(row)
+}
+
+fn load_subject<C: GenericClient>(
+    conn: &mut Session<'_, C>,
+    id: &SubjectId,
+) -> Result<Option<SubjectRecord>, StoreError> {
+    let row = conn.query_opt(sql::SUBJECT, &[&id.as_str()]).during("loading a subject")?;
+    row.as_ref().map(subject_from_row).transpose()
+}
+
+fn load_current_items<C: GenericClient>(
+    conn: &mut Session<'_, C>,
+    id: &SubjectId,
+    categories: &[&str],
+) -> Result<Vec<StoredItem>, StoreError> {
+    let rows = conn.query(sql::CURRENT_ITEMS, &[&id.as_str(), &categories]).during("reading items")?;
+    rows.iter().map(item_from_row).collect()
+}
+
+fn subject_from_row(row: &Row) -> Result<SubjectRecord, StoreError> {
+    const OP: &str = "reading a subject";
+    let id: String = row.try_get(0).during(OP)?;
+    let birth_date: Option<String> = row.try_get(3).during(OP)?;
+    let guardian: Option<String> = row.try_get(4).during(OP)?;
+    let state: String = row.try_get(8).during(OP)?;
+    let state: SubjectState = serde_json::from_str(&state).map_err(|e| {
+        corrupt(&format!("a subject's state is not valid JSON (line {}, column {})", e.line(), e.column()))
+    })?;
+    let subject = Subject {
+        id: SubjectId::parse(&id).map_err(|_| corrupt("a subject id is not valid"))?,
+        jurisdiction: row.try_get(1).during(OP)?,
+        region: row.try_get(2).during(OP)?,
+        birth_date: birth_date
+            .map(|d| parse_date(&d))
+            .transpose()
+            .map_err(|_| corrupt("a subject's birth date is not a date"))?,
+        guardian: guardian
+            .map(|g| SubjectId::parse(&g))
+            .transpose()
+            .map_err(|_| corrupt("a guardian id is not valid"))?,
+        created_at: Timestamp(row.try_get(5).during(OP)?),
+        erased_at: row.try_get::<_, Option<i64>>(6).during(OP)?.map(Timestamp),
+        state,
+    };
+    Ok(SubjectRecord { subject, wrapped_key: row.try_get(7).during(OP)? })
+}
+
+fn item_from_row(row: &Row) -> Result<StoredItem, StoreError> {
+    const OP: &str = "reading an item";
+    let subject: String = row.try_get(0).during(OP)?;
+    let version: i32 = row.try_get(2).during(OP)?;
+    Ok(StoredItem {
+        subject: SubjectId::parse(&subject).map_err(|_| corrupt("an item's subject id is not valid"))?,
+        category: row.try_get(1).during(OP)?,
+        version: u32::try_from(version).map_err(|_| corrupt("an item version is out of range"))?,
+        source: row.try_get(3).during(OP)?,
+        purpose: row.try_get(4).during(OP)?,
+        collected_at: Timestamp(row.try_get(5).during(OP)?),
+        notice_version: row.try_get(6).during(OP)?,
+        superseded_at: row.try_get::<_, Option<i64>>(7).during(OP)?.map(Timestamp),
+        sealed: row.try_get(8).during(OP)?,
+        token: row.try_get(9).during(OP)?,
+    })
+}
+
+fn api_key_from_row(row: &Row) -> Result<ApiKeyRecord, StoreError> {
+    const OP: &str = "reading an API key";
+    Ok(ApiKeyRecord {
+        id: row.try_get(0).during(OP)?,
+        secret_hash: row
+            .try_get::<_, Vec<u8>>(1)
+            .during(OP)?
+            .try_into()
+            .map_err(|_| corrupt("an API key hash is not 32 bytes"))?,
+        role: row.try_get(2).during(OP)?,
+        actor: row.try_get(3).during(OP)?,
+        purposes: row.try_get(4).during(OP)?,
+        created_at: Timestamp(row.try_get(5).during(OP)?),
+        revoked_at: row.try_get::<_, Option<i64>>(6).during(OP)?.map(Timestamp),
+    })
+}
+
+fn idempotent_response_from_row(row: &Row) -> Result<IdempotentResponse, StoreError> {
+    const OP: &str = "reading an idempotent response";
+    let status: i32 = row.try_get(1).during(OP)?;
+    Ok(IdempotentResponse {
+        fingerprint: row
+            .try_get::<_, Vec<u8>>(0)
+            .during(OP)?
+            .try_into()
+            .map_err(|_| corrupt("a request fingerprint is not 32 bytes"))?,
+        status: u16::try_from(status).map_err(|_| corrupt("a response status is out of range"))?,
+        body: row.try_get(2).during(OP)?,
+        created_at: Timestamp(row.try_get(3).during(OP)?),
+    })
+}
+
+fn entry_from_row(row: &Row) -> Result<AuditEntry, StoreError> {
+    const OP: &str = "reading audit entries";
+    let seq: i64 = row.try_get(0).during(OP)?;
+    Ok(AuditEntry {
+        seq: u64::try_from(seq).map_err(|_| corrupt("an audit sequence number is negative"))?,
+        prev_hash: hash32(row.try_get(1).during(OP)?)?,
+        body: row.try_get(2).during(OP)?,
+        hash: hash32(row.try_get(3).during(OP)?)?,
+    })
+}
+
+fn hash32(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
+    bytes.try_into().map_err(|_| corrupt("an audit hash is not 32 bytes"))
+}
+
+fn encode_state(state: &SubjectState) -> Result<String, StoreError> {
+    serde_json::to_string(state).map_err(|_| StoreError::Backend("encoding a subject's state failed".into()))
+}
+
+/// What a batch of items numbers its next version after, per (subject, category).
+#[derive(Clone, Copy)]
+enum Latest {
+    /// The stored current version.
+    Stored(i32),
+    /// An earlier item of this batch (its index).
+    Batch(usize),
+}
+
+/// The rows of one `put_items` call, column by column, for multi-row statements.
+#[derive(Default)]
+struct ItemColumns<'a> {
+    subject: Vec<&'a str>,
+    category: Vec<&'a str>,
+    version: Vec<i32>,
+    source: Vec<&'a str>,
+    purpose: Vec<&'a str>,
+    collected_at: Vec<i64>,
+    notice_version: Vec<&'a str>,
+    superseded_at: Vec<Option<i64>>,
+    sealed: Vec<&'a [u8]>,
+    token: Vec<Option<&'a str>>,
+}
+
+impl Store for PostgresStore {
+    fn create_subject(&self, subject: &Subject, wrapped_key: &[u8], audit: &[AuditEvent]) -> Result<(), StoreError> {
+        let state = encode_state(&subject.state)?;
+        let birth_date = subject.birth_date.map(format_date);
+        let guardian = subject.guardian.as_ref().map(SubjectId::as_str);
+        let erased_at = subject.erased_at.map(|t| t.0);
+        self.write("creating a subject", |tx| {
+            let inserted = tx
+                .execute(
+                    sql::INSERT_SUBJECT,
+                    &[
+                        &subject.id.as_str(),
+                        &subject.jurisdiction,
+                        &subject.region,
+                        &birth_date,
+                        &guardian,
+                        &subject.created_at.0,
+                        &erased_at,
+                        &wrapped_key,
+                        &state,
+                    ],
+                )
+                .or_exists(StoreError::SubjectExists, "creating a subject")?;
+            if inserted == 0 {
+                return Err(StoreError::SubjectExists);
+            }
+            append_if_any(tx, audit)
+        })
+    }
+
+    fn subject(&self, id: &SubjectId) -> Result<Option<SubjectRecord>, StoreError> {
+        self.read(|conn| load_subject(conn, id))
+    }
+
+    fn subjects(&self, ids: &[SubjectId]) -> Result<Vec<SubjectRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<&str> = ids.iter().map(SubjectId::as_str).collect();
+        let rows = self.read(|conn| conn.query(sql::SUBJECTS, &[&wanted]).during("loading subjects"))?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let record = subject_from_row(row)?;
+            found.insert(record.subject.id.as_str().to_owned(), record);
+        }
+        // In the order asked for.
+        Ok(wanted.iter().filter_map(|id| found.get(*id).cloned()).collect())
+    }
+
+    fn update_state(
+        &self,
+        id: &SubjectId,
+        apply: &mut dyn FnMut(&Subject) -> Option<StateChange>,
+    ) -> Result<bool, StoreError> {
+        self.write("updating a subject's state", |tx| {
+            let row = tx.query_opt(sql::LOCK_SUBJECT, &[&id.as_str()]).during("updating a subject's state")?;
+            let Some(row) = row else {
+                return Err(StoreError::SubjectNotFound);
+            };
+            let record = subject_from_row(&row)?;
+            let Some(change) = apply(&record.subject) else {
+                return Ok(false);
+            };
+            let state = encode_state(&change.state)?;
+            tx.execute(sql::UPDATE_STATE, &[&id.as_str(), &state]).during("updating a subject's state")?;
+            append_if_any(tx, &change.audit)?;
+            Ok(true)
+        })
+    }
+
+    fn put_items(&self, items: &[NewItem], audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError> {
+        const OP: &str = "writing items";
+        let mut ids: Vec<&str> = items.iter().map(|i| i.subject.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        self.write(OP, |tx| {
+            // Lock every subject written for (in id order, so concurrent
+            // batches cannot deadlock) before reading their current versions:
+            // a concurrent write for the same subject waits here, and then
+            // sees the versions this one committed.
+            let rows = tx.query(sql::LOCK_SUBJECTS_FOR_WRITE, &[&ids]).during(OP)?;
+            let mut erased: BTreeMap<String, Option<i64>> = BTreeMap::new();
+            for row in &rows {
+                erased.insert(row.try_get(0).during(OP)?, row.try_get(1).during(OP)?);
+            }
+            for id in &ids {
+                match erased.get(*id) {
+                    None => return Err(StoreError::SubjectNotFound),
+                    Some(Some(_)) => return Err(StoreError::SubjectErased),
+                    Some(None) => {}
+                }
+            }
+
+            let mut latest: HashMap<(String, String), Latest> = HashMap::new();
+            for row in tx.query(sql::CURRENT_VERSIONS, &[&ids]).during(OP)? {
+                let key = (row.try_get(0).during(OP)?, row.try_get(1).during(OP)?);
+                latest.insert(key, Latest::Stored(row.try_get(2).during(OP)?));
+            }
+
+            // Number the versions in input order; each item supersedes the
+            // previous current version of its (subject, category), stored or
+            // earlier in this batch, at its own collection time.
+            let mut cols = ItemColumns::default();
+            let mut superseded: (Vec<&str>, Vec<&str>, Vec<i32>, Vec<i64>) = Default::default();
+            for (index, item) in items.iter().enumerate() {
+                let key = (item.subject.as_str().to_owned(), item.category.clone());
+                let version = match latest.get(&key) {
+                    None => 1,
+                    Some(Latest::Stored(old)) => {
+                        superseded.0.push(item.subject.as_str());
+                        superseded.1.push(&item.category);
+                        superseded.2.push(*old);
+                        superseded.3.push(item.collected_at.0);
+                        old.checked_add(1).ok_or_else(|| corrupt("an item version is out of range"))?
+                    }
+                    Some(Latest::Batch(earlier)) => {
+                        cols.superseded_at[*earlier] = Some(item.collected_at.0);
+                        cols.version[*earlier]
+                            .checked_add(1)
+                            .ok_or_else(|| corrupt("an item version is out of range"))?
+                    }
+                };
+                latest.insert(key, Latest::Batch(index));
+                cols.subject.push(item.subject.as_str());
+                cols.category.push(&item.category);
+                cols.version.push(version);
+                cols.source.push(&item.source);
+                cols.purpose.push(&item.purpose);
+                cols.collected_at.push(item.collected_at.0);
+                cols.notice_version.push(&item.notice_version);
+                cols.superseded_at.push(None);
+                cols.sealed.push(&item.sealed);
+                cols.token.push(item.token.as_deref());
+            }
+
+            if !superseded.0.is_empty() {
+                tx.execute(sql::SUPERSEDE, &[&superseded.0, &superseded.1, &superseded.2, &superseded.3]).during(OP)?;
+            }
+            if !items.is_empty() {
+                tx.execute(
+                    sql::INSERT_ITEMS,
+                    &[
+                        &cols.subject,
+                        &cols.category,
+                        &cols.version,
+                        &cols.source,
+                        &cols.purpose,
+                        &cols.collected_at,
+                        &cols.notice_version,
+                        &cols.superseded_at,
+                        &cols.sealed,
+                        &cols.token,
+                    ],
+                )
+                .during(OP)?;
+            }
+            let mut tokens: (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i32>) = Default::default();
+            for (i, token) in cols.token.iter().enumerate() {
+                if let Some(token) = token {
+                    tokens.0.push(token);
+                    tokens.1.push(cols.subject[i]);
+                    tokens.2.push(cols.category[i]);
+                    tokens.3.push(cols.version[i]);
+                }
+            }
+            if !tokens.0.is_empty() {
+                tx.execute(sql::INSERT_TOKENS, &[&tokens.0, &tokens.1, &tokens.2, &tokens.3])
+                    .during("recording item tokens")?;
+            }
+            append_if_any(tx, audit)?;
+            cols.version
+                .iter()
+                .map(|&v| u32::try_from(v).map_err(|_| corrupt("an item version is out of range")))
+                .collect()
+        })
+    }
+
+    fn current_items(&self, id: &SubjectId, categories: &[&str]) -> Result<Vec<StoredItem>, StoreError> {
+        self.read(|conn| load_current_items(conn, id, categories))
+    }
+
+    fn subject_with_items(
+        &self,
+        id: &SubjectId,
+        categories: &[&str],
+    ) -> Result<Option<(SubjectRecord, Vec<StoredItem>)>, StoreError> {
+        self.snapshot("reading a subject", |tx| {
+            Ok(match load_subject(tx, id)? {
+                None => None,
+                Some(record) => Some((record, load_current_items(tx, id, categories)?)),
+            })
+        })
+    }
+
+    fn history(&self, id: &SubjectId, category: &str) -> Result<Vec<StoredItem>, StoreError> {
+        self.read(|conn| {
+            let rows = conn.query(sql::HISTORY, &[&id.as_str(), &category]).during("reading history")?;
+            rows.iter().map(item_from_row).collect()
+        })
+    }
+
+    fn item_by_token(&self, token: &str) -> Result<Option<StoredItem>, StoreError> {
+        self.read(|conn| {
+            let row = conn.query_opt(sql::ITEM_BY_TOKEN, &[&token]).during("looking up a token")?;
+            row.as_ref().map(item_from_row).transpose()
+        })
+    }
+
+    fn erase_subject(&self, id: &SubjectId, at: Timestamp, audit: &[AuditEvent]) -> Result<u64, StoreError> {
+        const OP: &str = "erasing a subject";
+        self.write(OP, |tx| {
+            let row = tx.query_opt(sql::LOCK_SUBJECT_FOR_ERASURE, &[&id.as_str()]).during(OP)?;
+            let Some(row) = row else {
+                return Err(StoreError::SubjectNotFound);
+            };
+            if row.try_get::<_, Option<i64>>(0).during(OP)?.is_some() {
+                return Err(StoreError::SubjectErased);
+            }
+            let deleted = tx.query(sql::DELETE_ITEMS, &[&id.as_str()]).during(OP)?;
+            let mut tokens: Vec<String> = Vec::new();
+            for row in &deleted {
+                if let Some(token) = row.try_get::<_, Option<String>>(0).during(OP)? {
+                    tokens.push(token);
+                }
+            }
+            if !tokens.is_empty() {
+                tx.execute(sql::DELETE_TOKENS, &[&tokens]).during(OP)?;
+            }
+            tx.execute(sql::ERASE_SUBJECT, &[&id.as_str(), &at.0]).during(OP)?;
+            append_if_any(tx, audit)?;
+            Ok(deleted.len() as u64)
+        })
+    }
+
+    fn append_audit(&self, audit: &[AuditEvent]) -> Result<ChainHead, StoreError> {
+        if audit.is_empty() {
+            return self.audit_head();
+        }
+        self.write("appending audit entries", |tx| append(tx, audit))
+    }
+
+    fn audit_head(&self) -> Result<ChainHead, StoreError> {
+        self.read(load_head)
+    }
+
+    fn scan_audit(
+        &self,
+        visit: &mut dyn FnMut(u64, &[u8], &[u8], &[u8]) -> Result<(), ChainBreak>,
+    ) -> Result<Result<ChainHead, ChainBreak>, StoreError> {
+        const OP: &str = "scanning the audit log";
+        self.snapshot(OP, |tx| {
+            let head = load_head(tx)?;
+            // Streamed, not collected: the log can hold millions of entries.
+            let mut rows = tx.query_raw(sql::SCAN_AUDIT, std::iter::empty::<i64>()).during(OP)?;
+            while let Some(row) = rows.next().during(OP)? {
+                let seq: i64 = row.try_get(0).during(OP)?;
+                let seq = u64::try_from(seq).map_err(|_| corrupt("an audit sequence number is negative"))?;
+                let prev: &[u8] = row.try_get(1).during(OP)?;
+                let body: &str = row.try_get(2).during(OP)?;
+                let hash: &[u8] = row.try_get(3).during(OP)?;
+                if let Err(broken) = visit(seq, prev, body.as_bytes(), hash) {
+                    return Ok(Err(broken));
+                }
+            }
+            Ok(Ok(head))
+        })
+    }
+
+    fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let Ok(after) = i64::try_from(after) else {
+            return Ok(Vec::new());
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let rows = conn.query(sql::AUDIT_AFTER, &[&after, &limit]).during("reading audit entries")?;
+            rows.iter().map(entry_from_row).collect()
+        })
+    }
+
+    fn create_api_key(&self, key: &ApiKeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
+        const OP: &str = "creating an API key";
+        let revoked_at = key.revoked_at.map(|t| t.0);
+        self.write(OP, |tx| {
+            let inserted = tx
+                .execute(
+                    sql::INSERT_API_KEY,
+                    &[
+                        &key.id,
+                        &&key.secret_hash[..],
+                        &key.role,
+                        &key.actor,
+                        &key.purposes,
+                        &key.created_at.0,
+                        &revoked_at,
+                    ],
+                )
+                .or_exists(StoreError::KeyExists, OP)?;
+            if inserted == 0 {
+                return Err(StoreError::KeyExists);
+            }
+            append_if_any(tx, audit)
+        })
+    }
+
+    fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.read(|conn| {
+            let row = conn.query_opt(sql::API_KEY_BY_HASH, &[&&hash[..]]).during("looking up an API key")?;
+            row.as_ref().map(api_key_from_row).transpose()
+        })
+    }
+
+    fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.read(|conn| {
+            let rows = conn.query(sql::API_KEYS, &[]).during("listing API keys")?;
+            rows.iter().map(api_key_from_row).collect()
+        })
+    }
+
+    fn revoke_api_key(&self, id: &str, at: Timestamp, audit: &[AuditEvent]) -> Result<bool, StoreError> {
+        self.write("revoking an API key", |tx| {
+            let revoked = tx.execute(sql::REVOKE_API_KEY, &[&id, &at.0]).during("revoking an API key")?;
+            if revoked == 0 {
+                // Unknown or revoked already: nothing changes and nothing is audited.
+                return Ok(false);
+            }
+            append_if_any(tx, audit)?;
+            Ok(true)
+        })
+    }
+
+    fn idempotent_response(&self, key: &str) -> Result<Option<IdempotentResponse>, StoreError> {
+        self.read(|conn| {
+            let row = conn.query_opt(sql::IDEMPOTENT_RESPONSE, &[&key]).during("looking up an idempotent response")?;
+            row.as_ref().map(idempotent_response_from_row).transpose()
+        })
+    }
+
+    fn save_idempotent_response(&self, key: &str, response: &IdempotentResponse) -> Result<(), StoreError> {
+        const OP: &str = "recording an idempotent response";
+        let status = i32::from(response.status);
+        self.read(|conn| {
+            let inserted = conn
+                .execute(
+                    sql::INSERT_IDEMPOTENT_RESPONSE,
+                    &[&key, &&response.fingerprint[..], &status, &response.body, &response.created_at.0],
+                )
+                .or_exists(StoreError::IdempotencyKeyExists, OP)?;
+            if inserted == 0 {
+                return Err(StoreError::IdempotencyKeyExists);
+            }
+            Ok(())
+        })
+    }
+}

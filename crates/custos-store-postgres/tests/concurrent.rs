@@ -1,0 +1,101 @@
+//! Several stores on one database (as several server processes would be),
+//! writing from several threads at once, keep one intact audit chain and lose
+//! no item versions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use custos_core::audit::{AuditAction, AuditEvent, ChainVerifier};
+use custos_core::subject::{Subject, SubjectId, SubjectState};
+use custos_core::time::Timestamp;
+use custos_store::{NewItem, Store};
+
+fn id(name: &str) -> SubjectId {
+    SubjectId::parse(name).unwrap()
+}
+
+fn subject(name: &str) -> Subject {
+    Subject {
+        id: id(name),
+        jurisdiction: "eu".into(),
+        region: None,
+        birth_date: None,
+        guardian: None,
+        created_at: Timestamp(1),
+        erased_at: None,
+        state: SubjectState::default(),
+    }
+}
+
+fn item(name: &str, category: &str, at: i64) -> NewItem {
+    NewItem {
+        subject: id(name),
+        category: category.into(),
+        source: "provided".into(),
+        purpose: "orders".into(),
+        collected_at: Timestamp(at),
+        notice_version: "v1".into(),
+        sealed: format!("{name}|{category}|{at}").into_bytes(),
+        token: None,
+    }
+}
+
+fn event(action: AuditAction, at: i64) -> AuditEvent {
+    AuditEvent::new(Timestamp(at), action, "controller")
+}
+
+#[test]
+fn two_stores_on_one_database_keep_one_chain_and_every_version() {
+    const THREADS: i64 = 6;
+    const ROUNDS: i64 = 30;
+    let db = common::TestDb::create();
+    let stores = [db.store(), db.store()];
+    stores[0].create_subject(&subject("shared"), b"key", &[event(AuditAction::SubjectCreated, 0)]).unwrap();
+    for t in 0..THREADS {
+        stores[1].create_subject(&subject(&format!("own-{t}")), b"key", &[]).unwrap();
+    }
+    let before = stores[0].audit_head().unwrap();
+    assert_eq!(before.seq, 1);
+
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let store = &stores[(t % 2) as usize];
+            scope.spawn(move || {
+                let own = format!("own-{t}");
+                for round in 0..ROUNDS {
+                    let at = t * 1000 + round + 1;
+                    store.append_audit(&[event(AuditAction::DataRead, at)]).unwrap();
+                    // The shared subject is written by every thread through both stores.
+                    let batch = [item("shared", "email", at), item(&own, "email", at), item("shared", "phone", at)];
+                    store.put_items(&batch, &[event(AuditAction::DataWritten, at)]).unwrap();
+                    // A write without audit events does not take the head lock but still numbers correctly.
+                    store.put_items(&[item("shared", "phone", at), item(&own, "email", at)], &[]).unwrap();
+                }
+            });
+        }
+    });
+
+    // One chain, holding every event exactly once, seen alike through both stores.
+    let mut verifier = ChainVerifier::default();
+    let recorded = stores[1].scan_audit(&mut |s, p, b, h| verifier.check(s, p, b, h)).unwrap().unwrap();
+    let verified = verifier.finish(recorded).unwrap();
+    assert_eq!(verified.seq, before.seq + (THREADS * ROUNDS * 2) as u64);
+    assert_eq!(stores[0].audit_head().unwrap(), verified);
+
+    // No lost versions: every write got its own, consecutive version.
+    let writes = (THREADS * ROUNDS) as u32;
+    for (name, category, count) in
+        [("shared", "email", writes), ("shared", "phone", 2 * writes), ("own-0", "email", 2 * ROUNDS as u32)]
+    {
+        let history = stores[0].history(&id(name), category).unwrap();
+        let versions: Vec<u32> = history.iter().map(|i| i.version).collect();
+        assert_eq!(versions, (1..=count).rev().collect::<Vec<_>>(), "{name}/{category}");
+        assert_eq!(history.iter().filter(|i| i.superseded_at.is_none()).count(), 1, "{name}/{category}: one current");
+    }
+    let current = stores[1].current_items(&id("shared"), &[]).unwrap();
+    assert_eq!(
+        current.iter().map(|i| (i.category.as_str(), i.version)).collect::<Vec<_>>(),
+        [("email", writes), ("phone", 2 * writes)]
+    );
+}
