@@ -28,7 +28,10 @@ pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
         .max_blocking_threads(cores * 4)
         .build()
         .context("cannot start the runtime")?;
-    runtime.block_on(async {
+    // The last reference to the state (and so to the store) is dropped here,
+    // outside the async context: closing a PostgreSQL connection blocks.
+    let keep = state.clone();
+    let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -51,7 +54,9 @@ pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
         }
         tracing::info!("stopped");
         Ok(())
-    })
+    });
+    drop(keep);
+    served
 }
 
 /// On a data directory without any API key, creates an admin key and writes

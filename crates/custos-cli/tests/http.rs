@@ -81,8 +81,44 @@ impl Resp {
     }
 }
 
+/// A fresh PostgreSQL database for one test, when `CUSTOS_TEST_HTTP_BACKEND=postgres`
+/// (the CI runs this file once per backend); dropped with the test.
+struct TestDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    fn create_if_asked() -> R<Option<TestDatabase>> {
+        if std::env::var("CUSTOS_TEST_HTTP_BACKEND").as_deref() != Ok("postgres") {
+            return Ok(None);
+        }
+        let server = std::env::var("CUSTOS_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string());
+        let server = server.trim_end_matches('/').to_string();
+        let admin_url = format!("{server}/postgres");
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let name = format!("custos_http_{}_{nanos}", std::process::id());
+        let mut client = postgres::Client::connect(&admin_url, postgres::NoTls)
+            .map_err(|e| format!("PostgreSQL is not reachable at {admin_url}: {e}"))?;
+        client.batch_execute(&format!("CREATE DATABASE {name}")).map_err(|e| format!("create database: {e}"))?;
+        Ok(Some(TestDatabase { url: format!("{server}/{name}"), admin_url, name }))
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
 /// A running `custos serve` over a fresh data directory.
 struct Server {
+    /// Dropped after the server has stopped (fields drop in order after `Drop`).
+    _database: Option<TestDatabase>,
     _dir: tempfile::TempDir,
     child: Option<Child>,
     base: String,
@@ -101,6 +137,10 @@ struct Server {
 fn custos(data: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_custos"));
     c.arg("--data-dir").arg(data);
+    // On the PostgreSQL run, Server::start leaves the test database's URL beside the data directory.
+    if let Some(url) = data.parent().and_then(|d| fs::read_to_string(d.join("database_url")).ok()) {
+        c.arg("--database").arg(url.trim());
+    }
     for var in ["CUSTOS_MASTER_KEY", "CUSTOS_POLICY", "CUSTOS_DATA_DIR", "CUSTOS_LISTEN", "CUSTOS_LOG"] {
         c.env_remove(var);
     }
@@ -170,6 +210,10 @@ impl Server {
     fn start(extra: &[&str]) -> R<Server> {
         let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
         let data = dir.path().join("data");
+        let database = TestDatabase::create_if_asked()?;
+        if let Some(db) = &database {
+            fs::write(dir.path().join("database_url"), &db.url).map_err(|e| format!("database_url: {e}"))?;
+        }
         let admin = create_key(&data, &["--role", "admin"])?;
         let service = create_key(
             &data,
@@ -193,6 +237,7 @@ impl Server {
             .build()
             .map_err(|e| format!("http client: {e}"))?;
         let mut server = Server {
+            _database: database,
             _dir: dir,
             child: Some(child),
             base: String::new(),
