@@ -29,7 +29,9 @@ const SOURCE: &str = "provided";
 pub fn run(global: &Global, args: &BenchArgs) -> anyhow::Result<()> {
     let policy = Arc::new(env::load_policy(global)?);
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let vault = env::open_vault_at(dir.path(), policy.clone())?;
+    // SQLite in the temporary directory, or the PostgreSQL database given with
+    // --database (it should be empty: the benchmark creates its own subjects).
+    let vault = env::open_vault_on(dir.path(), global.database.as_deref(), policy.clone())?;
     let pid = policy.purpose(PURPOSE).context("the policy has no purpose `provide_offerings`")?;
     let categories: Vec<String> = policy
         .categories_for(pid)
@@ -46,10 +48,14 @@ pub fn run(global: &Global, args: &BenchArgs) -> anyhow::Result<()> {
     );
     let categories = &categories[..args.fields];
     println!(
-        "custos bench: {} subjects x {} fields, SQLite in {}, {} cores",
+        "custos bench: {} subjects x {} fields, {}, {} cores",
         args.subjects,
         args.fields,
-        dir.path().display(),
+        if global.database.is_some() {
+            "PostgreSQL".to_string()
+        } else {
+            format!("SQLite in {}", dir.path().display())
+        },
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
@@ -186,10 +192,7 @@ pub fn run(global: &Global, args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn create_subjects(
-    vault: &custos_vault::Vault<custos_store_sqlite::SqliteStore>,
-    ids: &[String],
-) -> anyhow::Result<Duration> {
+fn create_subjects(vault: &custos_vault::Vault<env::AnyStore>, ids: &[String]) -> anyhow::Result<Duration> {
     let start = Instant::now();
     for id in ids {
         vault.add_subject(&NewSubject {
@@ -204,7 +207,7 @@ fn create_subjects(
 }
 
 fn write_fields(
-    vault: &custos_vault::Vault<custos_store_sqlite::SqliteStore>,
+    vault: &custos_vault::Vault<env::AnyStore>,
     ids: &[String],
     categories: &[String],
 ) -> anyhow::Result<Duration> {

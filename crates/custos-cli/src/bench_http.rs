@@ -327,13 +327,17 @@ fn terminate(child: &mut Child) {
     let _ = child.kill();
 }
 
-/// `--data-dir DIR` and the policy in force, for the child commands.
+/// `--data-dir DIR`, the policy and the database in force, for the child commands.
 fn global_args(global: &Global, dir: &Path) -> Vec<std::ffi::OsString> {
     let mut args: Vec<std::ffi::OsString> = vec!["--data-dir".into(), dir.into()];
     if let Some(policy) = &global.policy {
         let policy = std::path::absolute(policy).unwrap_or_else(|_| policy.clone());
         args.push("--policy".into());
         args.push(policy.into());
+    }
+    if let Some(url) = &global.database {
+        args.push("--database".into());
+        args.push(url.into());
     }
     args
 }

@@ -45,14 +45,20 @@ pub type AnyStore = Arc<dyn custos_store::Store>;
 /// from `CUSTOS_MASTER_KEY` or the data directory's key file.
 pub fn open_vault(global: &Global) -> anyhow::Result<Vault<AnyStore>> {
     let policy = Arc::new(load_policy(global)?);
-    match &global.database {
-        None => open_vault_with(&global.data_dir, policy, |s| Arc::new(s) as AnyStore),
+    open_vault_on(&global.data_dir, global.database.as_deref(), policy)
+}
+
+/// Opens the vault on `database` (PostgreSQL) or, when absent, on SQLite in `dir`;
+/// the master key comes from the environment or `dir`.
+pub fn open_vault_on(dir: &Path, database: Option<&str>, policy: Arc<Policy>) -> anyhow::Result<Vault<AnyStore>> {
+    match database {
+        None => open_vault_with(dir, policy, |s| Arc::new(s) as AnyStore),
         Some(url) => {
             if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
                 anyhow::bail!("--database must be a postgres:// URL (SQLite is used when it is absent)");
             }
-            create_private_dir(&global.data_dir)?;
-            let keys = keyring(&global.data_dir)?;
+            create_private_dir(dir)?;
+            let keys = keyring(dir)?;
             let store = custos_store_postgres::PostgresStore::connect(url)
                 .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL database: {e}"))?;
             Ok(Vault::new(policy, Arc::new(store) as AnyStore, keys, Arc::new(SystemClock)))
@@ -65,11 +71,6 @@ fn keyring(dir: &Path) -> anyhow::Result<Keyring> {
     let (master, _) =
         master_key::load_or_create(env_key.as_deref(), &dir.join("master.key")).map_err(anyhow::Error::msg)?;
     Keyring::new(&master).context("cannot derive keys from the master key")
-}
-
-/// Opens (creating if needed) a data directory and its vault.
-pub fn open_vault_at(dir: &Path, policy: Arc<Policy>) -> anyhow::Result<Vault<SqliteStore>> {
-    open_vault_with(dir, policy, |s| s)
 }
 
 /// Opens a data directory's vault, wrapping its store with `wrap` (e.g. into `Arc<dyn Store>`).
