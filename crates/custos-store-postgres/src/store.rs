@@ -8,6 +8,7 @@
 //! (`UNNEST`), never one statement per item or entry.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use custos_core::audit::{AuditEntry, AuditEvent, ChainBreak, ChainHead};
 use custos_core::subject::{Subject, SubjectId, SubjectState};
@@ -111,6 +112,16 @@ mod sql {
          created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING";
 }
 
+/// One caller's audit events waiting for a group commit, and where its outcome goes.
+pub(crate) struct PendingAppend {
+    events: Vec<AuditEvent>,
+    outcome: Arc<Mutex<Option<Result<ChainHead, String>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl PostgresStore {
     /// Runs `f` in one read-write transaction and commits it.
     fn write<T>(
@@ -197,26 +208,42 @@ impl<C: GenericClient> Session<'_, C> {
 /// Appends `events` after the chain head, which it locks until the
 /// transaction ends, and records the new head. Returns the new head.
 fn append(tx: &mut Session<'_, Transaction<'_>>, events: &[AuditEvent]) -> Result<ChainHead, StoreError> {
+    let heads = append_groups(tx, &[events])?;
+    heads.into_iter().next().ok_or_else(|| corrupt("no audit head after appending"))
+}
+
+/// Appends several callers' events in order under one lock of the head, with
+/// one insert; returns the head just after each group.
+fn append_groups(
+    tx: &mut Session<'_, Transaction<'_>>,
+    groups: &[&[AuditEvent]],
+) -> Result<Vec<ChainHead>, StoreError> {
     let row = tx.query_opt(sql::LOCK_AUDIT_HEAD, &[]).during("locking the audit head")?;
     let mut head = head_from_row(row)?;
-    if events.is_empty() {
-        return Ok(head);
+    let total: usize = groups.iter().map(|g| g.len()).sum();
+    let mut heads = Vec::with_capacity(groups.len());
+    if total == 0 {
+        heads.resize(groups.len(), head);
+        return Ok(heads);
     }
-    let mut seqs = Vec::with_capacity(events.len());
-    let mut prevs = Vec::with_capacity(events.len());
-    let mut bodies = Vec::with_capacity(events.len());
-    let mut hashes = Vec::with_capacity(events.len());
-    for event in events {
-        let entry = head.append(event.to_body());
-        seqs.push(i64::try_from(entry.seq).map_err(|_| corrupt("the audit sequence number overflowed"))?);
-        prevs.push(entry.prev_hash.to_vec());
-        bodies.push(entry.body);
-        hashes.push(entry.hash.to_vec());
+    let mut seqs = Vec::with_capacity(total);
+    let mut prevs = Vec::with_capacity(total);
+    let mut bodies = Vec::with_capacity(total);
+    let mut hashes = Vec::with_capacity(total);
+    for group in groups {
+        for event in *group {
+            let entry = head.append(event.to_body());
+            seqs.push(i64::try_from(entry.seq).map_err(|_| corrupt("the audit sequence number overflowed"))?);
+            prevs.push(entry.prev_hash.to_vec());
+            bodies.push(entry.body);
+            hashes.push(entry.hash.to_vec());
+        }
+        heads.push(head);
     }
     tx.execute(sql::INSERT_AUDIT, &[&seqs, &prevs, &bodies, &hashes]).during("appending audit entries")?;
     let seq = i64::try_from(head.seq).map_err(|_| corrupt("the audit sequence number overflowed"))?;
     tx.execute(sql::MOVE_AUDIT_HEAD, &[&seq, &&head.hash[..]]).during("moving the audit head")?;
-    Ok(head)
+    Ok(heads)
 }
 
 /// Appends `events` unless there are none (then the head is not even locked).
@@ -616,11 +643,44 @@ impl Store for PostgresStore {
         })
     }
 
+    /// Group commit, as in the SQLite store: callers in this process queue
+    /// their events; whoever holds the leader lock commits every queued
+    /// append in one transaction (one fsync for many audited reads). Other
+    /// processes still serialise on the head row.
     fn append_audit(&self, audit: &[AuditEvent]) -> Result<ChainHead, StoreError> {
         if audit.is_empty() {
             return self.audit_head();
         }
-        self.write("appending audit entries", |tx| append(tx, audit))
+        let outcome = Arc::new(Mutex::new(None));
+        lock(&self.audit_queue).push(PendingAppend { events: audit.to_vec(), outcome: outcome.clone() });
+        let leader = lock(&self.audit_leader);
+        if let Some(done) = lock(&outcome).take() {
+            return done.map_err(StoreError::Backend);
+        }
+        let batch = std::mem::take(&mut *lock(&self.audit_queue));
+        let groups: Vec<&[AuditEvent]> = batch.iter().map(|p| p.events.as_slice()).collect();
+        let committed = self.write("appending audit entries", |tx| append_groups(tx, &groups));
+        match committed {
+            Ok(heads) => {
+                for (pending, h) in batch.iter().zip(heads) {
+                    *lock(&pending.outcome) = Some(Ok(h));
+                }
+            }
+            Err(e) => {
+                let msg = match e {
+                    StoreError::Backend(m) => m,
+                    other => other.to_string(),
+                };
+                for pending in &batch {
+                    *lock(&pending.outcome) = Some(Err(msg.clone()));
+                }
+            }
+        }
+        drop(leader);
+        match lock(&outcome).take() {
+            Some(done) => done.map_err(StoreError::Backend),
+            None => Err(StoreError::Backend("an audit append was lost from the commit queue".into())),
+        }
     }
 
     fn audit_head(&self) -> Result<ChainHead, StoreError> {
