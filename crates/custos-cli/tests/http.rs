@@ -7,6 +7,9 @@
 //! [`Server::finish`]: SIGTERM, exit code 0, and a scan of the server's log for
 //! the personal values the test sent (none may appear) and for 5xx or errors.
 
+mod common;
+
+use common::TestDatabase;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -78,40 +81,6 @@ impl Resp {
             return Err(format!("{what}: expected problem code `{code}`, got {p}"));
         }
         Ok(p)
-    }
-}
-
-/// A fresh PostgreSQL database for one test, when `CUSTOS_TEST_HTTP_BACKEND=postgres`
-/// (the CI runs this file once per backend); dropped with the test.
-struct TestDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl TestDatabase {
-    fn create_if_asked() -> R<Option<TestDatabase>> {
-        if std::env::var("CUSTOS_TEST_HTTP_BACKEND").as_deref() != Ok("postgres") {
-            return Ok(None);
-        }
-        let server = std::env::var("CUSTOS_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string());
-        let server = server.trim_end_matches('/').to_string();
-        let admin_url = format!("{server}/postgres");
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let name = format!("custos_http_{}_{nanos}", std::process::id());
-        let mut client = postgres::Client::connect(&admin_url, postgres::NoTls)
-            .map_err(|e| format!("PostgreSQL is not reachable at {admin_url}: {e}"))?;
-        client.batch_execute(&format!("CREATE DATABASE {name}")).map_err(|e| format!("create database: {e}"))?;
-        Ok(Some(TestDatabase { url: format!("{server}/{name}"), admin_url, name }))
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
     }
 }
 
@@ -210,7 +179,7 @@ impl Server {
     fn start(extra: &[&str]) -> R<Server> {
         let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
         let data = dir.path().join("data");
-        let database = TestDatabase::create_if_asked()?;
+        let database = TestDatabase::create_if_asked("custos_http")?;
         if let Some(db) = &database {
             fs::write(dir.path().join("database_url"), &db.url).map_err(|e| format!("database_url: {e}"))?;
         }

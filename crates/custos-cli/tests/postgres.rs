@@ -6,46 +6,19 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+mod common;
+
+use common::TestDatabase;
+
 const MASTER_KEY: &str = "5f2b8c1d9e0a4b3c6d7e8f901a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d";
 
-struct Database {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create() -> Database {
-        let server = std::env::var("CUSTOS_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string())
-            .trim_end_matches('/')
-            .to_string();
-        let admin_url = format!("{server}/postgres");
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let name = format!("custos_two_servers_{}_{nanos}", std::process::id());
-        let mut client = postgres::Client::connect(&admin_url, postgres::NoTls).unwrap_or_else(|e| {
-            panic!("PostgreSQL is not reachable at {admin_url} (start it or set CUSTOS_TEST_POSTGRES_URL): {e}")
-        });
-        client.batch_execute(&format!("CREATE DATABASE {name}")).expect("create the test database");
-        Database { url: format!("{server}/{name}"), admin_url, name }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
-    }
-}
-
-fn custos(data: &Path, db: &Database) -> Command {
+fn custos(data: &Path, db: &TestDatabase) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_custos"));
     c.arg("--data-dir").arg(data).arg("--database").arg(&db.url).env("CUSTOS_MASTER_KEY", MASTER_KEY);
     c
 }
 
-fn start(data: &Path, db: &Database) -> (Child, String) {
+fn start(data: &Path, db: &TestDatabase) -> (Child, String) {
     let mut child = custos(data, db)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -68,7 +41,7 @@ fn stop(mut child: Child) {
 fn two_servers_on_one_database_lose_no_write_and_keep_one_audit_chain() {
     const SUBJECTS: usize = 4;
     const WRITES: usize = 25;
-    let db = Database::create();
+    let db = TestDatabase::create("custos_two_servers").unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().expect("temp dir");
     // Each server has its own data directory; they share the database and the master key.
     let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
