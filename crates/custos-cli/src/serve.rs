@@ -28,8 +28,8 @@ pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
         .max_blocking_threads(cores * 4)
         .build()
         .context("cannot start the runtime")?;
-    // The last reference to the state (and so to the store) is dropped here,
-    // outside the async context: closing a PostgreSQL connection blocks.
+    // The last reference to the state (and so to the store) is dropped below,
+    // outside the async runtime: closing a PostgreSQL connection blocks.
     let keep = state.clone();
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -55,6 +55,10 @@ pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     });
+    // Stop the runtime first: its tasks (open connections) still hold the
+    // state, and must let go of it inside the runtime. Only then may the last
+    // reference go, outside any runtime.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     drop(keep);
     served
 }

@@ -19,10 +19,12 @@ fn custos(data: &Path, db: &TestDatabase) -> Command {
 }
 
 fn start(data: &Path, db: &TestDatabase) -> (Child, String) {
+    std::fs::create_dir_all(data).expect("data dir");
+    let log = std::fs::File::create(data.join("server.log")).expect("log file");
     let mut child = custos(data, db)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("spawn custos serve");
     let mut line = String::new();
@@ -31,10 +33,12 @@ fn start(data: &Path, db: &TestDatabase) -> (Child, String) {
     (child, base)
 }
 
-fn stop(mut child: Child) {
+fn stop(mut child: Child, data: &Path) {
     let status = Command::new("kill").arg(child.id().to_string()).status().expect("kill");
     assert!(status.success());
-    assert_eq!(child.wait().expect("wait").code(), Some(0), "a server exits cleanly on SIGTERM");
+    let exit = child.wait().expect("wait");
+    let log = std::fs::read_to_string(data.join("server.log")).unwrap_or_default();
+    assert_eq!(exit.code(), Some(0), "a server exits cleanly on SIGTERM ({exit}); its log:\n{log}");
 }
 
 #[test]
@@ -101,8 +105,8 @@ fn two_servers_on_one_database_lose_no_write_and_keep_one_audit_chain() {
         versions += list.len();
     }
     assert_eq!(versions, 4 * WRITES, "no write was lost");
-    stop(server_a);
-    stop(server_b);
+    stop(server_a, &data_a);
+    stop(server_b, &data_b);
     let verify = custos(&data_a, &db).args(["audit", "verify"]).output().expect("audit verify");
     let out = String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success(), "{out}{}", String::from_utf8_lossy(&verify.stderr));
