@@ -46,9 +46,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 8;
 pub struct PostgresStore {
     pool: Pool,
     /// Audit appends waiting to be committed together (group commit).
-    audit_queue: std::sync::Mutex<Vec<store::PendingAppend>>,
-    /// Held by the caller committing the queued appends.
-    audit_leader: std::sync::Mutex<()>,
+    audit_queue: custos_store::AuditGroupCommit,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -82,11 +80,7 @@ impl PostgresStore {
             state: Mutex::new(PoolState { idle: vec![Conn::new(client)], open: 1 }),
             returned: Condvar::new(),
         };
-        Ok(PostgresStore {
-            pool,
-            audit_queue: std::sync::Mutex::new(Vec::new()),
-            audit_leader: std::sync::Mutex::new(()),
-        })
+        Ok(PostgresStore { pool, audit_queue: custos_store::AuditGroupCommit::default() })
     }
 
     /// Runs `f` on a connection from the pool, waiting for one if all are

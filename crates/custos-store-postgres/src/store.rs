@@ -8,7 +8,6 @@
 //! (`UNNEST`), never one statement per item or entry.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
 
 use custos_core::audit::{AuditEntry, AuditEvent, ChainBreak, ChainHead};
 use custos_core::subject::{Subject, SubjectId, SubjectState};
@@ -110,16 +109,6 @@ mod sql {
         "SELECT fingerprint, status, body, created_at FROM idempotency WHERE key = $1";
     pub(super) const INSERT_IDEMPOTENT_RESPONSE: &str = "INSERT INTO idempotency (key, fingerprint, status, body, \
          created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING";
-}
-
-/// One caller's audit events waiting for a group commit, and where its outcome goes.
-pub(crate) struct PendingAppend {
-    events: Vec<AuditEvent>,
-    outcome: Arc<Mutex<Option<Result<ChainHead, String>>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl PostgresStore {
@@ -651,36 +640,7 @@ impl Store for PostgresStore {
         if audit.is_empty() {
             return self.audit_head();
         }
-        let outcome = Arc::new(Mutex::new(None));
-        lock(&self.audit_queue).push(PendingAppend { events: audit.to_vec(), outcome: outcome.clone() });
-        let leader = lock(&self.audit_leader);
-        if let Some(done) = lock(&outcome).take() {
-            return done.map_err(StoreError::Backend);
-        }
-        let batch = std::mem::take(&mut *lock(&self.audit_queue));
-        let groups: Vec<&[AuditEvent]> = batch.iter().map(|p| p.events.as_slice()).collect();
-        let committed = self.write("appending audit entries", |tx| append_groups(tx, &groups));
-        match committed {
-            Ok(heads) => {
-                for (pending, h) in batch.iter().zip(heads) {
-                    *lock(&pending.outcome) = Some(Ok(h));
-                }
-            }
-            Err(e) => {
-                let msg = match e {
-                    StoreError::Backend(m) => m,
-                    other => other.to_string(),
-                };
-                for pending in &batch {
-                    *lock(&pending.outcome) = Some(Err(msg.clone()));
-                }
-            }
-        }
-        drop(leader);
-        match lock(&outcome).take() {
-            Some(done) => done.map_err(StoreError::Backend),
-            None => Err(StoreError::Backend("an audit append was lost from the commit queue".into())),
-        }
+        self.audit_queue.append(audit, |groups| self.write("appending audit entries", |tx| append_groups(tx, groups)))
     }
 
     fn audit_head(&self) -> Result<ChainHead, StoreError> {

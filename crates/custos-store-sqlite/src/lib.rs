@@ -57,13 +57,7 @@ pub struct SqliteStore {
     readers: Option<ReaderPool>,
     writer: Mutex<Writer>,
     /// Audit appends waiting to be committed together (group commit).
-    audit_queue: Mutex<Vec<PendingAppend>>,
-}
-
-/// One caller's audit events waiting for a group commit, and where its outcome goes.
-pub(crate) struct PendingAppend {
-    pub(crate) events: Vec<custos_core::audit::AuditEvent>,
-    pub(crate) outcome: std::sync::Arc<Mutex<Option<Result<ChainHead, String>>>>,
+    audit_queue: custos_store::AuditGroupCommit,
 }
 
 /// The write connection and the audit chain head as last committed.
@@ -98,7 +92,7 @@ impl SqliteStore {
             _checkpointer: Some(checkpointer),
             readers: Some(ReaderPool { path, idle: Mutex::new(Vec::new()) }),
             writer: Mutex::new(writer),
-            audit_queue: Mutex::new(Vec::new()),
+            audit_queue: custos_store::AuditGroupCommit::default(),
         })
     }
 
@@ -111,7 +105,7 @@ impl SqliteStore {
             _checkpointer: None,
             readers: None,
             writer: Mutex::new(writer),
-            audit_queue: Mutex::new(Vec::new()),
+            audit_queue: custos_store::AuditGroupCommit::default(),
         })
     }
 

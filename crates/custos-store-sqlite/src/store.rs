@@ -11,16 +11,11 @@ use custos_core::time::{Timestamp, format_date, parse_date};
 use custos_store::{
     ApiKeyRecord, IdempotentResponse, NewItem, StateChange, Store, StoreError, StoredItem, SubjectRecord,
 };
-use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, ffi, params};
 
 use crate::error::{Context, corrupt};
-use crate::{PendingAppend, SqliteStore, Writer};
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use crate::{SqliteStore, Writer};
 
 /// The columns of `subjects`, in the order [`subject_from_row`] reads them.
 macro_rules! subject_columns {
@@ -543,47 +538,21 @@ impl Store for SqliteStore {
         if audit.is_empty() {
             return self.audit_head();
         }
-        let outcome = Arc::new(Mutex::new(None));
-        lock(&self.audit_queue).push(PendingAppend { events: audit.to_vec(), outcome: outcome.clone() });
-        let mut writer = self.writer();
-        if let Some(done) = lock(&outcome).take() {
-            return done.map_err(StoreError::Backend);
-        }
-        let batch = std::mem::take(&mut *lock(&self.audit_queue));
-        let Writer { conn, head } = &mut *writer;
-        let mut next = *head;
-        let mut heads = Vec::with_capacity(batch.len());
-        let committed = (|| {
+        self.audit_queue.append(audit, |groups| {
+            let mut writer = self.writer();
+            let Writer { conn, head } = &mut *writer;
+            let mut next = *head;
+            let mut heads = Vec::with_capacity(groups.len());
             let tx =
                 conn.transaction_with_behavior(TransactionBehavior::Immediate).during("appending audit entries")?;
-            for pending in &batch {
-                append(&tx, &mut next, &pending.events)?;
+            for events in groups {
+                append(&tx, &mut next, events)?;
                 heads.push(next);
             }
-            tx.commit().during("appending audit entries")
-        })();
-        match committed {
-            Ok(()) => {
-                *head = next;
-                for (pending, h) in batch.iter().zip(heads) {
-                    *lock(&pending.outcome) = Some(Ok(h));
-                }
-            }
-            Err(e) => {
-                let msg = match e {
-                    StoreError::Backend(m) => m,
-                    other => other.to_string(),
-                };
-                for pending in &batch {
-                    *lock(&pending.outcome) = Some(Err(msg.clone()));
-                }
-            }
-        }
-        drop(writer);
-        match lock(&outcome).take() {
-            Some(done) => done.map_err(StoreError::Backend),
-            None => Err(StoreError::Backend("an audit append was lost from the commit queue".into())),
-        }
+            tx.commit().during("appending audit entries")?;
+            *head = next;
+            Ok(heads)
+        })
     }
 
     fn audit_head(&self) -> Result<ChainHead, StoreError> {

@@ -12,6 +12,9 @@
 //! with [`contract_tests!`].
 
 pub mod contract;
+mod group_commit;
+
+pub use group_commit::AuditGroupCommit;
 
 use custos_core::audit::{AuditEntry, AuditEvent, ChainBreak, ChainHead};
 use custos_core::subject::{Subject, SubjectId, SubjectState};
