@@ -74,9 +74,7 @@ pub(crate) fn backend(operation: &str, e: &postgres::Error) -> StoreError {
 }
 
 /// A [`StoreError::Backend`] for stored data that does not decode.
-pub(crate) fn corrupt(what: &str) -> StoreError {
-    StoreError::Backend(format!("stored data is corrupt: {what}"))
-}
+pub(crate) use custos_store::corrupt;
 
 /// Whether `e` is a violation of a PRIMARY KEY or UNIQUE constraint (SQLSTATE 23505).
 pub(crate) fn is_unique_violation(e: &postgres::Error) -> bool {

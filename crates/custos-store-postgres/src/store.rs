@@ -11,9 +11,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use custos_core::audit::{AuditEntry, AuditEvent, ChainBreak, ChainHead};
 use custos_core::subject::{Subject, SubjectId, SubjectState};
-use custos_core::time::{Timestamp, format_date, parse_date};
+use custos_core::time::{Timestamp, format_date};
 use custos_store::{
-    ApiKeyRecord, IdempotentResponse, NewItem, StateChange, Store, StoreError, StoredItem, SubjectRecord,
+    ApiKeyRecord, IdempotentResponse, NewItem, StateChange, Store, StoreError, StoredItem, SubjectColumns,
+    SubjectRecord,
 };
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{BorrowToSql, ToSql};
@@ -279,30 +280,18 @@ fn load_current_items<C: GenericClient>(
 
 fn subject_from_row(row: &Row) -> Result<SubjectRecord, StoreError> {
     const OP: &str = "reading a subject";
-    let id: String = row.try_get(0).during(OP)?;
-    let birth_date: Option<String> = row.try_get(3).during(OP)?;
-    let guardian: Option<String> = row.try_get(4).during(OP)?;
-    let state: String = row.try_get(8).during(OP)?;
-    let state: SubjectState = serde_json::from_str(&state).map_err(|e| {
-        corrupt(&format!("a subject's state is not valid JSON (line {}, column {})", e.line(), e.column()))
-    })?;
-    let subject = Subject {
-        id: SubjectId::parse(&id).map_err(|_| corrupt("a subject id is not valid"))?,
+    SubjectColumns {
+        id: row.try_get(0).during(OP)?,
         jurisdiction: row.try_get(1).during(OP)?,
         region: row.try_get(2).during(OP)?,
-        birth_date: birth_date
-            .map(|d| parse_date(&d))
-            .transpose()
-            .map_err(|_| corrupt("a subject's birth date is not a date"))?,
-        guardian: guardian
-            .map(|g| SubjectId::parse(&g))
-            .transpose()
-            .map_err(|_| corrupt("a guardian id is not valid"))?,
-        created_at: Timestamp(row.try_get(5).during(OP)?),
-        erased_at: row.try_get::<_, Option<i64>>(6).during(OP)?.map(Timestamp),
-        state,
-    };
-    Ok(SubjectRecord { subject, wrapped_key: row.try_get(7).during(OP)? })
+        birth_date: row.try_get(3).during(OP)?,
+        guardian: row.try_get(4).during(OP)?,
+        created_at: row.try_get(5).during(OP)?,
+        erased_at: row.try_get(6).during(OP)?,
+        wrapped_key: row.try_get(7).during(OP)?,
+        state: row.try_get(8).during(OP)?,
+    }
+    .decode()
 }
 
 fn item_from_row(row: &Row) -> Result<StoredItem, StoreError> {

@@ -77,9 +77,7 @@ pub(crate) fn backend(operation: &'static str, e: &rusqlite::Error) -> StoreErro
 }
 
 /// A [`StoreError::Backend`] for stored data that does not decode.
-pub(crate) fn corrupt(what: &str) -> StoreError {
-    StoreError::Backend(format!("stored data is corrupt: {what}"))
-}
+pub(crate) use custos_store::corrupt;
 
 /// Maps SQLite errors of one operation to [`StoreError`]s.
 pub(crate) trait Context<T> {

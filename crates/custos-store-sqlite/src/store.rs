@@ -6,10 +6,11 @@
 //! head is replaced only after a successful commit.
 
 use custos_core::audit::{AuditEntry, AuditEvent, ChainBreak, ChainHead};
-use custos_core::subject::{Subject, SubjectId, SubjectState};
-use custos_core::time::{Timestamp, format_date, parse_date};
+use custos_core::subject::{Subject, SubjectId};
+use custos_core::time::{Timestamp, format_date};
 use custos_store::{
-    ApiKeyRecord, IdempotentResponse, NewItem, StateChange, Store, StoreError, StoredItem, SubjectRecord,
+    ApiKeyRecord, IdempotentResponse, NewItem, StateChange, Store, StoreError, StoredItem, SubjectColumns,
+    SubjectRecord,
 };
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, ffi, params};
@@ -205,30 +206,18 @@ fn load_subject(conn: &Connection, id: &SubjectId) -> Result<Option<SubjectRecor
 
 fn subject_from_row(row: &Row<'_>) -> Result<SubjectRecord, StoreError> {
     let read = |e: rusqlite::Error| crate::error::backend("reading a subject", &e);
-    let id: String = row.get(0).map_err(read)?;
-    let birth_date: Option<String> = row.get(3).map_err(read)?;
-    let guardian: Option<String> = row.get(4).map_err(read)?;
-    let state: String = row.get(8).map_err(read)?;
-    let state: SubjectState = serde_json::from_str(&state).map_err(|e| {
-        corrupt(&format!("a subject's state is not valid JSON (line {}, column {})", e.line(), e.column()))
-    })?;
-    let subject = Subject {
-        id: SubjectId::parse(&id).map_err(|_| corrupt("a subject id is not valid"))?,
+    SubjectColumns {
+        id: row.get(0).map_err(read)?,
         jurisdiction: row.get(1).map_err(read)?,
         region: row.get(2).map_err(read)?,
-        birth_date: birth_date
-            .map(|d| parse_date(&d))
-            .transpose()
-            .map_err(|_| corrupt("a subject's birth date is not a date"))?,
-        guardian: guardian
-            .map(|g| SubjectId::parse(&g))
-            .transpose()
-            .map_err(|_| corrupt("a guardian id is not valid"))?,
-        created_at: Timestamp(row.get(5).map_err(read)?),
-        erased_at: row.get::<_, Option<i64>>(6).map_err(read)?.map(Timestamp),
-        state,
-    };
-    Ok(SubjectRecord { subject, wrapped_key: row.get(7).map_err(read)? })
+        birth_date: row.get(3).map_err(read)?,
+        guardian: row.get(4).map_err(read)?,
+        created_at: row.get(5).map_err(read)?,
+        erased_at: row.get(6).map_err(read)?,
+        wrapped_key: row.get(7).map_err(read)?,
+        state: row.get(8).map_err(read)?,
+    }
+    .decode()
 }
 
 fn item_from_row(row: &Row<'_>) -> Result<StoredItem, StoreError> {

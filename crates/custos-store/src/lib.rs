@@ -107,6 +107,62 @@ pub struct IdempotentResponse {
     pub created_at: Timestamp,
 }
 
+/// A subject row as a backend reads it, before decoding.
+pub struct SubjectColumns {
+    /// `id`.
+    pub id: String,
+    /// `jurisdiction`.
+    pub jurisdiction: String,
+    /// `region`.
+    pub region: Option<String>,
+    /// `birth_date`, `YYYY-MM-DD`.
+    pub birth_date: Option<String>,
+    /// `guardian`.
+    pub guardian: Option<String>,
+    /// `created_at`, microseconds.
+    pub created_at: i64,
+    /// `erased_at`, microseconds.
+    pub erased_at: Option<i64>,
+    /// `wrapped_key`.
+    pub wrapped_key: Option<Vec<u8>>,
+    /// `state`, JSON of [`SubjectState`].
+    pub state: String,
+}
+
+impl SubjectColumns {
+    /// Decodes the columns every backend stores the same way. A value that
+    /// does not decode is reported as corrupt data, without the value.
+    pub fn decode(self) -> Result<SubjectRecord, StoreError> {
+        let state: SubjectState = serde_json::from_str(&self.state).map_err(|e| {
+            corrupt(&format!("a subject's state is not valid JSON (line {}, column {})", e.line(), e.column()))
+        })?;
+        let subject = Subject {
+            id: SubjectId::parse(&self.id).map_err(|_| corrupt("a subject id is not valid"))?,
+            jurisdiction: self.jurisdiction,
+            region: self.region,
+            birth_date: self
+                .birth_date
+                .map(|d| custos_core::time::parse_date(&d))
+                .transpose()
+                .map_err(|_| corrupt("a subject's birth date is not a date"))?,
+            guardian: self
+                .guardian
+                .map(|g| SubjectId::parse(&g))
+                .transpose()
+                .map_err(|_| corrupt("a guardian id is not valid"))?,
+            created_at: Timestamp(self.created_at),
+            erased_at: self.erased_at.map(Timestamp),
+            state,
+        };
+        Ok(SubjectRecord { subject, wrapped_key: self.wrapped_key })
+    }
+}
+
+/// A [`StoreError::Backend`] for stored data that does not decode (never with the value).
+pub fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("stored data is corrupt: {what}"))
+}
+
 /// A change to a subject's state decided inside the store's transaction.
 pub struct StateChange {
     /// The new state.
