@@ -12,7 +12,8 @@ use postgres::Client;
 use crate::error::{Describe, OpenError};
 
 /// The migrations, in order; the `n`th brings the schema to version `n`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/0001_init.sql"), include_str!("../migrations/0002_insert_only_versions.sql")];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -30,10 +30,11 @@ macro_rules! subject_columns {
     };
 }
 
-/// The columns of `items`, in the order [`item_from_row`] reads them.
+/// The stored columns of `items`, in the order [`item_from_row`] reads them
+/// (a version's `superseded_at` is not stored: each query derives it, last).
 macro_rules! item_columns {
     () => {
-        "subject, category, version, source, purpose, collected_at, notice_version, superseded_at, sealed, token"
+        "subject, category, version, source, purpose, collected_at, notice_version, sealed, token"
     };
 }
 
@@ -68,29 +69,53 @@ mod sql {
     pub(super) const LOCK_SUBJECT_FOR_ERASURE: &str = "SELECT erased_at FROM subjects WHERE id = $1 FOR UPDATE";
     pub(super) const ERASE_SUBJECT: &str = "UPDATE subjects SET wrapped_key = NULL, erased_at = $2 WHERE id = $1";
 
-    pub(super) const CURRENT_VERSIONS: &str =
-        "SELECT subject, category, version FROM items WHERE subject = ANY($1) AND superseded_at IS NULL";
-    pub(super) const SUPERSEDE: &str = "UPDATE items SET superseded_at = u.at \
-         FROM UNNEST($1::text[], $2::text[], $3::integer[], $4::bigint[]) AS u (subject, category, version, at) \
-         WHERE items.subject = u.subject AND items.category = u.category AND items.version = u.version";
+    // Versions are insert-only (migration 2): an item's current version is
+    // its highest, found by a backward scan of the primary key, and a version
+    // is superseded when the next one was collected.
+    /// The highest stored version (or NULL) of each item ($1, $2), in input order.
+    pub(super) const CURRENT_VERSIONS: &str = "SELECT \
+         (SELECT max(i.version) FROM items i WHERE i.subject = u.subject AND i.category = u.category) \
+         FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS u (subject, category, n) ORDER BY u.n";
     pub(super) const INSERT_ITEMS: &str = concat!(
         "INSERT INTO items (",
         item_columns!(),
         ") SELECT * FROM UNNEST($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::bigint[], \
-         $7::text[], $8::bigint[], $9::bytea[], $10::text[])"
+         $7::text[], $8::bytea[], $9::text[])"
     );
     pub(super) const INSERT_TOKENS: &str = "INSERT INTO tokens (token, subject, category, version) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::integer[])";
-    pub(super) const CURRENT_ITEMS: &str = concat!(
+    /// The current version of each of the categories `$2`.
+    pub(super) const CURRENT_ITEMS_IN: &str = concat!(
+        "SELECT i.*, NULL::bigint FROM (SELECT DISTINCT unnest($2::text[]) AS category) AS c \
+         CROSS JOIN LATERAL (SELECT ",
+        item_columns!(),
+        " FROM items WHERE subject = $1 AND category = c.category ORDER BY version DESC LIMIT 1) AS i \
+         ORDER BY i.category"
+    );
+    /// The current version of every category: the categories are found by
+    /// skipping through the primary key (one probe each, however many versions).
+    pub(super) const CURRENT_ITEMS_ALL: &str = concat!(
+        "WITH RECURSIVE c (category) AS ( \
+             (SELECT category FROM items WHERE subject = $1 ORDER BY category LIMIT 1) \
+             UNION ALL \
+             SELECT (SELECT n.category FROM items n WHERE n.subject = $1 AND n.category > c.category \
+                     ORDER BY n.category LIMIT 1) \
+             FROM c WHERE c.category IS NOT NULL) \
+         SELECT i.*, NULL::bigint FROM c CROSS JOIN LATERAL (SELECT ",
+        item_columns!(),
+        " FROM items WHERE subject = $1 AND category = c.category ORDER BY version DESC LIMIT 1) AS i \
+         ORDER BY i.category"
+    );
+    pub(super) const HISTORY: &str = concat!(
         "SELECT ",
         item_columns!(),
-        " FROM items WHERE subject = $1 AND superseded_at IS NULL \
-         AND (cardinality($2::text[]) = 0 OR category = ANY($2::text[])) ORDER BY category"
+        ", lead(collected_at) OVER (ORDER BY version) FROM items WHERE subject = $1 AND category = $2 \
+         ORDER BY version DESC"
     );
-    pub(super) const HISTORY: &str =
-        concat!("SELECT ", item_columns!(), " FROM items WHERE subject = $1 AND category = $2 ORDER BY version DESC");
     pub(super) const ITEM_BY_TOKEN: &str = "SELECT i.subject, i.category, i.version, i.source, i.purpose, \
-         i.collected_at, i.notice_version, i.superseded_at, i.sealed, i.token \
+         i.collected_at, i.notice_version, i.sealed, i.token, \
+         (SELECT n.collected_at FROM items n WHERE n.subject = i.subject AND n.category = i.category \
+          AND n.version > i.version ORDER BY n.version LIMIT 1) \
          FROM tokens t JOIN items i ON i.subject = t.subject AND i.category = t.category AND i.version = t.version \
          WHERE t.token = $1";
     pub(super) const DELETE_ITEMS: &str = "DELETE FROM items WHERE subject = $1 RETURNING token";
@@ -274,7 +299,13 @@ fn load_current_items<C: GenericClient>(
     id: &SubjectId,
     categories: &[&str],
 ) -> Result<Vec<StoredItem>, StoreError> {
-    let rows = conn.query(sql::CURRENT_ITEMS, &[&id.as_str(), &categories]).during("reading items")?;
+    let statement = if categories.is_empty() { sql::CURRENT_ITEMS_ALL } else { sql::CURRENT_ITEMS_IN };
+    let rows = if categories.is_empty() {
+        conn.query(statement, &[&id.as_str()])
+    } else {
+        conn.query(statement, &[&id.as_str(), &categories])
+    }
+    .during("reading items")?;
     rows.iter().map(item_from_row).collect()
 }
 
@@ -306,9 +337,9 @@ fn item_from_row(row: &Row) -> Result<StoredItem, StoreError> {
         purpose: row.try_get(4).during(OP)?,
         collected_at: Timestamp(row.try_get(5).during(OP)?),
         notice_version: row.try_get(6).during(OP)?,
-        superseded_at: row.try_get::<_, Option<i64>>(7).during(OP)?.map(Timestamp),
-        sealed: row.try_get(8).during(OP)?,
-        token: row.try_get(9).during(OP)?,
+        sealed: row.try_get(7).during(OP)?,
+        token: row.try_get(8).during(OP)?,
+        superseded_at: row.try_get::<_, Option<i64>>(9).during(OP)?.map(Timestamp),
     })
 }
 
@@ -363,15 +394,6 @@ fn encode_state(state: &SubjectState) -> Result<String, StoreError> {
     serde_json::to_string(state).map_err(|_| StoreError::Backend("encoding a subject's state failed".into()))
 }
 
-/// What a batch of items numbers its next version after, per (subject, category).
-#[derive(Clone, Copy)]
-enum Latest {
-    /// The stored current version.
-    Stored(i32),
-    /// An earlier item of this batch (its index).
-    Batch(usize),
-}
-
 /// The rows of one `put_items` call, column by column, for multi-row statements.
 #[derive(Default)]
 struct ItemColumns<'a> {
@@ -382,7 +404,6 @@ struct ItemColumns<'a> {
     purpose: Vec<&'a str>,
     collected_at: Vec<i64>,
     notice_version: Vec<&'a str>,
-    superseded_at: Vec<Option<i64>>,
     sealed: Vec<&'a [u8]>,
     token: Vec<Option<&'a str>>,
 }
@@ -480,51 +501,46 @@ impl Store for PostgresStore {
                 }
             }
 
-            let mut latest: HashMap<(String, String), Latest> = HashMap::new();
-            for row in tx.query(sql::CURRENT_VERSIONS, &[&ids]).during(OP)? {
-                let key = (row.try_get(0).during(OP)?, row.try_get(1).during(OP)?);
-                latest.insert(key, Latest::Stored(row.try_get(2).during(OP)?));
+            // The highest stored version of each item written (the subjects
+            // are locked, so no other writer can add one before this commits).
+            let mut keys: (Vec<&str>, Vec<&str>) = Default::default();
+            let mut latest: HashMap<(&str, &str), i32> = HashMap::new();
+            for item in items {
+                if latest.insert((item.subject.as_str(), &item.category), 0).is_none() {
+                    keys.0.push(item.subject.as_str());
+                    keys.1.push(&item.category);
+                }
+            }
+            let rows = tx.query(sql::CURRENT_VERSIONS, &[&keys.0, &keys.1]).during(OP)?;
+            if rows.len() != keys.0.len() {
+                return Err(corrupt("the stored versions did not match the items written"));
+            }
+            for ((subject, category), row) in keys.0.iter().zip(&keys.1).zip(&rows) {
+                if let (Some(stored), Some(slot)) =
+                    (row.try_get::<_, Option<i32>>(0).during(OP)?, latest.get_mut(&(*subject, *category)))
+                {
+                    *slot = stored;
+                }
             }
 
-            // Number the versions in input order; each item supersedes the
-            // previous current version of its (subject, category), stored or
-            // earlier in this batch, at its own collection time.
+            // Number the new versions in input order, after the stored ones.
             let mut cols = ItemColumns::default();
-            let mut superseded: (Vec<&str>, Vec<&str>, Vec<i32>, Vec<i64>) = Default::default();
-            for (index, item) in items.iter().enumerate() {
-                let key = (item.subject.as_str().to_owned(), item.category.clone());
-                let version = match latest.get(&key) {
-                    None => 1,
-                    Some(Latest::Stored(old)) => {
-                        superseded.0.push(item.subject.as_str());
-                        superseded.1.push(&item.category);
-                        superseded.2.push(*old);
-                        superseded.3.push(item.collected_at.0);
-                        old.checked_add(1).ok_or_else(|| corrupt("an item version is out of range"))?
-                    }
-                    Some(Latest::Batch(earlier)) => {
-                        cols.superseded_at[*earlier] = Some(item.collected_at.0);
-                        cols.version[*earlier]
-                            .checked_add(1)
-                            .ok_or_else(|| corrupt("an item version is out of range"))?
-                    }
-                };
-                latest.insert(key, Latest::Batch(index));
+            for item in items {
+                let slot = latest
+                    .get_mut(&(item.subject.as_str(), item.category.as_str()))
+                    .ok_or_else(|| corrupt("an item was not numbered"))?;
+                *slot = slot.checked_add(1).ok_or_else(|| corrupt("an item version is out of range"))?;
                 cols.subject.push(item.subject.as_str());
                 cols.category.push(&item.category);
-                cols.version.push(version);
+                cols.version.push(*slot);
                 cols.source.push(&item.source);
                 cols.purpose.push(&item.purpose);
                 cols.collected_at.push(item.collected_at.0);
                 cols.notice_version.push(&item.notice_version);
-                cols.superseded_at.push(None);
                 cols.sealed.push(&item.sealed);
                 cols.token.push(item.token.as_deref());
             }
 
-            if !superseded.0.is_empty() {
-                tx.execute(sql::SUPERSEDE, &[&superseded.0, &superseded.1, &superseded.2, &superseded.3]).during(OP)?;
-            }
             if !items.is_empty() {
                 tx.execute(
                     sql::INSERT_ITEMS,
@@ -536,7 +552,6 @@ impl Store for PostgresStore {
                         &cols.purpose,
                         &cols.collected_at,
                         &cols.notice_version,
-                        &cols.superseded_at,
                         &cols.sealed,
                         &cols.token,
                     ],
