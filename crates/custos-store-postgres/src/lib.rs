@@ -34,6 +34,7 @@ use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use custos_store::StoreError;
+use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls, Statement};
 
 pub use error::OpenError;
@@ -70,9 +71,18 @@ impl PostgresStore {
     }
 
     /// Connects with a parsed configuration, opening at most `max_connections`
-    /// connections (at least one).
+    /// connections (at least one). A database that does not exist yet is
+    /// created first (as the embedded store creates its file), which needs
+    /// the `CREATEDB` privilege; without it the error says what to do.
     pub fn connect_with(config: Config, max_connections: usize) -> Result<PostgresStore, OpenError> {
-        let mut client = config.connect(NoTls).map_err(|e| OpenError::Postgres(error::Describe(&e).to_string()))?;
+        let describe = |e: &postgres::Error| OpenError::Postgres(error::Describe(e).to_string());
+        let mut client = match config.connect(NoTls) {
+            Err(e) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
+                create_database(&config)?;
+                config.connect(NoTls).map_err(|e| describe(&e))?
+            }
+            other => other.map_err(|e| describe(&e))?,
+        };
         migrations::migrate(&mut client)?;
         let pool = Pool {
             config,
@@ -90,6 +100,34 @@ impl PostgresStore {
         let result = f(&mut client);
         slot.give_back(client);
         result
+    }
+}
+
+/// Creates the database `config` names, connecting to the server's
+/// `postgres` database to do it. Another process creating it at the same time
+/// is not an error.
+fn create_database(config: &Config) -> Result<(), OpenError> {
+    let name = match (config.get_dbname(), config.get_user()) {
+        (Some(name), _) | (None, Some(name)) => name.to_string(),
+        (None, None) => return Err(OpenError::Config("the connection names no database".into())),
+    };
+    let cannot = |e: &postgres::Error| {
+        OpenError::Postgres(format!(
+            "the database \"{name}\" does not exist and could not be created ({}); create it, or connect as a \
+             user with the CREATEDB privilege",
+            error::Describe(e)
+        ))
+    };
+    let mut maintenance = config.clone();
+    maintenance.dbname("postgres");
+    let mut client = maintenance.connect(NoTls).map_err(|e| cannot(&e))?;
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    match client.batch_execute(&format!("CREATE DATABASE {quoted}")) {
+        Err(e) if e.code() != Some(&SqlState::DUPLICATE_DATABASE) => Err(cannot(&e)),
+        _ => {
+            tracing::info!(database = %name, "created the PostgreSQL database");
+            Ok(())
+        }
     }
 }
 

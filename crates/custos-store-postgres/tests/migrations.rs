@@ -80,6 +80,16 @@ fn a_database_at_a_newer_version_is_refused_and_left_untouched() {
 }
 
 #[test]
+fn a_database_that_does_not_exist_is_created_and_migrated() {
+    let db = common::TestDb::reserve();
+    let store = db.store();
+    assert_eq!(versions(&db), (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+    store.create_subject(&alice(), b"key", &[]).unwrap();
+    drop(store);
+    assert!(db.store().subject(&alice().id).unwrap().is_some(), "a second connection finds it and its data");
+}
+
+#[test]
 fn a_failing_migration_leaves_the_database_as_it_was() {
     let db = common::TestDb::create();
     db.client().batch_execute("CREATE TABLE items (x integer)").unwrap();
@@ -129,4 +139,67 @@ fn a_storage_failure_names_the_constraint_but_not_the_values() {
     assert!(!message.contains("secret") && !message.contains("bob"), "{message}");
     assert_eq!(store.audit_head().unwrap(), before, "the failed write appended nothing");
     assert!(store.current_items(&bob.id, &[]).unwrap().is_empty(), "and wrote nothing");
+}
+
+/// A database written by schema version 1 (which stored `superseded_at` on
+/// each replaced row) keeps every version, every supersession time and every
+/// token when it is migrated to the insert-only schema, and goes on numbering.
+#[test]
+fn a_version_1_database_is_migrated_forward_without_loss() {
+    let db = common::TestDb::create();
+    db.client()
+        .batch_execute(concat!(
+            "CREATE TABLE custos_schema_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL \
+             DEFAULT now());",
+            include_str!("../migrations/0001_init.sql"),
+            "INSERT INTO custos_schema_migrations (version) VALUES (1);
+             INSERT INTO subjects (id, jurisdiction, created_at, wrapped_key, state)
+                 VALUES ('alice', 'us-ca', 1, '\\x6b6579', '{}');
+             INSERT INTO items (subject, category, version, source, purpose, collected_at, notice_version,
+                                superseded_at, sealed, token) VALUES
+                 ('alice', 'contact.email', 1, 'provided', 'orders', 10, 'v1', 20, '\\x01', NULL),
+                 ('alice', 'contact.email', 2, 'provided', 'orders', 20, 'v1', 30, '\\x02', NULL),
+                 ('alice', 'contact.email', 3, 'provided', 'orders', 30, 'v1', NULL, '\\x03', NULL),
+                 ('alice', 'payment.card', 1, 'provided', 'orders', 15, 'v1', 25, '\\x04', 'tok_a'),
+                 ('alice', 'payment.card', 2, 'provided', 'orders', 25, 'v1', NULL, '\\x05', 'tok_b');
+             INSERT INTO tokens (token, subject, category, version) VALUES
+                 ('tok_a', 'alice', 'payment.card', 1), ('tok_b', 'alice', 'payment.card', 2);"
+        ))
+        .unwrap();
+
+    let store = db.store();
+    assert_eq!(versions(&db), (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+    let alice = alice().id;
+    let history = |category: &str| -> Vec<(u32, Option<i64>, Vec<u8>)> {
+        store
+            .history(&alice, category)
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.version, i.superseded_at.map(|t| t.0), i.sealed))
+            .collect()
+    };
+    assert_eq!(
+        history("contact.email"),
+        vec![(3, None, vec![3]), (2, Some(30), vec![2]), (1, Some(20), vec![1])],
+        "every version and when it was superseded"
+    );
+    let current: Vec<(String, u32)> =
+        store.current_items(&alice, &[]).unwrap().into_iter().map(|i| (i.category, i.version)).collect();
+    assert_eq!(current, vec![("contact.email".to_string(), 3), ("payment.card".to_string(), 2)]);
+    let old_card = store.item_by_token("tok_a").unwrap().unwrap();
+    assert_eq!((old_card.version, old_card.superseded_at), (1, Some(Timestamp(25))));
+    assert_eq!(store.item_by_token("tok_b").unwrap().unwrap().superseded_at, None);
+
+    let next = NewItem {
+        subject: alice.clone(),
+        category: "contact.email".into(),
+        source: "provided".into(),
+        purpose: "orders".into(),
+        collected_at: Timestamp(40),
+        notice_version: "v2".into(),
+        sealed: vec![6],
+        token: None,
+    };
+    assert_eq!(store.put_items(std::slice::from_ref(&next), &[]).unwrap(), vec![4]);
+    assert_eq!(history("contact.email")[..2], [(4, None, vec![6]), (3, Some(40), vec![3])]);
 }

@@ -38,14 +38,20 @@ pub struct TestDb {
 impl TestDb {
     /// Creates an empty database with a random name.
     pub fn create() -> TestDb {
+        let db = TestDb::reserve();
+        admin(&db.admin)
+            .batch_execute(&format!("CREATE DATABASE {}", db.name))
+            .unwrap_or_else(|e| panic!("cannot create the test database {}: {e}", db.name));
+        db
+    }
+
+    /// A random database name that does not exist yet (dropped, if something creates it, when this is dropped).
+    pub fn reserve() -> TestDb {
         let url = server_url();
         let admin_config: Config = url.parse().unwrap_or_else(|e| panic!("CUSTOS_TEST_POSTGRES_URL is invalid: {e}"));
         let mut random = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random).expect("random bytes");
         let name = format!("custos_test_{}", random.iter().map(|b| format!("{b:02x}")).collect::<String>());
-        admin(&admin_config)
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap_or_else(|e| panic!("cannot create the test database {name}: {e}"));
         let mut config = admin_config.clone();
         config.dbname(&name);
         TestDb { admin: admin_config, config, name }
@@ -65,7 +71,13 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let dropped = admin(&self.admin).batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        // No panic here: a test already failing because the server went away
+        // must report that, not abort on a second panic.
+        let mut config = self.admin.clone();
+        config.dbname("postgres");
+        let dropped = config
+            .connect(NoTls)
+            .and_then(|mut admin| admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)));
         if let Err(e) = dropped {
             eprintln!("could not drop the test database {}: {e}", self.name);
         }
