@@ -10,8 +10,11 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::{Describe, OpenError};
 
 /// The migrations, in order; the `n`th brings the schema to version `n`.
-const MIGRATIONS: &[&str] =
-    &[include_str!("../migrations/0001_init.sql"), include_str!("../migrations/0002_api_keys.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_api_keys.sql"),
+    include_str!("../migrations/0003_current_versions.sql"),
+];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -55,8 +55,10 @@ mod sql {
     pub(super) const UPDATE_STATE: &str = "UPDATE subjects SET state = ?2 WHERE id = ?1";
     pub(super) const ERASE_SUBJECT: &str = "UPDATE subjects SET wrapped_key = NULL, erased_at = ?2 WHERE id = ?1";
 
-    pub(super) const CURRENT_VERSIONS: &str =
-        "SELECT category, version FROM items WHERE subject = ?1 AND superseded_at IS NULL ORDER BY category";
+    // `INDEXED BY`: the planner would otherwise walk the primary key, which
+    // reads every version of the subject (and is an error if the index cannot serve).
+    pub(super) const CURRENT_VERSIONS: &str = "SELECT category, version FROM items INDEXED BY items_current \
+         WHERE subject = ?1 AND superseded_at IS NULL ORDER BY category";
     pub(super) const SUPERSEDE: &str =
         "UPDATE items SET superseded_at = ?4 WHERE subject = ?1 AND category = ?2 AND version = ?3";
     pub(super) const INSERT_ITEM: &str =
@@ -64,12 +66,13 @@ mod sql {
     pub(super) const CURRENT_ITEMS: &str = concat!(
         "SELECT ",
         item_columns!(),
-        " FROM items WHERE subject = ?1 AND superseded_at IS NULL ORDER BY category"
+        " FROM items INDEXED BY items_current WHERE subject = ?1 AND superseded_at IS NULL ORDER BY category"
     );
+    /// The highest version is the current one: one probe of the primary key.
     pub(super) const CURRENT_ITEM: &str = concat!(
         "SELECT ",
         item_columns!(),
-        " FROM items WHERE subject = ?1 AND category = ?2 AND superseded_at IS NULL"
+        " FROM items WHERE subject = ?1 AND category = ?2 ORDER BY version DESC LIMIT 1"
     );
     pub(super) const HISTORY: &str =
         concat!("SELECT ", item_columns!(), " FROM items WHERE subject = ?1 AND category = ?2 ORDER BY version DESC");
@@ -771,6 +774,29 @@ mod tests {
             let stmt = writer.conn.prepare_cached(sql).unwrap();
             assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "re-prepared: {sql}");
         }
+    }
+
+    /// Finding current versions probes an index (one entry per item), never
+    /// the versions themselves: their cost does not grow with history.
+    #[test]
+    fn current_versions_are_found_without_reading_history() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let writer = store.writer();
+        let plan = |sql: &str| -> String {
+            let mut stmt = writer.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let mut rows = stmt.raw_query();
+            let mut steps = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                steps.push(row.get::<_, String>(3).unwrap());
+            }
+            steps.join("; ")
+        };
+        for sql in [sql::CURRENT_VERSIONS, sql::CURRENT_ITEMS] {
+            let plan = plan(sql);
+            assert!(plan.contains("INDEX items_current (subject=?)"), "{sql}: {plan}");
+        }
+        let plan = plan(sql::CURRENT_ITEM);
+        assert!(plan.contains("PRIMARY KEY (subject=? AND category=?)") && !plan.contains("TEMP B-TREE"), "{plan}");
     }
 
     fn api_key(n: u8) -> ApiKeyRecord {
