@@ -1,22 +1,27 @@
 //! API keys: creation checked against the policy, authentication, revocation.
+//! On SQLite, or on PostgreSQL with `CUSTOS_TEST_BACKEND=postgres` (see `common`).
+
+mod common;
 
 use std::sync::Arc;
 
+use common::{TestStorage, TestStore};
 use custos_core::policy::Policy;
 use custos_core::time::SystemClock;
 use custos_crypto::{Keyring, MasterKey};
 use custos_store::Store;
-use custos_store_sqlite::SqliteStore;
 use custos_vault::access::Role;
 use custos_vault::{CONTROLLER, Vault, VaultError};
 
-fn vault() -> Vault<SqliteStore> {
+/// A vault over a fresh store, and the storage to keep until the test ends.
+fn vault() -> (Vault<TestStore>, TestStorage) {
     let policy = Policy::from_yaml(include_str!("../../../examples/aws-privacy-notice-2020-01-24.yaml"))
         .unwrap_or_else(|e| panic!("the bundled policy loads: {e}"));
     let master = MasterKey::generate().unwrap_or_else(|e| panic!("{e}"));
     let keys = Keyring::new(&master).unwrap_or_else(|e| panic!("{e}"));
-    let store = SqliteStore::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
-    Vault::new(Arc::new(policy), store, keys, Arc::new(SystemClock))
+    let storage = TestStorage::fresh().unwrap_or_else(|e| panic!("{e}"));
+    let store = storage.open().unwrap_or_else(|e| panic!("{e}"));
+    (Vault::new(Arc::new(policy), store, keys, Arc::new(SystemClock)), storage)
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -25,7 +30,7 @@ fn strings(v: &[&str]) -> Vec<String> {
 
 #[test]
 fn an_admin_key_authenticates_as_the_controller_and_only_its_hash_is_stored() {
-    let v = vault();
+    let (v, _storage) = vault();
     let key = v.create_api_key(Role::Admin, None, &[]).expect("create");
     assert!(key.secret.starts_with(&format!("cst_{}_", key.id)));
     let p = v.authenticate(&key.secret).expect("auth").expect("known key");
@@ -41,7 +46,7 @@ fn an_admin_key_authenticates_as_the_controller_and_only_its_hash_is_stored() {
 
 #[test]
 fn a_service_key_is_bound_to_its_recipient_and_purposes() {
-    let v = vault();
+    let (v, _storage) = vault();
     let key = v.create_api_key(Role::Service, Some("paymenttech"), &strings(&["provide_offerings"])).expect("create");
     let p = v.authenticate(&key.secret).expect("auth").expect("known key");
     assert_eq!(p.actor, "paymenttech");
@@ -52,7 +57,7 @@ fn a_service_key_is_bound_to_its_recipient_and_purposes() {
 
 #[test]
 fn a_service_key_must_match_the_policy() {
-    let v = vault();
+    let (v, _storage) = vault();
     let cases: [(Option<&str>, &[&str], &str); 5] = [
         (None, &["marketing"], "--actor"),
         (Some("nobody"), &["marketing"], "not a recipient"),
@@ -72,7 +77,7 @@ fn a_service_key_must_match_the_policy() {
 
 #[test]
 fn unknown_malformed_and_revoked_keys_do_not_authenticate() {
-    let v = vault();
+    let (v, _storage) = vault();
     let key = v.create_api_key(Role::Auditor, None, &[]).expect("create");
     assert!(v.authenticate("").expect("auth").is_none());
     assert!(v.authenticate("Bearer something").expect("auth").is_none());

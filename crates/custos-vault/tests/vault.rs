@@ -1,12 +1,16 @@
 //! The vault as its users depend on it, end to end: the bundled AWS policy,
-//! the SQLite store, a real keyring and a clock the tests move.
+//! the SQLite store (PostgreSQL with `CUSTOS_TEST_BACKEND=postgres`, see
+//! `common`), a real keyring and a clock the tests move.
 //!
 //! Each test names one promise. Every test ends by verifying the audit chain
 //! and checking that no audit body holds a subject id or a stored value.
 
+mod common;
+
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use common::{TestStorage, TestStore};
 use custos_core::audit::AuditEntry;
 use custos_core::decision::DenyReason;
 use custos_core::policy::Policy;
@@ -15,7 +19,6 @@ use custos_core::subject::SubjectId;
 use custos_core::time::{Clock, FixedClock, Timestamp};
 use custos_crypto::{Keyring, MasterKey};
 use custos_store::{Store, StoredItem};
-use custos_store_sqlite::SqliteStore;
 use custos_vault::{CONTROLLER, MAX_VALUE_BYTES, NewSubject, Put, Read, Vault, VaultError};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use time::macros::{date, datetime};
@@ -34,8 +37,10 @@ const CARD_DIGITS: &str = "5555555555554444";
 // ---------------------------------------------------------------------------
 
 struct Fixture {
-    vault: Vault<SqliteStore>,
+    vault: Vault<TestStore>,
     clock: Arc<FixedClock>,
+    /// The store's data, deleted when the test ends (after the vault above).
+    _storage: TestStorage,
 }
 
 fn at(t: OffsetDateTime) -> Timestamp {
@@ -46,15 +51,17 @@ fn policy() -> TestResult<Arc<Policy>> {
     Ok(Arc::new(Policy::from_yaml(POLICY)?))
 }
 
-fn vault_over(store: SqliteStore, master: &MasterKey, clock: Arc<dyn Clock>) -> TestResult<Vault<SqliteStore>> {
+fn vault_over(store: TestStore, master: &MasterKey, clock: Arc<dyn Clock>) -> TestResult<Vault<TestStore>> {
     Ok(Vault::new(policy()?, store, Keyring::new(master)?, clock))
 }
 
-/// A vault in memory, with the clock at 2024-06-01 12:00 UTC.
+/// A vault over a fresh store (SQLite in memory, or a new PostgreSQL
+/// database), with the clock at 2024-06-01 12:00 UTC.
 fn fixture() -> TestResult<Fixture> {
     let clock = Arc::new(FixedClock::new(at(datetime!(2024-06-01 12:00 UTC))));
-    let vault = vault_over(SqliteStore::open_in_memory()?, &MasterKey::generate()?, clock.clone())?;
-    Ok(Fixture { vault, clock })
+    let storage = TestStorage::fresh()?;
+    let vault = vault_over(storage.open()?, &MasterKey::generate()?, clock.clone())?;
+    Ok(Fixture { vault, clock, _storage: storage })
 }
 
 fn adult<'a>(id: &'a str, jurisdiction: &'a str) -> NewSubject<'a> {
@@ -79,11 +86,11 @@ fn read<'a>(subject: &'a str, purpose: &'a str) -> Read<'a> {
 // Audit helpers
 // ---------------------------------------------------------------------------
 
-fn head(vault: &Vault<SqliteStore>) -> TestResult<u64> {
+fn head(vault: &Vault<TestStore>) -> TestResult<u64> {
     Ok(vault.store().audit_head()?.seq)
 }
 
-fn entries_after(vault: &Vault<SqliteStore>, seq: u64) -> TestResult<Vec<AuditEntry>> {
+fn entries_after(vault: &Vault<TestStore>, seq: u64) -> TestResult<Vec<AuditEntry>> {
     Ok(vault.store().audit_entries(seq, 1 << 30)?)
 }
 
@@ -115,7 +122,7 @@ struct Expect<'a> {
 }
 
 /// Checks one entry against what is expected (the subject by its pseudonym).
-fn check_entry(vault: &Vault<SqliteStore>, entry: &AuditEntry, want: &Expect<'_>) -> Result<(), String> {
+fn check_entry(vault: &Vault<TestStore>, entry: &AuditEntry, want: &Expect<'_>) -> Result<(), String> {
     let body = &entry.body;
     let mismatch = |what: &str| Err(format!("entry {}: {what} differs from {want:?}: {body}", entry.seq));
     if field(body, "action") != Some(want.action) {
@@ -146,7 +153,7 @@ fn check_entry(vault: &Vault<SqliteStore>, entry: &AuditEntry, want: &Expect<'_>
 /// Runs `op` and checks that it was denied for `reason` and that exactly one
 /// `access_denied` entry with that reason code was appended for `subject`.
 fn denied_and_audited<T: Debug>(
-    vault: &Vault<SqliteStore>,
+    vault: &Vault<TestStore>,
     subject: &str,
     reason: DenyReason,
     op: impl FnOnce() -> Result<T, VaultError>,
@@ -168,7 +175,7 @@ fn denied_and_audited<T: Debug>(
 /// Runs `op`, a read that must be allowed, and checks that exactly one entry
 /// of `action` with the basis, purpose and category was appended for `subject`.
 fn read_and_audited<T>(
-    vault: &Vault<SqliteStore>,
+    vault: &Vault<TestStore>,
     subject: &str,
     want: Expect<'_>,
     op: impl FnOnce() -> Result<T, VaultError>,
@@ -185,7 +192,7 @@ fn read_and_audited<T>(
 
 /// The audit chain verifies, its head is the number of entries, and no body
 /// holds any of `secrets` (subject ids and values).
-fn audit_is_sound(vault: &Vault<SqliteStore>, secrets: &[&str]) -> TestResult {
+fn audit_is_sound(vault: &Vault<TestStore>, secrets: &[&str]) -> TestResult {
     let verified = vault.verify_audit()?.map_err(|b| format!("the audit chain is broken: {b}"))?;
     let all = entries_after(vault, 0)?;
     if verified.seq != all.len() as u64 || verified.seq != head(vault)? {
@@ -202,7 +209,7 @@ fn audit_is_sound(vault: &Vault<SqliteStore>, secrets: &[&str]) -> TestResult {
 }
 
 /// Every stored version of the subject's items (empty for an unknown subject).
-fn stored(vault: &Vault<SqliteStore>, subject: &str) -> TestResult<Vec<StoredItem>> {
+fn stored(vault: &Vault<TestStore>, subject: &str) -> TestResult<Vec<StoredItem>> {
     let id = SubjectId::parse(subject)?;
     let mut all = Vec::new();
     for item in vault.store().current_items(&id, &[])? {
@@ -943,13 +950,13 @@ fn a_state_change_refused_because_the_subject_was_erased_is_audited() -> TestRes
 
 #[test]
 fn a_vault_with_another_master_key_cannot_read_the_values_and_says_so() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("custos.db");
+    // A SQLite file, or a PostgreSQL database, opened three times.
+    let storage = TestStorage::reopenable()?;
     let clock: Arc<dyn Clock> = Arc::new(FixedClock::new(at(datetime!(2024-06-01 12:00 UTC))));
     let right = MasterKey::generate()?;
     let alice = "alice@example.org";
     let token = {
-        let v = vault_over(SqliteStore::open(&path)?, &right, clock.clone())?;
+        let v = vault_over(storage.open()?, &right, clock.clone())?;
         v.add_subject(&adult(alice, "eea"))?;
         v.put_batch(
             &[put(alice, "contact.email", "alice@mail.example.net"), put(alice, "payment.card_number", CARD)],
@@ -959,7 +966,7 @@ fn a_vault_with_another_master_key_cannot_read_the_values_and_says_so() -> TestR
         card.value.get(..36).unwrap_or_default().to_string()
     };
 
-    let wrong = vault_over(SqliteStore::open(&path)?, &MasterKey::generate()?, clock.clone())?;
+    let wrong = vault_over(storage.open()?, &MasterKey::generate()?, clock.clone())?;
     let crypto = |r: Result<String, VaultError>| match r {
         Err(e @ VaultError::Crypto(_)) => {
             assert!(!e.is_client_error());
@@ -978,8 +985,8 @@ fn a_vault_with_another_master_key_cannot_read_the_values_and_says_so() -> TestR
     audit_is_sound(&wrong, &[alice, "alice@mail.example.net", CARD_DIGITS])?;
     drop(wrong);
 
-    // The right key still reads everything, from the file.
-    let v = vault_over(SqliteStore::open(&path)?, &right, clock)?;
+    // The right key still reads everything, from the stored data.
+    let v = vault_over(storage.open()?, &right, clock)?;
     assert_eq!(v.get(&r, "contact.email")?.value.as_str(), "alice@mail.example.net");
     assert_eq!(v.detokenize(&token, "provide_offerings", CONTROLLER)?.as_str(), CARD_DIGITS);
     audit_is_sound(&v, &[alice, "alice@mail.example.net", CARD_DIGITS])
@@ -1091,7 +1098,7 @@ fn adding_a_subject_refuses_bad_input_and_changes_nothing() -> TestResult {
 
 /// One case of the property: `value` goes in and comes out unchanged, and
 /// neither the errors of invalid requests carrying it nor the audit show it.
-fn round_trip_without_leaks(v: &Vault<SqliteStore>, subject: &str, value: &str) -> Result<(), TestCaseError> {
+fn round_trip_without_leaks(v: &Vault<TestStore>, subject: &str, value: &str) -> Result<(), TestCaseError> {
     let fail = |m: String| TestCaseError::fail(m);
     let before = head(v).map_err(|e| fail(e.to_string()))?;
     let good = put(subject, "contact.name", value);
