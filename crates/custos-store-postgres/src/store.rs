@@ -106,6 +106,33 @@ mod sql {
         " FROM items WHERE subject = $1 AND category = c.category ORDER BY version DESC LIMIT 1) AS i \
          ORDER BY i.category"
     );
+    /// A subject and the current versions of the categories `$2` (all when
+    /// empty), in one statement: one snapshot and one round trip. The item
+    /// columns follow the subject's; a subject without items has one row with
+    /// NULL item columns.
+    pub(super) const SUBJECT_WITH_ITEMS_IN: &str = concat!(
+        "SELECT ",
+        subject_columns!(),
+        ", i.* FROM subjects LEFT JOIN LATERAL (SELECT x.*, NULL::bigint \
+         FROM (SELECT DISTINCT unnest($2::text[]) AS category) AS c CROSS JOIN LATERAL (SELECT ",
+        item_columns!(),
+        " FROM items WHERE subject = $1 AND category = c.category ORDER BY version DESC LIMIT 1) AS x) AS i ON true \
+         WHERE id = $1 ORDER BY i.category"
+    );
+    pub(super) const SUBJECT_WITH_ITEMS_ALL: &str = concat!(
+        "WITH RECURSIVE c (category) AS ( \
+             (SELECT category FROM items WHERE subject = $1 ORDER BY category LIMIT 1) \
+             UNION ALL \
+             SELECT (SELECT n.category FROM items n WHERE n.subject = $1 AND n.category > c.category \
+                     ORDER BY n.category LIMIT 1) \
+             FROM c WHERE c.category IS NOT NULL) \
+         SELECT ",
+        subject_columns!(),
+        ", i.* FROM subjects LEFT JOIN LATERAL (SELECT x.*, NULL::bigint FROM c CROSS JOIN LATERAL (SELECT ",
+        item_columns!(),
+        " FROM items WHERE subject = $1 AND category = c.category ORDER BY version DESC LIMIT 1) AS x) AS i ON true \
+         WHERE id = $1 ORDER BY i.category"
+    );
     pub(super) const HISTORY: &str = concat!(
         "SELECT ",
         item_columns!(),
@@ -325,21 +352,29 @@ fn subject_from_row(row: &Row) -> Result<SubjectRecord, StoreError> {
     .decode()
 }
 
+/// How many columns [`subject_columns!`] selects.
+const SUBJECT_COLUMNS: usize = 9;
+
 fn item_from_row(row: &Row) -> Result<StoredItem, StoreError> {
+    item_from_row_at(row, 0)
+}
+
+/// An item from the columns of `row` that start at `at`.
+fn item_from_row_at(row: &Row, at: usize) -> Result<StoredItem, StoreError> {
     const OP: &str = "reading an item";
-    let subject: String = row.try_get(0).during(OP)?;
-    let version: i32 = row.try_get(2).during(OP)?;
+    let subject: String = row.try_get(at).during(OP)?;
+    let version: i32 = row.try_get(at + 2).during(OP)?;
     Ok(StoredItem {
         subject: SubjectId::parse(&subject).map_err(|_| corrupt("an item's subject id is not valid"))?,
-        category: row.try_get(1).during(OP)?,
+        category: row.try_get(at + 1).during(OP)?,
         version: u32::try_from(version).map_err(|_| corrupt("an item version is out of range"))?,
-        source: row.try_get(3).during(OP)?,
-        purpose: row.try_get(4).during(OP)?,
-        collected_at: Timestamp(row.try_get(5).during(OP)?),
-        notice_version: row.try_get(6).during(OP)?,
-        sealed: row.try_get(7).during(OP)?,
-        token: row.try_get(8).during(OP)?,
-        superseded_at: row.try_get::<_, Option<i64>>(9).during(OP)?.map(Timestamp),
+        source: row.try_get(at + 3).during(OP)?,
+        purpose: row.try_get(at + 4).during(OP)?,
+        collected_at: Timestamp(row.try_get(at + 5).during(OP)?),
+        notice_version: row.try_get(at + 6).during(OP)?,
+        sealed: row.try_get(at + 7).during(OP)?,
+        token: row.try_get(at + 8).during(OP)?,
+        superseded_at: row.try_get::<_, Option<i64>>(at + 9).during(OP)?.map(Timestamp),
     })
 }
 
@@ -588,12 +623,25 @@ impl Store for PostgresStore {
         id: &SubjectId,
         categories: &[&str],
     ) -> Result<Option<(SubjectRecord, Vec<StoredItem>)>, StoreError> {
-        self.snapshot("reading a subject", |tx| {
-            Ok(match load_subject(tx, id)? {
-                None => None,
-                Some(record) => Some((record, load_current_items(tx, id, categories)?)),
-            })
-        })
+        const OP: &str = "reading a subject";
+        let rows = self.read(|conn| {
+            if categories.is_empty() {
+                conn.query(sql::SUBJECT_WITH_ITEMS_ALL, &[&id.as_str()])
+            } else {
+                conn.query(sql::SUBJECT_WITH_ITEMS_IN, &[&id.as_str(), &categories])
+            }
+            .during(OP)
+        })?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let record = subject_from_row(first)?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            // The LEFT JOIN's one row of NULLs: a subject without those items.
+            if row.try_get::<_, Option<&str>>(SUBJECT_COLUMNS).during(OP)?.is_some() {
+                items.push(item_from_row_at(row, SUBJECT_COLUMNS)?);
+            }
+        }
+        Ok(Some((record, items)))
     }
 
     fn history(&self, id: &SubjectId, category: &str) -> Result<Vec<StoredItem>, StoreError> {

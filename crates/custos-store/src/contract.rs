@@ -547,6 +547,15 @@ pub fn subject_with_items_reads_the_subject_and_their_current_items_together(sto
     let (_, some) =
         ok(store.subject_with_items(&id("alice"), &["email"]), "reading alice's email").expect("alice exists");
     assert_eq!(versions(&some), [("email".to_string(), 2)]);
+    let (_, both) = ok(store.subject_with_items(&id("alice"), &["phone", "email", "address"]), "reading three")
+        .expect("alice exists");
+    assert_eq!(versions(&both), [("email".to_string(), 2), ("phone".to_string(), 1)], "in category order");
+    let (_, held) = ok(store.subject_with_items(&id("alice"), &["address"]), "reading alice's address")
+        .expect("a subject is found even without the items asked for");
+    assert!(held.is_empty());
+    create(store, "bob");
+    let (bob, items) = ok(store.subject_with_items(&id("bob"), &[]), "reading bob").expect("bob exists");
+    assert_eq!((bob.subject.id, items.len()), (id("bob"), 0), "a subject without items");
     assert!(ok(store.subject_with_items(&id("nobody"), &[]), "reading nobody").is_none());
 }
 
