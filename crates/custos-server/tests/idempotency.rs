@@ -141,7 +141,7 @@ async fn keys_are_scoped_by_api_key() {
     assert_eq!((mine.json()["version"].clone(), theirs.json()["version"].clone()), (1.into(), 2.into()));
     // Recorded under `{key_id}:{client_key}`.
     let key_id = f.admin.split('_').nth(1).expect("cst_<id>_<secret>");
-    let recorded = f.state.vault.store().idempotent_response(&format!("{key_id}:shared")).expect("lookup");
+    let recorded = f.with_vault(|v| v.store().idempotent_response(&format!("{key_id}:shared"))).expect("lookup");
     assert_eq!(recorded.map(|r| r.status), Some(200));
 }
 
@@ -196,7 +196,7 @@ async fn client_errors_are_recorded_and_replayed() {
     assert_eq!(retry.body, first.body);
 
     // A role that may not write: a 403, recorded too.
-    let auditor = f.state.vault.create_api_key(Role::Auditor, None, &[]).expect("a key").secret.to_string();
+    let auditor = f.new_key(Role::Auditor);
     let denied = f.send_as(&auditor, Method::PUT, path, Some(NAME), Some("x")).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
     assert!(f.send_as(&auditor, Method::PUT, path, Some(NAME), Some("x")).await.replayed());

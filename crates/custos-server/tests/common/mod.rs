@@ -1,9 +1,22 @@
-//! The server in-process over an in-memory SQLite store, with the bundled
-//! policy and an admin key.
+//! The server in-process with the bundled policy and an admin key, over an
+//! in-memory SQLite store, or over PostgreSQL — a fresh database per test,
+//! dropped when the test ends — when `CUSTOS_TEST_BACKEND=postgres`.
+//!
+//! The PostgreSQL server is `CUSTOS_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432`). A server that cannot be reached is an
+//! error that fails the test and says so: these tests never skip silently.
+//!
+//! The PostgreSQL store's synchronous client blocks on a runtime of its own,
+//! which tokio refuses inside the test's runtime (the server itself calls the
+//! store only from its blocking pool). So whatever a test does to the vault
+//! directly goes through [`Fixture::with_vault`], and the store and its
+//! database are released on a thread of their own when the fixture goes.
 
 #![allow(dead_code)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -15,28 +28,57 @@ use custos_crypto::{Keyring, MasterKey};
 use custos_server::auth::Role;
 use custos_server::{AppState, Config, SharedVault};
 use custos_store::Store;
+use custos_store_postgres::PostgresStore;
 use custos_store_sqlite::SqliteStore;
 use custos_vault::Vault;
 use tower::ServiceExt as _;
 
 pub const POLICY: &str = include_str!("../../../../examples/aws-privacy-notice-2020-01-24.yaml");
 
+/// The environment variable that selects the backend: `postgres` runs the
+/// tests on PostgreSQL; anything else (or nothing) on SQLite.
+pub const BACKEND_VAR: &str = "CUSTOS_TEST_BACKEND";
+
+/// How long a fixture that goes waits for tasks still holding its state
+/// (a request that outlives its client) to let go of the store.
+const RELEASE_WAIT: Duration = Duration::from_secs(10);
+
 pub struct Fixture {
     pub state: Arc<AppState>,
     pub admin: String,
+    /// Declared after `state`, so dropped after it: the store is released
+    /// once the state (and with it the vault) has let go of it.
+    _backing: Backing,
 }
 
-pub fn vault() -> SharedVault {
+/// A vault over `store` with the bundled policy and a fresh master key.
+pub fn vault(store: TestStore) -> SharedVault {
     let policy = Arc::new(Policy::from_yaml(POLICY).expect("the bundled policy loads"));
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().expect("an in-memory store"));
     let keys = Keyring::new(&MasterKey::generate().expect("a master key")).expect("a keyring");
     Vault::new(policy, store, keys, Arc::new(SystemClock))
 }
 
+/// The server's state over a fresh store, with an admin key. On PostgreSQL an
+/// unreachable server fails the test ("PostgreSQL is not reachable …").
 pub fn fixture() -> Fixture {
-    let vault = vault();
-    let admin = vault.create_api_key(Role::Admin, None, &[]).expect("an admin key").secret.to_string();
-    Fixture { state: AppState::new(vault, Config::default()), admin }
+    off_runtime(|| {
+        let storage = TestStorage::fresh()?;
+        let store = storage.open()?;
+        let vault = vault(store.clone());
+        let admin = vault.create_api_key(Role::Admin, None, &[]).map_err(|e| format!("an admin key: {e}"))?;
+        Ok::<_, String>(Fixture {
+            state: AppState::new(vault, Config::default()),
+            admin: admin.secret.to_string(),
+            _backing: Backing { store: Some(store), storage: Some(storage) },
+        })
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `f` on a thread of its own, outside the test's async runtime, and
+/// returns what it returns (a panic in `f` goes on in the caller).
+pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
 }
 
 impl Fixture {
@@ -44,9 +86,20 @@ impl Fixture {
         custos_server::app(self.state.clone())
     }
 
+    /// Calls the vault directly, as the server does: off the async runtime.
+    pub fn with_vault<T: Send>(&self, f: impl FnOnce(&SharedVault) -> T + Send) -> T {
+        let vault = &*self.state.vault;
+        off_runtime(|| f(vault))
+    }
+
     /// Another admin key.
     pub fn new_admin_key(&self) -> String {
-        self.state.vault.create_api_key(Role::Admin, None, &[]).expect("an admin key").secret.to_string()
+        self.new_key(Role::Admin)
+    }
+
+    /// A new key with `role` (and no actor or purposes).
+    pub fn new_key(&self, role: Role) -> String {
+        self.with_vault(|v| v.create_api_key(role, None, &[]).expect("a key").secret.to_string())
     }
 
     /// Sends one request with the admin key; `body` is sent as JSON when given.
@@ -94,7 +147,7 @@ impl Fixture {
 
     /// Audit entries so far.
     pub fn audit_len(&self) -> u64 {
-        self.state.vault.store().audit_head().expect("the audit head").seq
+        self.with_vault(|v| v.store().audit_head().expect("the audit head").seq)
     }
 }
 
@@ -127,4 +180,133 @@ impl Reply {
     pub fn replayed(&self) -> bool {
         self.header("idempotent-replayed") == Some("true")
     }
+}
+
+/// The store under a fixture's vault and the storage it lives in. On
+/// PostgreSQL, dropping it waits (on a thread of its own) until no one else
+/// holds the store, then closes the store and drops the test's database.
+struct Backing {
+    store: Option<TestStore>,
+    storage: Option<TestStorage>,
+}
+
+impl Drop for Backing {
+    fn drop(&mut self) {
+        let (store, storage) = (self.store.take(), self.storage.take());
+        if !storage.as_ref().is_some_and(TestStorage::is_postgres) {
+            return;
+        }
+        let release = move || {
+            if let Some(store) = store {
+                let deadline = Instant::now() + RELEASE_WAIT;
+                while Arc::strong_count(&store) > 1 && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                if Arc::strong_count(&store) > 1 {
+                    eprintln!(
+                        "the test's store is still in use {RELEASE_WAIT:?} after the test; dropping its database"
+                    );
+                }
+                drop(store);
+            }
+            drop(storage);
+        };
+        // Not `off_runtime`: a panic here must not become a panic in a drop.
+        if std::thread::spawn(release).join().is_err() {
+            eprintln!("releasing the test's PostgreSQL store panicked");
+        }
+    }
+}
+
+/// The store the tests hand the vault: either backend behind one type.
+pub type TestStore = Arc<dyn Store>;
+
+/// Where one test's data lives. Dropping it deletes the data.
+pub struct TestStorage {
+    place: Place,
+}
+
+enum Place {
+    /// SQLite in memory: the data lives only as long as its one store.
+    Memory,
+    /// A PostgreSQL database of its own.
+    Postgres(TestDatabase),
+}
+
+fn postgres_asked() -> bool {
+    std::env::var(BACKEND_VAR).as_deref() == Ok("postgres")
+}
+
+impl TestStorage {
+    /// SQLite in memory, or a fresh PostgreSQL database when asked.
+    pub fn fresh() -> Result<TestStorage, String> {
+        let place = if postgres_asked() { Place::Postgres(TestDatabase::create()?) } else { Place::Memory };
+        Ok(TestStorage { place })
+    }
+
+    /// Opens a store on this storage. On SQLite each call opens a new, empty
+    /// database in memory: open it once.
+    pub fn open(&self) -> Result<TestStore, String> {
+        Ok(match &self.place {
+            Place::Memory => Arc::new(SqliteStore::open_in_memory().map_err(|e| format!("SQLite in memory: {e}"))?),
+            Place::Postgres(db) => {
+                Arc::new(PostgresStore::connect(&db.url).map_err(|e| format!("PostgreSQL store on {}: {e}", db.name))?)
+            }
+        })
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self.place, Place::Postgres(_))
+    }
+}
+
+/// A PostgreSQL database created for one test and dropped (with its
+/// connections) after it.
+struct TestDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    fn create() -> Result<TestDatabase, String> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let server = std::env::var("CUSTOS_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string())
+            .trim_end_matches('/')
+            .to_string();
+        let admin_url = format!("{server}/postgres");
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let name =
+            format!("custos_server_test_{}_{}_{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let mut client = postgres::Client::connect(&admin_url, postgres::NoTls).map_err(|e| {
+            format!(
+                "PostgreSQL is not reachable at {admin_url} (start it or set CUSTOS_TEST_POSTGRES_URL): {}",
+                with_causes(&e)
+            )
+        })?;
+        client.batch_execute(&format!("CREATE DATABASE {name}")).map_err(|e| format!("create database {name}: {e}"))?;
+        Ok(TestDatabase { url: format!("{server}/{name}"), admin_url, name })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let dropped = postgres::Client::connect(&self.admin_url, postgres::NoTls)
+            .and_then(|mut c| c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)));
+        if let Err(e) = dropped {
+            eprintln!("could not drop the test database {}: {e}", self.name);
+        }
+    }
+}
+
+/// An error with the chain of its causes ("error connecting to server: Connection refused ...").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
