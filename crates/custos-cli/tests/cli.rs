@@ -3,9 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-mod common;
-
-use common::TestDatabase;
+use custos_test_support::TestDatabase;
 
 struct Env {
     dir: tempfile::TempDir,
@@ -27,7 +25,7 @@ impl Env {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_custos"));
         cmd.arg("--data-dir").arg(self.data());
         if let Some(db) = &self.db {
-            cmd.arg("--database").arg(&db.url);
+            cmd.arg("--database").arg(db.url());
         }
         cmd.args(args)
             .env_remove("CUSTOS_MASTER_KEY")
@@ -470,7 +468,7 @@ fn a_value_can_come_from_standard_input() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_custos"));
     cmd.arg("--data-dir").arg(env.data());
     if let Some(db) = &env.db {
-        cmd.arg("--database").arg(&db.url);
+        cmd.arg("--database").arg(db.url());
     }
     let mut child = cmd
         .args(["data", "put", "c-6", "contact.phone", "-", "--source", "provided", "--purpose", "provide_offerings"])

@@ -7,9 +7,6 @@
 //! [`Server::finish`]: SIGTERM, exit code 0, and a scan of the server's log for
 //! the personal values the test sent (none may appear) and for 5xx or errors.
 
-mod common;
-
-use common::TestDatabase;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -20,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use custos_test_support::TestDatabase;
 use reqwest::blocking::{Body, Client};
 use serde_json::{Value, json};
 
@@ -181,7 +179,7 @@ impl Server {
         let data = dir.path().join("data");
         let database = TestDatabase::create_if_asked("custos_http")?;
         if let Some(db) = &database {
-            fs::write(dir.path().join("database_url"), &db.url).map_err(|e| format!("database_url: {e}"))?;
+            fs::write(dir.path().join("database_url"), db.url()).map_err(|e| format!("database_url: {e}"))?;
         }
         let admin = create_key(&data, &["--role", "admin"])?;
         let service = create_key(

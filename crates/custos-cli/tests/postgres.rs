@@ -6,15 +6,13 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-mod common;
-
-use common::TestDatabase;
+use custos_test_support::TestDatabase;
 
 const MASTER_KEY: &str = "5f2b8c1d9e0a4b3c6d7e8f901a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d";
 
 fn custos(data: &Path, db: &TestDatabase) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_custos"));
-    c.arg("--data-dir").arg(data).arg("--database").arg(&db.url).env("CUSTOS_MASTER_KEY", MASTER_KEY);
+    c.arg("--data-dir").arg(data).arg("--database").arg(db.url()).env("CUSTOS_MASTER_KEY", MASTER_KEY);
     c
 }
 

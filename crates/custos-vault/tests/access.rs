@@ -1,15 +1,13 @@
 //! API keys: creation checked against the policy, authentication, revocation.
-//! On SQLite, or on PostgreSQL with `CUSTOS_TEST_BACKEND=postgres` (see `common`).
-
-mod common;
+//! On SQLite, or on PostgreSQL with `CUSTOS_TEST_BACKEND=postgres` (see `custos_test_support`).
 
 use std::sync::Arc;
 
-use common::{TestStorage, TestStore};
 use custos_core::policy::Policy;
 use custos_core::time::SystemClock;
 use custos_crypto::{Keyring, MasterKey};
 use custos_store::Store;
+use custos_test_support::{TestStorage, TestStore};
 use custos_vault::access::Role;
 use custos_vault::{CONTROLLER, Vault, VaultError};
 

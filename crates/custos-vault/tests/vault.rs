@@ -1,16 +1,13 @@
 //! The vault as its users depend on it, end to end: the bundled AWS policy,
 //! the SQLite store (PostgreSQL with `CUSTOS_TEST_BACKEND=postgres`, see
-//! `common`), a real keyring and a clock the tests move.
+//! `custos_test_support`), a real keyring and a clock the tests move.
 //!
 //! Each test names one promise. Every test ends by verifying the audit chain
 //! and checking that no audit body holds a subject id or a stored value.
 
-mod common;
-
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use common::{TestStorage, TestStore};
 use custos_core::audit::AuditEntry;
 use custos_core::decision::DenyReason;
 use custos_core::policy::Policy;
@@ -19,6 +16,7 @@ use custos_core::subject::SubjectId;
 use custos_core::time::{Clock, FixedClock, Timestamp};
 use custos_crypto::{Keyring, MasterKey};
 use custos_store::{Store, StoredItem};
+use custos_test_support::{TestStorage, TestStore};
 use custos_vault::{CONTROLLER, MAX_VALUE_BYTES, NewSubject, Put, Read, Vault, VaultError};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use time::macros::{date, datetime};
