@@ -74,7 +74,17 @@ impl PostgresStore {
     /// connections (at least one). A database that does not exist yet is
     /// created first (as the embedded store creates its file), which needs
     /// the `CREATEDB` privilege; without it the error says what to do.
-    pub fn connect_with(config: Config, max_connections: usize) -> Result<PostgresStore, OpenError> {
+    pub fn connect_with(mut config: Config, max_connections: usize) -> Result<PostgresStore, OpenError> {
+        // Every statement is prepared once per connection and looks rows up by
+        // key, so one generic plan serves all executions. PostgreSQL's default
+        // would re-plan the first executions and keep re-planning whenever a
+        // custom plan looks cheaper, and planning the lateral reads costs
+        // several times more than running them.
+        let options = match config.get_options() {
+            Some(given) => format!("{given} -c plan_cache_mode=force_generic_plan"),
+            None => "-c plan_cache_mode=force_generic_plan".to_string(),
+        };
+        config.options(&options);
         let describe = |e: &postgres::Error| OpenError::Postgres(error::Describe(e).to_string());
         let mut client = match config.connect(NoTls) {
             Err(e) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
