@@ -20,7 +20,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{BorrowToSql, ToSql};
 use postgres::{Client, GenericClient, IsolationLevel, Row, RowIter, Statement, Transaction};
 
-use crate::error::{Context, corrupt};
+use crate::error::{Context, corrupt, is_unique_violation};
 use crate::{Conn, PostgresStore};
 
 /// The columns of `subjects`, in the order [`subject_from_row`] reads them.
@@ -429,6 +429,146 @@ fn encode_state(state: &SubjectState) -> Result<String, StoreError> {
     serde_json::to_string(state).map_err(|_| StoreError::Backend("encoding a subject's state failed".into()))
 }
 
+/// The operation [`Store::put_items`] names in its errors.
+const PUT_OP: &str = "writing items";
+
+/// When a batch of items reads the stored versions it numbers after.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Numbering {
+    /// Before locking the subjects; a concurrent writer may race it.
+    BeforeLocking,
+    /// After locking the subjects: nothing can race it.
+    UnderLock,
+}
+
+/// One attempt at [`Store::put_items`] in `tx`: the versions written, or
+/// `None` if numbered [`Numbering::BeforeLocking`] and another writer took a
+/// version first (the transaction is then aborted and must be rolled back).
+fn put_in(
+    tx: &mut Session<'_, Transaction<'_>>,
+    items: &[NewItem],
+    audit: &[AuditEvent],
+    ids: &[&str],
+    numbering: Numbering,
+) -> Result<Option<Vec<u32>>, StoreError> {
+    const OP: &str = PUT_OP;
+    // The highest stored version of each item written, by (subject, category).
+    let mut keys: (Vec<&str>, Vec<&str>) = Default::default();
+    let mut latest: HashMap<(&str, &str), i32> = HashMap::new();
+    for item in items {
+        if latest.insert((item.subject.as_str(), &item.category), 0).is_none() {
+            keys.0.push(item.subject.as_str());
+            keys.1.push(&item.category);
+        }
+    }
+    if numbering == Numbering::BeforeLocking {
+        read_versions(tx, &keys, &mut latest)?;
+    }
+
+    // Lock every subject written for, in id order (so concurrent batches
+    // cannot deadlock): an erasure or a state change of the same subject
+    // waits for this transaction, and this one for theirs.
+    let rows = tx.query(sql::LOCK_SUBJECTS_FOR_WRITE, &[&ids]).during(OP)?;
+    let mut erased: BTreeMap<&str, Option<i64>> = BTreeMap::new();
+    for row in &rows {
+        erased.insert(row.try_get(0).during(OP)?, row.try_get(1).during(OP)?);
+    }
+    for id in ids {
+        match erased.get(id) {
+            None => return Err(StoreError::SubjectNotFound),
+            Some(Some(_)) => return Err(StoreError::SubjectErased),
+            Some(None) => {}
+        }
+    }
+    if numbering == Numbering::UnderLock {
+        read_versions(tx, &keys, &mut latest)?;
+    }
+
+    // Number the new versions in input order, after the stored ones.
+    let mut cols = ItemColumns::default();
+    for item in items {
+        let slot = latest
+            .get_mut(&(item.subject.as_str(), item.category.as_str()))
+            .ok_or_else(|| corrupt("an item was not numbered"))?;
+        *slot = slot.checked_add(1).ok_or_else(|| corrupt("an item version is out of range"))?;
+        cols.subject.push(item.subject.as_str());
+        cols.category.push(&item.category);
+        cols.version.push(*slot);
+        cols.source.push(&item.source);
+        cols.purpose.push(&item.purpose);
+        cols.collected_at.push(item.collected_at.0);
+        cols.notice_version.push(&item.notice_version);
+        cols.sealed.push(&item.sealed);
+        cols.token.push(item.token.as_deref());
+    }
+
+    if !items.is_empty() {
+        let inserted = tx.execute(
+            sql::INSERT_ITEMS,
+            &[
+                &cols.subject,
+                &cols.category,
+                &cols.version,
+                &cols.source,
+                &cols.purpose,
+                &cols.collected_at,
+                &cols.notice_version,
+                &cols.sealed,
+                &cols.token,
+            ],
+        );
+        match inserted {
+            Err(e) if numbering == Numbering::BeforeLocking && is_version_collision(&e) => return Ok(None),
+            other => other.during(OP)?,
+        };
+    }
+    let mut tokens: (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i32>) = Default::default();
+    for (i, token) in cols.token.iter().enumerate() {
+        if let Some(token) = token {
+            tokens.0.push(token);
+            tokens.1.push(cols.subject[i]);
+            tokens.2.push(cols.category[i]);
+            tokens.3.push(cols.version[i]);
+        }
+    }
+    if !tokens.0.is_empty() {
+        tx.execute(sql::INSERT_TOKENS, &[&tokens.0, &tokens.1, &tokens.2, &tokens.3])
+            .during("recording item tokens")?;
+    }
+    append_if_any(tx, audit)?;
+    let versions = cols
+        .version
+        .iter()
+        .map(|&v| u32::try_from(v).map_err(|_| corrupt("an item version is out of range")))
+        .collect::<Result<_, _>>()?;
+    Ok(Some(versions))
+}
+
+/// Sets `latest` to the highest stored version of each of `keys`' items.
+fn read_versions<'a>(
+    tx: &mut Session<'_, Transaction<'_>>,
+    keys: &(Vec<&'a str>, Vec<&'a str>),
+    latest: &mut HashMap<(&'a str, &'a str), i32>,
+) -> Result<(), StoreError> {
+    let rows = tx.query(sql::CURRENT_VERSIONS, &[&keys.0, &keys.1]).during(PUT_OP)?;
+    if rows.len() != keys.0.len() {
+        return Err(corrupt("the stored versions did not match the items written"));
+    }
+    for ((subject, category), row) in keys.0.iter().zip(&keys.1).zip(&rows) {
+        if let (Some(stored), Some(slot)) =
+            (row.try_get::<_, Option<i32>>(0).during(PUT_OP)?, latest.get_mut(&(*subject, *category)))
+        {
+            *slot = stored;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `e` is another writer's version of an item taking the number this one chose.
+fn is_version_collision(e: &postgres::Error) -> bool {
+    is_unique_violation(e) && e.as_db_error().and_then(|db| db.constraint()) == Some("items_pkey")
+}
+
 /// The rows of one `put_items` call, column by column, for multi-row statements.
 #[derive(Default)]
 struct ItemColumns<'a> {
@@ -513,104 +653,28 @@ impl Store for PostgresStore {
         })
     }
 
+    /// Versions are numbered from the stored ones read *before* the subjects
+    /// are locked, so that read stays out of the section that concurrent
+    /// writers of the same subjects serialise on. Numbering is dense, so a
+    /// version committed in between makes this transaction's first version
+    /// of that item collide on the primary key; the transaction is then
+    /// rolled back and run once more reading the versions under the lock,
+    /// where nothing can race it.
     fn put_items(&self, items: &[NewItem], audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError> {
-        const OP: &str = "writing items";
         let mut ids: Vec<&str> = items.iter().map(|i| i.subject.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
-        self.write(OP, |tx| {
-            // Lock every subject written for (in id order, so concurrent
-            // batches cannot deadlock) before reading their current versions:
-            // a concurrent write for the same subject waits here, and then
-            // sees the versions this one committed.
-            let rows = tx.query(sql::LOCK_SUBJECTS_FOR_WRITE, &[&ids]).during(OP)?;
-            let mut erased: BTreeMap<String, Option<i64>> = BTreeMap::new();
-            for row in &rows {
-                erased.insert(row.try_get(0).during(OP)?, row.try_get(1).during(OP)?);
-            }
-            for id in &ids {
-                match erased.get(*id) {
-                    None => return Err(StoreError::SubjectNotFound),
-                    Some(Some(_)) => return Err(StoreError::SubjectErased),
-                    Some(None) => {}
+        self.with_client(|Conn { client, statements }| {
+            for numbering in [Numbering::BeforeLocking, Numbering::UnderLock] {
+                let mut tx = client.transaction().during(PUT_OP)?;
+                let written = put_in(&mut Session { db: &mut tx, statements }, items, audit, &ids, numbering)?;
+                if let Some(versions) = written {
+                    tx.commit().during(PUT_OP)?;
+                    return Ok(versions);
                 }
+                // Raced: dropping `tx` rolls it back.
             }
-
-            // The highest stored version of each item written (the subjects
-            // are locked, so no other writer can add one before this commits).
-            let mut keys: (Vec<&str>, Vec<&str>) = Default::default();
-            let mut latest: HashMap<(&str, &str), i32> = HashMap::new();
-            for item in items {
-                if latest.insert((item.subject.as_str(), &item.category), 0).is_none() {
-                    keys.0.push(item.subject.as_str());
-                    keys.1.push(&item.category);
-                }
-            }
-            let rows = tx.query(sql::CURRENT_VERSIONS, &[&keys.0, &keys.1]).during(OP)?;
-            if rows.len() != keys.0.len() {
-                return Err(corrupt("the stored versions did not match the items written"));
-            }
-            for ((subject, category), row) in keys.0.iter().zip(&keys.1).zip(&rows) {
-                if let (Some(stored), Some(slot)) =
-                    (row.try_get::<_, Option<i32>>(0).during(OP)?, latest.get_mut(&(*subject, *category)))
-                {
-                    *slot = stored;
-                }
-            }
-
-            // Number the new versions in input order, after the stored ones.
-            let mut cols = ItemColumns::default();
-            for item in items {
-                let slot = latest
-                    .get_mut(&(item.subject.as_str(), item.category.as_str()))
-                    .ok_or_else(|| corrupt("an item was not numbered"))?;
-                *slot = slot.checked_add(1).ok_or_else(|| corrupt("an item version is out of range"))?;
-                cols.subject.push(item.subject.as_str());
-                cols.category.push(&item.category);
-                cols.version.push(*slot);
-                cols.source.push(&item.source);
-                cols.purpose.push(&item.purpose);
-                cols.collected_at.push(item.collected_at.0);
-                cols.notice_version.push(&item.notice_version);
-                cols.sealed.push(&item.sealed);
-                cols.token.push(item.token.as_deref());
-            }
-
-            if !items.is_empty() {
-                tx.execute(
-                    sql::INSERT_ITEMS,
-                    &[
-                        &cols.subject,
-                        &cols.category,
-                        &cols.version,
-                        &cols.source,
-                        &cols.purpose,
-                        &cols.collected_at,
-                        &cols.notice_version,
-                        &cols.sealed,
-                        &cols.token,
-                    ],
-                )
-                .during(OP)?;
-            }
-            let mut tokens: (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i32>) = Default::default();
-            for (i, token) in cols.token.iter().enumerate() {
-                if let Some(token) = token {
-                    tokens.0.push(token);
-                    tokens.1.push(cols.subject[i]);
-                    tokens.2.push(cols.category[i]);
-                    tokens.3.push(cols.version[i]);
-                }
-            }
-            if !tokens.0.is_empty() {
-                tx.execute(sql::INSERT_TOKENS, &[&tokens.0, &tokens.1, &tokens.2, &tokens.3])
-                    .during("recording item tokens")?;
-            }
-            append_if_any(tx, audit)?;
-            cols.version
-                .iter()
-                .map(|&v| u32::try_from(v).map_err(|_| corrupt("an item version is out of range")))
-                .collect()
+            Err(corrupt("item versions collided while their subjects were locked"))
         })
     }
 

@@ -99,3 +99,51 @@ fn two_stores_on_one_database_keep_one_chain_and_every_version() {
         [("email", writes), ("phone", 2 * writes)]
     );
 }
+
+/// A writer numbers versions from what it read before locking the subject;
+/// when another writer commits a version while it waits for that lock, the
+/// collision is caught and the batch is numbered again under the lock:
+/// nothing is lost, no number is used twice, one version stays current.
+#[test]
+fn a_version_committed_while_a_writer_waits_for_the_subject_is_not_reused() {
+    let db = common::TestDb::create();
+    let store = db.store();
+    store.create_subject(&subject("alice"), b"key", &[]).unwrap();
+    assert_eq!(store.put_items(&[item("alice", "email", 1)], &[]).unwrap(), [1]);
+
+    // Another process holds alice's row, as a concurrent writer would.
+    let mut other = db.client();
+    let mut tx = other.transaction().unwrap();
+    tx.query("SELECT 1 FROM subjects WHERE id = 'alice' FOR UPDATE", &[]).unwrap();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| store.put_items(&[item("alice", "email", 3)], &[]));
+        // Wait until the writer has read the versions and waits for the lock.
+        let mut watcher = db.client();
+        let waiting = (0..200).any(|_| {
+            let n: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            n > 0 || {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+                false
+            }
+        });
+        assert!(waiting, "the writer never waited for the subject");
+        tx.execute(
+            "INSERT INTO items (subject, category, version, source, purpose, collected_at, notice_version, sealed) \
+             VALUES ('alice', 'email', 2, 'provided', 'orders', 2, 'v1', '\\x02')",
+            &[],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        assert_eq!(writer.join().unwrap().unwrap(), [3], "numbered after the version committed meanwhile");
+    });
+    let history = store.history(&id("alice"), "email").unwrap();
+    let got: Vec<(u32, Option<i64>)> = history.iter().map(|i| (i.version, i.superseded_at.map(|t| t.0))).collect();
+    assert_eq!(got, [(3, None), (2, Some(3)), (1, Some(2))]);
+}
