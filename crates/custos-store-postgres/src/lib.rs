@@ -13,13 +13,19 @@
 //! transaction locks the chain head row (`SELECT … FROM audit_head … FOR
 //! UPDATE`) just before appending, so any number of stores — in one process or
 //! several — sharing a database serialise their appends on that row and keep
-//! one intact chain. Writes of items first lock the rows of the subjects they
-//! write for, so versions are numbered without gaps or duplicates under
-//! concurrency. Lock order is always subjects (by id) and then the head, so
-//! writers cannot deadlock.
+//! one intact chain. Writes of items lock the rows of the subjects they write
+//! for, so an erasure or a state change cannot interleave with them. Versions
+//! are numbered from the stored ones read just before that lock (outside the
+//! section concurrent writers serialise on); numbering is dense, so a version
+//! another writer committed meanwhile collides on the primary key and the
+//! batch is numbered again under the lock: no gaps, no duplicates. Lock order
+//! is always subjects (by id) and then the head, so writers cannot deadlock.
+//! Every connection uses generic plans (`plan_cache_mode=force_generic_plan`):
+//! each statement is a key lookup, prepared once per connection.
 //!
 //! The schema (`migrations/`) is keyed by subject so that it can be
-//! distributed by subject on Citus; see `migrations/0001_init.sql`.
+//! distributed by subject on Citus; see `migrations/0001_init.sql`. Item
+//! versions are insert-only (`migrations/0002_insert_only_versions.sql`).
 //!
 //! Erasure deletes the wrapped key and every sealed item in one transaction.
 //! PostgreSQL keeps deleted row versions on disk until (auto)vacuum reclaims
