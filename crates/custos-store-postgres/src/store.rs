@@ -38,6 +38,24 @@ macro_rules! item_columns {
     };
 }
 
+/// Subject `$1` and the current version (the highest: one backward probe of
+/// the primary key) of each category in the relation `$categories` (column
+/// `c.category`), in category order.
+macro_rules! subject_with_latest {
+    ($categories:literal) => {
+        concat!(
+            "SELECT ",
+            subject_columns!(),
+            ", i.* FROM subjects LEFT JOIN LATERAL (SELECT x.*, NULL::bigint FROM ",
+            $categories,
+            " CROSS JOIN LATERAL (SELECT ",
+            item_columns!(),
+            " FROM items WHERE subject = $1 AND category = c.category ORDER BY version DESC LIMIT 1) AS x) AS i \
+             ON true WHERE id = $1 ORDER BY i.category"
+        )
+    };
+}
+
 /// The columns of `api_keys`, in the order [`api_key_from_row`] reads them.
 macro_rules! api_key_columns {
     () => {
@@ -84,54 +102,22 @@ mod sql {
     );
     pub(super) const INSERT_TOKENS: &str = "INSERT INTO tokens (token, subject, category, version) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::integer[])";
-    /// The current version of each of the categories `$2`.
-    pub(super) const CURRENT_ITEMS_IN: &str = concat!(
-        "SELECT i.*, NULL::bigint FROM (SELECT DISTINCT unnest($2::text[]) AS category) AS c \
-         CROSS JOIN LATERAL (SELECT ",
-        item_columns!(),
-        " FROM items WHERE subject = $1 AND category = c.category ORDER BY version DESC LIMIT 1) AS i \
-         ORDER BY i.category"
-    );
-    /// The current version of every category: the categories are found by
-    /// skipping through the primary key (one probe each, however many versions).
-    pub(super) const CURRENT_ITEMS_ALL: &str = concat!(
-        "WITH RECURSIVE c (category) AS ( \
-             (SELECT category FROM items WHERE subject = $1 ORDER BY category LIMIT 1) \
-             UNION ALL \
-             SELECT (SELECT n.category FROM items n WHERE n.subject = $1 AND n.category > c.category \
-                     ORDER BY n.category LIMIT 1) \
-             FROM c WHERE c.category IS NOT NULL) \
-         SELECT i.*, NULL::bigint FROM c CROSS JOIN LATERAL (SELECT ",
-        item_columns!(),
-        " FROM items WHERE subject = $1 AND category = c.category ORDER BY version DESC LIMIT 1) AS i \
-         ORDER BY i.category"
-    );
     /// A subject and the current versions of the categories `$2` (all when
     /// empty), in one statement: one snapshot and one round trip. The item
     /// columns follow the subject's; a subject without items has one row with
     /// NULL item columns.
-    pub(super) const SUBJECT_WITH_ITEMS_IN: &str = concat!(
-        "SELECT ",
-        subject_columns!(),
-        ", i.* FROM subjects LEFT JOIN LATERAL (SELECT x.*, NULL::bigint \
-         FROM (SELECT DISTINCT unnest($2::text[]) AS category) AS c CROSS JOIN LATERAL (SELECT ",
-        item_columns!(),
-        " FROM items WHERE subject = $1 AND category = c.category ORDER BY version DESC LIMIT 1) AS x) AS i ON true \
-         WHERE id = $1 ORDER BY i.category"
-    );
+    pub(super) const SUBJECT_WITH_ITEMS_IN: &str =
+        subject_with_latest!("(SELECT DISTINCT unnest($2::text[]) AS category) AS c");
+    /// The categories are found by skipping through the primary key: one
+    /// probe each, however many versions they have.
     pub(super) const SUBJECT_WITH_ITEMS_ALL: &str = concat!(
         "WITH RECURSIVE c (category) AS ( \
              (SELECT category FROM items WHERE subject = $1 ORDER BY category LIMIT 1) \
              UNION ALL \
              SELECT (SELECT n.category FROM items n WHERE n.subject = $1 AND n.category > c.category \
                      ORDER BY n.category LIMIT 1) \
-             FROM c WHERE c.category IS NOT NULL) \
-         SELECT ",
-        subject_columns!(),
-        ", i.* FROM subjects LEFT JOIN LATERAL (SELECT x.*, NULL::bigint FROM c CROSS JOIN LATERAL (SELECT ",
-        item_columns!(),
-        " FROM items WHERE subject = $1 AND category = c.category ORDER BY version DESC LIMIT 1) AS x) AS i ON true \
-         WHERE id = $1 ORDER BY i.category"
+             FROM c WHERE c.category IS NOT NULL) ",
+        subject_with_latest!("c")
     );
     pub(super) const HISTORY: &str = concat!(
         "SELECT ",
@@ -319,21 +305,6 @@ fn load_subject<C: GenericClient>(
 ) -> Result<Option<SubjectRecord>, StoreError> {
     let row = conn.query_opt(sql::SUBJECT, &[&id.as_str()]).during("loading a subject")?;
     row.as_ref().map(subject_from_row).transpose()
-}
-
-fn load_current_items<C: GenericClient>(
-    conn: &mut Session<'_, C>,
-    id: &SubjectId,
-    categories: &[&str],
-) -> Result<Vec<StoredItem>, StoreError> {
-    let statement = if categories.is_empty() { sql::CURRENT_ITEMS_ALL } else { sql::CURRENT_ITEMS_IN };
-    let rows = if categories.is_empty() {
-        conn.query(statement, &[&id.as_str()])
-    } else {
-        conn.query(statement, &[&id.as_str(), &categories])
-    }
-    .during("reading items")?;
-    rows.iter().map(item_from_row).collect()
 }
 
 fn subject_from_row(row: &Row) -> Result<SubjectRecord, StoreError> {
@@ -679,7 +650,7 @@ impl Store for PostgresStore {
     }
 
     fn current_items(&self, id: &SubjectId, categories: &[&str]) -> Result<Vec<StoredItem>, StoreError> {
-        self.read(|conn| load_current_items(conn, id, categories))
+        Ok(self.subject_with_items(id, categories)?.map(|(_, items)| items).unwrap_or_default())
     }
 
     fn subject_with_items(
