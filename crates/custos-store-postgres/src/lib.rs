@@ -80,22 +80,12 @@ impl PostgresStore {
     /// connections (at least one). A database that does not exist yet is
     /// created first (as the embedded store creates its file), which needs
     /// the `CREATEDB` privilege; without it the error says what to do.
-    pub fn connect_with(mut config: Config, max_connections: usize) -> Result<PostgresStore, OpenError> {
-        // Every statement is prepared once per connection and looks rows up by
-        // key, so one generic plan serves all executions. PostgreSQL's default
-        // would re-plan the first executions and keep re-planning whenever a
-        // custom plan looks cheaper, and planning the lateral reads costs
-        // several times more than running them.
-        let options = match config.get_options() {
-            Some(given) => format!("{given} -c plan_cache_mode=force_generic_plan"),
-            None => "-c plan_cache_mode=force_generic_plan".to_string(),
-        };
-        config.options(&options);
+    pub fn connect_with(config: Config, max_connections: usize) -> Result<PostgresStore, OpenError> {
         let describe = |e: &postgres::Error| OpenError::Postgres(error::Describe(e).to_string());
-        let mut client = match config.connect(NoTls) {
+        let mut client = match open(&config) {
             Err(e) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
                 create_database(&config)?;
-                config.connect(NoTls).map_err(|e| describe(&e))?
+                open(&config).map_err(|e| describe(&e))?
             }
             other => other.map_err(|e| describe(&e))?,
         };
@@ -117,6 +107,20 @@ impl PostgresStore {
         slot.give_back(client);
         result
     }
+}
+
+/// Opens one connection of the store's.
+///
+/// Every statement is prepared once per connection and looks rows up by key,
+/// so one generic plan serves all executions: PostgreSQL's default would
+/// re-plan the first executions and keep re-planning whenever a custom plan
+/// looks cheaper, and planning the lateral reads costs several times more
+/// than running them. (A session setting rather than a startup option, so
+/// that poolers which refuse startup options still pass it.)
+fn open(config: &Config) -> Result<Client, postgres::Error> {
+    let mut client = config.connect(NoTls)?;
+    client.batch_execute("SET plan_cache_mode = force_generic_plan")?;
+    Ok(client)
 }
 
 /// Creates the database `config` names, connecting to the server's
@@ -196,7 +200,7 @@ impl Pool {
                 drop(state);
                 // Owns the slot from here: a failed connect gives it up.
                 let slot = Slot { pool: self };
-                let client = self.config.connect(NoTls).map_err(|e| error::backend("connecting to PostgreSQL", &e))?;
+                let client = open(&self.config).map_err(|e| error::backend("connecting to PostgreSQL", &e))?;
                 return Ok((Conn::new(client), slot));
             }
             state = self.returned.wait(state).unwrap_or_else(PoisonError::into_inner);
