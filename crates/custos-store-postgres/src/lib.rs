@@ -143,11 +143,17 @@ fn create_database(config: &Config) -> Result<(), OpenError> {
     let mut client = maintenance.connect(NoTls).map_err(|e| cannot(&e))?;
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));
     match client.batch_execute(&format!("CREATE DATABASE {quoted}")) {
-        Err(e) if e.code() != Some(&SqlState::DUPLICATE_DATABASE) => Err(cannot(&e)),
-        _ => {
+        Ok(()) => {
             tracing::info!(database = %name, "created the PostgreSQL database");
             Ok(())
         }
+        // Another process may have created it meanwhile: PostgreSQL then
+        // answers 42P04, or a unique violation when the two raced closely.
+        // Whatever the error, the database existing now is what counts.
+        Err(e) => match config.connect(NoTls) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(cannot(&e)),
+        },
     }
 }
 

@@ -535,9 +535,11 @@ fn read_versions<'a>(
     Ok(())
 }
 
-/// Whether `e` is another writer's version of an item taking the number this one chose.
+/// Whether `e` is another writer's version of an item taking the number this
+/// one chose. (Citus names a shard's constraint `items_pkey_<shard id>`.)
 fn is_version_collision(e: &postgres::Error) -> bool {
-    is_unique_violation(e) && e.as_db_error().and_then(|db| db.constraint()) == Some("items_pkey")
+    is_unique_violation(e)
+        && e.as_db_error().and_then(|db| db.constraint()).is_some_and(|c| c.starts_with("items_pkey"))
 }
 
 /// The rows of one `put_items` call, column by column, for multi-row statements.

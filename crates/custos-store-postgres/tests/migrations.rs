@@ -90,6 +90,18 @@ fn a_database_that_does_not_exist_is_created_and_migrated() {
 }
 
 #[test]
+fn stores_connecting_together_to_a_missing_database_create_it_once() {
+    let db = common::TestDb::reserve();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4).map(|_| scope.spawn(|| db.store())).collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+    assert_eq!(versions(&db), (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+}
+
+#[test]
 fn a_failing_migration_leaves_the_database_as_it_was() {
     let db = common::TestDb::create();
     db.client().batch_execute("CREATE TABLE items (x integer)").unwrap();
