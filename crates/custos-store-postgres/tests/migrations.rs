@@ -34,15 +34,20 @@ fn versions(db: &common::TestDb) -> Vec<i64> {
         .collect()
 }
 
-#[test]
-fn stores_connecting_together_to_a_new_database_migrate_it_once() {
-    let db = common::TestDb::create();
+/// Opens four stores on `db` at the same moment, as servers starting together would.
+fn open_four_at_once(db: &common::TestDb) {
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4).map(|_| scope.spawn(|| db.store())).collect();
         for h in handles {
             h.join().unwrap();
         }
     });
+}
+
+#[test]
+fn stores_connecting_together_to_a_new_database_migrate_it_once() {
+    let db = common::TestDb::create();
+    open_four_at_once(&db);
     assert_eq!(versions(&db), (1..=SCHEMA_VERSION).collect::<Vec<_>>());
 }
 
@@ -92,12 +97,7 @@ fn a_database_that_does_not_exist_is_created_and_migrated() {
 #[test]
 fn stores_connecting_together_to_a_missing_database_create_it_once() {
     let db = common::TestDb::reserve();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..4).map(|_| scope.spawn(|| db.store())).collect();
-        for h in handles {
-            h.join().unwrap();
-        }
-    });
+    open_four_at_once(&db);
     assert_eq!(versions(&db), (1..=SCHEMA_VERSION).collect::<Vec<_>>());
 }
 
