@@ -76,6 +76,23 @@ pub struct Subject {
     pub state: SubjectState,
 }
 
+impl Subject {
+    /// A subject known only by id, jurisdiction and creation time: no region,
+    /// birth date or guardian, not erased, and no choices recorded yet.
+    pub fn new(id: SubjectId, jurisdiction: impl Into<String>, created_at: Timestamp) -> Subject {
+        Subject {
+            id,
+            jurisdiction: jurisdiction.into(),
+            region: None,
+            birth_date: None,
+            guardian: None,
+            created_at,
+            erased_at: None,
+            state: SubjectState::default(),
+        }
+    }
+}
+
 /// What a subject has said about processing of their data.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectState {

@@ -7,7 +7,7 @@
 mod common;
 
 use custos_core::audit::{AuditAction, AuditEvent, ChainVerifier};
-use custos_core::subject::{Subject, SubjectId, SubjectState};
+use custos_core::subject::{Subject, SubjectId};
 use custos_core::time::Timestamp;
 use custos_store::{NewItem, Store};
 
@@ -16,16 +16,7 @@ fn id(name: &str) -> SubjectId {
 }
 
 fn subject(name: &str) -> Subject {
-    Subject {
-        id: id(name),
-        jurisdiction: "eu".into(),
-        region: None,
-        birth_date: None,
-        guardian: None,
-        created_at: Timestamp(1),
-        erased_at: None,
-        state: SubjectState::default(),
-    }
+    Subject::new(id(name), "eu", Timestamp(1))
 }
 
 fn item(name: &str, category: &str, at: i64) -> NewItem {

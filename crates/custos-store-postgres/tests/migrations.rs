@@ -6,22 +6,13 @@
 mod common;
 
 use custos_core::audit::{AuditAction, AuditEvent};
-use custos_core::subject::{Subject, SubjectId, SubjectState};
+use custos_core::subject::{Subject, SubjectId};
 use custos_core::time::Timestamp;
 use custos_store::{NewItem, Store, StoreError};
 use custos_store_postgres::{OpenError, PostgresStore, SCHEMA_VERSION};
 
 fn alice() -> Subject {
-    Subject {
-        id: SubjectId::parse("alice").unwrap(),
-        jurisdiction: "us-ca".into(),
-        region: None,
-        birth_date: None,
-        guardian: None,
-        created_at: Timestamp(1),
-        erased_at: None,
-        state: SubjectState::default(),
-    }
+    Subject::new(SubjectId::parse("alice").unwrap(), "us-ca", Timestamp(1))
 }
 
 fn versions(db: &common::TestDb) -> Vec<i64> {

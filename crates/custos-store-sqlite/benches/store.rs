@@ -7,7 +7,7 @@ use std::error::Error;
 use std::time::{Duration, Instant};
 
 use custos_core::audit::{AuditAction, AuditEvent};
-use custos_core::subject::{Subject, SubjectId, SubjectState};
+use custos_core::subject::{Subject, SubjectId};
 use custos_core::time::Timestamp;
 use custos_store::{NewItem, Store};
 use custos_store_sqlite::SqliteStore;
@@ -21,16 +21,7 @@ fn id(n: usize) -> SubjectId {
 }
 
 fn subject(n: usize) -> Subject {
-    Subject {
-        id: id(n),
-        jurisdiction: "us-ca".into(),
-        region: None,
-        birth_date: None,
-        guardian: None,
-        created_at: Timestamp(1),
-        erased_at: None,
-        state: SubjectState::default(),
-    }
+    Subject::new(id(n), "us-ca", Timestamp(1))
 }
 
 fn item(subject: &SubjectId, category: &str, at: i64) -> NewItem {

@@ -69,16 +69,7 @@ mod tests {
     }
 
     fn alice() -> Subject {
-        Subject {
-            id: SubjectId::parse("alice").unwrap(),
-            jurisdiction: "us-ca".into(),
-            region: None,
-            birth_date: None,
-            guardian: None,
-            created_at: Timestamp(1),
-            erased_at: None,
-            state: SubjectState::default(),
-        }
+        Subject::new(SubjectId::parse("alice").unwrap(), "us-ca", Timestamp(1))
     }
 
     #[test]

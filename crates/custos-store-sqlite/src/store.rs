@@ -696,7 +696,7 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
-    use custos_core::subject::{Subject, SubjectId, SubjectState};
+    use custos_core::subject::{Subject, SubjectId};
     use custos_core::time::Timestamp;
     use custos_store::{ApiKeyRecord, IdempotentResponse, NewItem, Store, StoreError};
     use rusqlite::{Connection, StatementStatus};
@@ -705,16 +705,7 @@ mod tests {
     use crate::SqliteStore;
 
     fn subject(name: &str) -> Subject {
-        Subject {
-            id: SubjectId::parse(name).unwrap(),
-            jurisdiction: "us-ca".into(),
-            region: None,
-            birth_date: None,
-            guardian: None,
-            created_at: Timestamp(1),
-            erased_at: None,
-            state: SubjectState::default(),
-        }
+        Subject::new(SubjectId::parse(name).unwrap(), "us-ca", Timestamp(1))
     }
 
     fn item(name: &str, category: &str, token: Option<&str>) -> NewItem {

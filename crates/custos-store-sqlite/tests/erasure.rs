@@ -2,22 +2,13 @@
 //! database file no longer holds their wrapped key or sealed bytes.
 
 use custos_core::audit::{AuditAction, AuditEvent};
-use custos_core::subject::{Subject, SubjectId, SubjectState};
+use custos_core::subject::{Subject, SubjectId};
 use custos_core::time::Timestamp;
 use custos_store::{NewItem, Store};
 use custos_store_sqlite::SqliteStore;
 
 fn subject(name: &str) -> Subject {
-    Subject {
-        id: SubjectId::parse(name).expect("a valid id"),
-        jurisdiction: "kr".into(),
-        region: None,
-        birth_date: None,
-        guardian: None,
-        created_at: Timestamp(1),
-        erased_at: None,
-        state: SubjectState::default(),
-    }
+    Subject::new(SubjectId::parse(name).expect("a valid id"), "kr", Timestamp(1))
 }
 
 /// A recognizable byte pattern naming whose it is; long enough to fill

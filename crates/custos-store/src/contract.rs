@@ -124,16 +124,7 @@ fn id(s: &str) -> SubjectId {
 }
 
 fn subject(name: &str) -> Subject {
-    Subject {
-        id: id(name),
-        jurisdiction: "us-ca".into(),
-        region: None,
-        birth_date: None,
-        guardian: None,
-        created_at: at(0),
-        erased_at: None,
-        state: SubjectState::default(),
-    }
+    Subject::new(id(name), "us-ca", at(0))
 }
 
 fn full_subject(name: &str) -> Subject {
