@@ -77,6 +77,9 @@ impl MasterKey {
 pub struct Keyring {
     wrap: LessSafeKey,
     pseudonym: hmac::Key,
+    /// The HKDF pseudorandom key extracted from the master key, from which
+    /// every other purpose's key is derived by its own label.
+    root: hkdf::Prk,
 }
 
 impl fmt::Debug for Keyring {
@@ -92,9 +95,15 @@ impl hkdf::KeyType for Len32 {
     }
 }
 
+fn root_of(master: &MasterKey) -> hkdf::Prk {
+    hkdf::Salt::new(hkdf::HKDF_SHA256, b"custos-master-v1").extract(&master.0[..])
+}
+
 fn derive(master: &MasterKey, label: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>, CryptoError> {
-    let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"custos-master-v1");
-    let prk = salt.extract(&master.0[..]);
+    expand(&root_of(master), label)
+}
+
+fn expand(prk: &hkdf::Prk, label: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>, CryptoError> {
     let info = [label];
     let okm = prk.expand(&info, Len32).map_err(|_| CryptoError::Malformed)?;
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
@@ -109,7 +118,15 @@ impl Keyring {
         let pseudo = derive(master, b"custos audit pseudonyms v1")?;
         let wrap = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &wrap[..]).map_err(|_| CryptoError::Malformed)?);
         let pseudonym = hmac::Key::new(hmac::HMAC_SHA256, &pseudo[..]);
-        Ok(Keyring { wrap, pseudonym })
+        Ok(Keyring { wrap, pseudonym, root: root_of(master) })
+    }
+
+    /// A 256-bit key for one purpose, derived from the master key with
+    /// HKDF-SHA256 under `label` (e.g. `b"custos idempotency fingerprints v1"`).
+    /// Distinct labels give independent keys; the same label always gives the
+    /// same key for the same master key.
+    pub fn derive_subkey(&self, label: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>, CryptoError> {
+        expand(&self.root, label)
     }
 
     /// A new random data key for `subject`, and the same key wrapped for storage.
