@@ -15,7 +15,6 @@ use anyhow::Context;
 use custos_core::audit::{AuditAction, AuditEvent};
 use custos_core::decision::{AccessRequest, Actor, decide};
 use custos_core::time::{Clock, SystemClock};
-use custos_store::Store;
 use custos_vault::{CONTROLLER, NewSubject, Put, Read, verify_chain};
 
 use crate::cli::{BenchArgs, Global};

@@ -16,7 +16,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use custos_core::policy::{self, render};
 use custos_core::time::{Clock, SystemClock, format_date, parse_date};
-use custos_store::Store as _;
 use custos_vault::{NewSubject, Put, Read, VaultError};
 
 use cli::*;

@@ -44,7 +44,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use custos_store::{IdempotentResponse, Store as _, StoreError};
+use custos_store::{IdempotentResponse, StoreError};
 use tokio::sync::Notify;
 
 use crate::AppState;

@@ -15,7 +15,6 @@ use axum::routing::post;
 use common::{Fixture, Reply, fixture};
 use custos_server::auth::Role;
 use custos_server::idempotency;
-use custos_store::Store as _;
 use tower::ServiceExt as _;
 
 const ALICE: &str = r#"{"id":"alice","jurisdiction":"eea"}"#;

@@ -13,8 +13,8 @@ use custos_core::audit::{AuditEntry, AuditEvent, ChainBreak, ChainHead};
 use custos_core::subject::{Subject, SubjectId, SubjectState};
 use custos_core::time::{Timestamp, format_date};
 use custos_store::{
-    ApiKeyRecord, IdempotentResponse, NewItem, StateChange, Store, StoreError, StoredItem, SubjectColumns,
-    SubjectRecord,
+    ApiKeyRecord, AuditStore, IdempotencyStore, IdempotentResponse, ItemStore, KeyStore, NewItem, StateChange,
+    StoreError, StoredItem, SubjectColumns, SubjectRecord, SubjectStore,
 };
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{BorrowToSql, ToSql};
@@ -556,7 +556,7 @@ struct ItemColumns<'a> {
     token: Vec<Option<&'a str>>,
 }
 
-impl Store for PostgresStore {
+impl SubjectStore for PostgresStore {
     fn create_subject(&self, subject: &Subject, wrapped_key: &[u8], audit: &[AuditEvent]) -> Result<(), StoreError> {
         let state = encode_state(&subject.state)?;
         let birth_date = subject.birth_date.map(format_date);
@@ -626,6 +626,34 @@ impl Store for PostgresStore {
         })
     }
 
+    fn erase_subject(&self, id: &SubjectId, at: Timestamp, audit: &[AuditEvent]) -> Result<u64, StoreError> {
+        const OP: &str = "erasing a subject";
+        self.write(OP, |tx| {
+            let row = tx.query_opt(sql::LOCK_SUBJECT_FOR_ERASURE, &[&id.as_str()]).during(OP)?;
+            let Some(row) = row else {
+                return Err(StoreError::SubjectNotFound);
+            };
+            if row.try_get::<_, Option<i64>>(0).during(OP)?.is_some() {
+                return Err(StoreError::SubjectErased);
+            }
+            let deleted = tx.query(sql::DELETE_ITEMS, &[&id.as_str()]).during(OP)?;
+            let mut tokens: Vec<String> = Vec::new();
+            for row in &deleted {
+                if let Some(token) = row.try_get::<_, Option<String>>(0).during(OP)? {
+                    tokens.push(token);
+                }
+            }
+            if !tokens.is_empty() {
+                tx.execute(sql::DELETE_TOKENS, &[&tokens]).during(OP)?;
+            }
+            tx.execute(sql::ERASE_SUBJECT, &[&id.as_str(), &at.0]).during(OP)?;
+            append_if_any(tx, audit)?;
+            Ok(deleted.len() as u64)
+        })
+    }
+}
+
+impl ItemStore for PostgresStore {
     /// Versions are numbered from the stored ones read *before* the subjects
     /// are locked, so that read stays out of the section that concurrent
     /// writers of the same subjects serialise on. Numbering is dense, so a
@@ -694,33 +722,9 @@ impl Store for PostgresStore {
             row.as_ref().map(item_from_row).transpose()
         })
     }
+}
 
-    fn erase_subject(&self, id: &SubjectId, at: Timestamp, audit: &[AuditEvent]) -> Result<u64, StoreError> {
-        const OP: &str = "erasing a subject";
-        self.write(OP, |tx| {
-            let row = tx.query_opt(sql::LOCK_SUBJECT_FOR_ERASURE, &[&id.as_str()]).during(OP)?;
-            let Some(row) = row else {
-                return Err(StoreError::SubjectNotFound);
-            };
-            if row.try_get::<_, Option<i64>>(0).during(OP)?.is_some() {
-                return Err(StoreError::SubjectErased);
-            }
-            let deleted = tx.query(sql::DELETE_ITEMS, &[&id.as_str()]).during(OP)?;
-            let mut tokens: Vec<String> = Vec::new();
-            for row in &deleted {
-                if let Some(token) = row.try_get::<_, Option<String>>(0).during(OP)? {
-                    tokens.push(token);
-                }
-            }
-            if !tokens.is_empty() {
-                tx.execute(sql::DELETE_TOKENS, &[&tokens]).during(OP)?;
-            }
-            tx.execute(sql::ERASE_SUBJECT, &[&id.as_str(), &at.0]).during(OP)?;
-            append_if_any(tx, audit)?;
-            Ok(deleted.len() as u64)
-        })
-    }
-
+impl AuditStore for PostgresStore {
     /// Group commit, as in the SQLite store: callers in this process queue
     /// their events; whoever holds the leader lock commits every queued
     /// append in one transaction (one fsync for many audited reads). Other
@@ -769,7 +773,9 @@ impl Store for PostgresStore {
             rows.iter().map(entry_from_row).collect()
         })
     }
+}
 
+impl KeyStore for PostgresStore {
     fn create_api_key(&self, key: &ApiKeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
         const OP: &str = "creating an API key";
         let revoked_at = key.revoked_at.map(|t| t.0);
@@ -820,7 +826,9 @@ impl Store for PostgresStore {
             Ok(true)
         })
     }
+}
 
+impl IdempotencyStore for PostgresStore {
     fn idempotent_response(&self, key: &str) -> Result<Option<IdempotentResponse>, StoreError> {
         self.read(|conn| {
             let row = conn.query_opt(sql::IDEMPOTENT_RESPONSE, &[&key]).during("looking up an idempotent response")?;

@@ -9,7 +9,7 @@ mod common;
 use custos_core::audit::{AuditAction, AuditEvent, ChainVerifier};
 use custos_core::subject::{Subject, SubjectId};
 use custos_core::time::Timestamp;
-use custos_store::{NewItem, Store};
+use custos_store::{AuditStore, ItemStore, NewItem, SubjectStore};
 
 fn id(name: &str) -> SubjectId {
     SubjectId::parse(name).unwrap()

@@ -8,7 +8,7 @@ mod common;
 use custos_core::audit::{AuditAction, AuditEvent};
 use custos_core::subject::{Subject, SubjectId};
 use custos_core::time::Timestamp;
-use custos_store::{NewItem, Store, StoreError};
+use custos_store::{AuditStore, ItemStore, NewItem, StoreError, SubjectStore};
 use custos_store_postgres::{OpenError, PostgresStore, SCHEMA_VERSION};
 
 fn alice() -> Subject {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use custos_core::audit::{AuditAction, AuditEvent};
 use custos_core::subject::{Subject, SubjectId};
 use custos_core::time::Timestamp;
-use custos_store::{NewItem, Store};
+use custos_store::{AuditStore, ItemStore, NewItem, SubjectStore};
 use custos_store_sqlite::SqliteStore;
 
 const CATEGORIES: [&str; 8] = ["address", "birthday", "device-id", "email", "ip-address", "name", "order-id", "phone"];

@@ -61,7 +61,8 @@ mod tests {
     use custos_core::audit::{AuditAction, AuditEvent, ChainHead, ChainVerifier};
     use custos_core::subject::{Subject, SubjectId, SubjectState};
     use custos_core::time::Timestamp;
-    use custos_store::{ApiKeyRecord, IdempotentResponse, NewItem, Store};
+    use custos_store::prelude::*;
+    use custos_store::{ApiKeyRecord, IdempotentResponse, NewItem};
 
     fn user_version(path: &std::path::Path) -> i64 {
         let conn = Connection::open(path).unwrap();

@@ -9,8 +9,8 @@ use custos_core::audit::{AuditEntry, AuditEvent, ChainBreak, ChainHead};
 use custos_core::subject::{Subject, SubjectId};
 use custos_core::time::{Timestamp, format_date};
 use custos_store::{
-    ApiKeyRecord, IdempotentResponse, NewItem, StateChange, Store, StoreError, StoredItem, SubjectColumns,
-    SubjectRecord,
+    ApiKeyRecord, AuditStore, IdempotencyStore, IdempotentResponse, ItemStore, KeyStore, NewItem, StateChange,
+    StoreError, StoredItem, SubjectColumns, SubjectRecord, SubjectStore,
 };
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, ffi, params};
@@ -312,7 +312,7 @@ fn hash32(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
     bytes.try_into().map_err(|_| corrupt("an audit hash is not 32 bytes"))
 }
 
-impl Store for SqliteStore {
+impl SubjectStore for SqliteStore {
     fn create_subject(&self, subject: &Subject, wrapped_key: &[u8], audit: &[AuditEvent]) -> Result<(), StoreError> {
         let state = serde_json::to_string(&subject.state)
             .map_err(|_| StoreError::Backend("encoding a subject's state failed".into()))?;
@@ -383,6 +383,28 @@ impl Store for SqliteStore {
         })
     }
 
+    fn erase_subject(&self, id: &SubjectId, at: Timestamp, audit: &[AuditEvent]) -> Result<u64, StoreError> {
+        self.write("erasing a subject", |tx, head| {
+            match erased_at(tx, id)? {
+                None => return Err(StoreError::SubjectNotFound),
+                Some(Some(_)) => return Err(StoreError::SubjectErased),
+                Some(None) => {}
+            }
+            // With secure_delete on, the freed bytes are overwritten with zeros.
+            let destroyed = tx
+                .prepare_cached(sql::DELETE_ITEMS)
+                .and_then(|mut stmt| stmt.execute([id.as_str()]))
+                .during("erasing a subject")?;
+            tx.prepare_cached(sql::ERASE_SUBJECT)
+                .and_then(|mut stmt| stmt.execute(params![id.as_str(), at.0]))
+                .during("erasing a subject")?;
+            append(tx, head, audit)?;
+            Ok(destroyed as u64)
+        })
+    }
+}
+
+impl ItemStore for SqliteStore {
     fn put_items(&self, items: &[NewItem], audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError> {
         // Write in key order (subject, category), which is what makes SQLite
         // fast; the sort is stable, so repeated (subject, category) pairs keep
@@ -500,27 +522,9 @@ impl Store for SqliteStore {
             Ok(out.pop())
         })
     }
+}
 
-    fn erase_subject(&self, id: &SubjectId, at: Timestamp, audit: &[AuditEvent]) -> Result<u64, StoreError> {
-        self.write("erasing a subject", |tx, head| {
-            match erased_at(tx, id)? {
-                None => return Err(StoreError::SubjectNotFound),
-                Some(Some(_)) => return Err(StoreError::SubjectErased),
-                Some(None) => {}
-            }
-            // With secure_delete on, the freed bytes are overwritten with zeros.
-            let destroyed = tx
-                .prepare_cached(sql::DELETE_ITEMS)
-                .and_then(|mut stmt| stmt.execute([id.as_str()]))
-                .during("erasing a subject")?;
-            tx.prepare_cached(sql::ERASE_SUBJECT)
-                .and_then(|mut stmt| stmt.execute(params![id.as_str(), at.0]))
-                .during("erasing a subject")?;
-            append(tx, head, audit)?;
-            Ok(destroyed as u64)
-        })
-    }
-
+impl AuditStore for SqliteStore {
     /// Group commit: the caller queues its events, then takes the write lock.
     /// Whoever holds the lock commits every queued append in one transaction,
     /// so concurrent readers (each of whose reads is audited) share commits.
@@ -599,7 +603,9 @@ impl Store for SqliteStore {
             Ok(out)
         })
     }
+}
 
+impl KeyStore for SqliteStore {
     fn create_api_key(&self, key: &ApiKeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
         let purposes = serde_json::to_string(&key.purposes)
             .map_err(|_| StoreError::Backend("encoding an API key's purposes failed".into()))?;
@@ -659,7 +665,9 @@ impl Store for SqliteStore {
             Ok(true)
         })
     }
+}
 
+impl IdempotencyStore for SqliteStore {
     fn idempotent_response(&self, key: &str) -> Result<Option<IdempotentResponse>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(sql::IDEMPOTENT_RESPONSE).during("looking up an idempotent response")?;
@@ -698,7 +706,8 @@ mod tests {
 
     use custos_core::subject::{Subject, SubjectId};
     use custos_core::time::Timestamp;
-    use custos_store::{ApiKeyRecord, IdempotentResponse, NewItem, Store, StoreError};
+    use custos_store::prelude::*;
+    use custos_store::{ApiKeyRecord, IdempotentResponse, NewItem, StoreError};
     use rusqlite::{Connection, StatementStatus};
 
     use super::{is_key_violation, sql};

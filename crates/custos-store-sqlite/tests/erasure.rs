@@ -4,7 +4,7 @@
 use custos_core::audit::{AuditAction, AuditEvent};
 use custos_core::subject::{Subject, SubjectId};
 use custos_core::time::Timestamp;
-use custos_store::{NewItem, Store};
+use custos_store::{ItemStore, NewItem, SubjectStore};
 use custos_store_sqlite::SqliteStore;
 
 fn subject(name: &str) -> Subject {

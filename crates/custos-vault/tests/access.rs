@@ -6,7 +6,6 @@ use std::sync::Arc;
 use custos_core::policy::Policy;
 use custos_core::time::SystemClock;
 use custos_crypto::{Keyring, MasterKey};
-use custos_store::Store;
 use custos_test_support::{TestStorage, TestStore};
 use custos_vault::access::Role;
 use custos_vault::{CONTROLLER, Vault, VaultError};

@@ -15,7 +15,7 @@ use custos_core::policy::document::LegalBasis;
 use custos_core::subject::SubjectId;
 use custos_core::time::{Clock, FixedClock, Timestamp};
 use custos_crypto::{Keyring, MasterKey};
-use custos_store::{Store, StoredItem};
+use custos_store::StoredItem;
 use custos_test_support::{TestStorage, TestStore};
 use custos_vault::{CONTROLLER, MAX_VALUE_BYTES, NewSubject, Put, Read, Vault, VaultError};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};

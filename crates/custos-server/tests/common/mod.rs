@@ -27,7 +27,6 @@ use custos_core::time::SystemClock;
 use custos_crypto::{Keyring, MasterKey};
 use custos_server::auth::Role;
 use custos_server::{AppState, Config, SharedVault};
-use custos_store::Store as _;
 use custos_test_support::{TestStorage, TestStore};
 use custos_vault::Vault;
 use tower::ServiceExt as _;

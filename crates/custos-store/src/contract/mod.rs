@@ -1,0 +1,321 @@
+//! The store contract: behaviour every backend must show.
+//!
+//! Each public function here is one case. It takes a fresh, empty store, runs
+//! against it only through the [`Store`] trait, and panics (with a message
+//! that says what was expected) when the store misbehaves. A backend runs the
+//! whole suite, unchanged, with [`contract_tests!`](crate::contract_tests):
+//!
+//! ```ignore
+//! custos_store::contract_tests!(|| MyStore::open_in_memory().expect("opens"));
+//! ```
+//!
+//! The factory may also return a `(store, guard)` pair, where the guard keeps
+//! something alive for as long as the store is used (a temporary folder, a
+//! database schema), and is dropped after the case.
+
+use std::collections::BTreeMap;
+
+use custos_core::audit::{AuditAction, AuditEvent, ChainBreak, ChainHead, ChainVerifier};
+use custos_core::subject::{ConsentRecord, ConsentStatus, Subject, SubjectId, SubjectState};
+use custos_core::time::Timestamp;
+
+use crate::{ApiKeyRecord, IdempotentResponse, NewItem, StateChange, Store, StoreError, StoredItem, SubjectRecord};
+
+/// What a [`contract_tests!`](crate::contract_tests) factory returns: a store,
+/// or a store together with what must outlive it.
+pub trait Fixture {
+    /// The store under test.
+    fn store(&self) -> &dyn Store;
+}
+
+impl<S: Store> Fixture for S {
+    fn store(&self) -> &dyn Store {
+        self
+    }
+}
+
+impl<S: Store, G> Fixture for (S, G) {
+    fn store(&self) -> &dyn Store {
+        &self.0
+    }
+}
+
+/// Expands to one `#[test]` per contract case. `$make` is a function or
+/// closure returning a fresh, empty store (or a `(store, guard)` pair); it is
+/// called once per case.
+#[macro_export]
+macro_rules! contract_tests {
+    ($make:expr) => {
+        $crate::contract_tests!(@cases $make;
+            subjects::a_created_subject_loads_back_with_every_field,
+            subjects::a_subject_with_only_required_fields_loads_back,
+            subjects::creating_a_subject_twice_fails_and_changes_nothing,
+            subjects::subjects_loads_several_at_once_and_leaves_out_missing_ones,
+            subjects::update_state_applies_the_change_and_audits_it,
+            subjects::update_state_writes_nothing_when_apply_declines,
+            subjects::update_state_of_a_missing_subject_fails_and_appends_nothing,
+            subjects::erase_subject_destroys_the_key_and_every_item_and_keeps_a_tombstone,
+            subjects::erasing_an_erased_subject_fails_and_appends_nothing,
+            subjects::erasing_a_missing_subject_fails_and_appends_nothing,
+            subjects::erasing_one_subject_leaves_the_others_alone,
+            items::put_items_numbers_versions_from_one_per_subject_and_category,
+            items::put_items_returns_versions_in_input_order_for_a_mixed_batch,
+            items::a_new_version_supersedes_the_previous_one_at_its_collection_time,
+            items::a_stored_item_keeps_every_field,
+            items::current_items_returns_only_current_versions_ordered_by_category,
+            items::current_items_filters_by_the_categories_asked_for,
+            items::subject_with_items_reads_the_subject_and_their_current_items_together,
+            items::history_lists_every_version_newest_first,
+            items::history_of_an_unknown_item_is_empty,
+            items::put_items_for_a_missing_subject_fails_and_writes_nothing,
+            items::put_items_for_an_erased_subject_fails_and_writes_nothing,
+            items::a_batch_with_one_bad_subject_writes_nothing,
+            items::item_by_token_finds_current_and_superseded_versions,
+            audit::a_fresh_store_has_an_empty_audit_chain,
+            audit::every_mutating_call_appends_exactly_its_events_in_sequence,
+            audit::the_audit_chain_verifies_and_its_head_matches_the_last_entry,
+            audit::scan_audit_stops_at_the_first_error_the_visitor_returns,
+            audit::audit_entries_paginates_in_sequence_order,
+            audit::failed_operations_append_nothing,
+            audit::concurrent_writers_keep_the_audit_chain_intact,
+            audit::concurrent_audit_appends_each_get_their_own_place_in_the_chain,
+            keys::an_api_key_round_trips_every_field_and_is_found_by_its_hash,
+            keys::an_unknown_hash_finds_no_api_key,
+            keys::creating_an_api_key_with_a_taken_id_or_hash_fails_and_appends_nothing,
+            keys::api_keys_lists_oldest_first,
+            keys::revoking_an_api_key_sets_revoked_at_and_audits_once,
+            keys::revoking_an_unknown_api_key_returns_false_and_appends_nothing,
+            idempotency::an_idempotent_response_round_trips_and_cannot_be_recorded_twice,
+        );
+    };
+    (@cases $make:expr; $($module:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let fixture = ($make)();
+                $crate::contract::$module::$case($crate::contract::Fixture::store(&fixture));
+            }
+        )*
+    };
+}
+
+// ---------------------------------------------------------------------------
+// Builders and checks shared by the cases.
+
+/// 2020-01-24T00:00:00Z, the notice's date, in microseconds.
+pub(crate) const T0: i64 = 1_579_824_000_000_000;
+
+pub(crate) fn at(seconds: i64) -> Timestamp {
+    Timestamp(T0 + seconds * 1_000_000)
+}
+
+pub(crate) fn ok<T>(result: Result<T, StoreError>, what: &str) -> T {
+    match result {
+        Ok(v) => v,
+        Err(e) => panic!("{what}: the store failed with `{e}`"),
+    }
+}
+
+pub(crate) fn id(s: &str) -> SubjectId {
+    match SubjectId::parse(s) {
+        Ok(id) => id,
+        Err(e) => panic!("test subject id `{s}` is invalid: {e}"),
+    }
+}
+
+pub(crate) fn subject(name: &str) -> Subject {
+    Subject::new(id(name), "us-ca", at(0))
+}
+
+pub(crate) fn full_subject(name: &str) -> Subject {
+    let mut consents = BTreeMap::new();
+    consents.insert(
+        "marketing".to_string(),
+        ConsentRecord { status: ConsentStatus::Granted, at: at(5), by_guardian: Some(id("parent-1")) },
+    );
+    consents.insert(
+        "analytics".to_string(),
+        ConsentRecord { status: ConsentStatus::Withdrawn, at: at(6), by_guardian: None },
+    );
+    let mut objections = BTreeMap::new();
+    objections.insert("interest-based-ads".to_string(), at(7));
+    Subject {
+        id: id(name),
+        jurisdiction: "eu".into(),
+        region: Some("eu-central-1".into()),
+        birth_date: Some(time::macros::date!(2010 - 06 - 15)),
+        guardian: Some(id("parent-1")),
+        created_at: at(1),
+        erased_at: None,
+        state: SubjectState { consents, objections, restricted_since: Some(at(8)) },
+    }
+}
+
+pub(crate) fn key_of(name: &str) -> Vec<u8> {
+    let mut key = b"wrapped-key:".to_vec();
+    key.extend_from_slice(name.as_bytes());
+    key.extend_from_slice(&[0, 1, 2, 255]);
+    key
+}
+
+pub(crate) fn event(action: AuditAction, subject: Option<&str>, second: i64) -> AuditEvent {
+    let mut ev = AuditEvent::new(at(second), action, "controller");
+    ev.subject = subject.map(|s| format!("pseudo:{s}"));
+    ev
+}
+
+pub(crate) fn create(store: &dyn Store, name: &str) -> Subject {
+    let s = subject(name);
+    ok(
+        store.create_subject(&s, &key_of(name), &[event(AuditAction::SubjectCreated, Some(name), 0)]),
+        "creating a subject",
+    );
+    s
+}
+
+pub(crate) fn item(subject: &str, category: &str, second: i64) -> NewItem {
+    NewItem {
+        subject: id(subject),
+        category: category.into(),
+        source: "provided".into(),
+        purpose: "orders".into(),
+        collected_at: at(second),
+        notice_version: "2020-01-24".into(),
+        sealed: sealed(subject, category, second),
+        token: None,
+    }
+}
+
+pub(crate) fn sealed(subject: &str, category: &str, second: i64) -> Vec<u8> {
+    format!("sealed|{subject}|{category}|{second}").into_bytes()
+}
+
+pub(crate) fn put(store: &dyn Store, items: &[NewItem]) -> Vec<u32> {
+    let ev = event(AuditAction::DataWritten, items.first().map(|i| i.subject.as_str()), 0);
+    ok(store.put_items(items, &[ev]), "writing items")
+}
+
+pub(crate) fn head(store: &dyn Store) -> ChainHead {
+    ok(store.audit_head(), "reading the audit head")
+}
+
+pub(crate) fn verify_chain(store: &dyn Store) -> ChainHead {
+    let mut verifier = ChainVerifier::default();
+    let scanned = ok(
+        store.scan_audit(&mut |seq, prev, body, hash| verifier.check(seq, prev, body, hash)),
+        "scanning the audit log",
+    );
+    let recorded = match scanned {
+        Ok(recorded) => recorded,
+        Err(e) => panic!("the stored audit chain does not verify: {e}"),
+    };
+    assert_eq!(recorded, head(store), "scan_audit returns the recorded head");
+    match verifier.finish(recorded) {
+        Ok(h) => h,
+        Err(e) => panic!("the audit chain does not end at the recorded head: {e}"),
+    }
+}
+
+/// Asserts that the entries after `before` are exactly `events`, in order,
+/// numbered on from `before`, and that the head is the last of them.
+pub(crate) fn assert_appended(store: &dyn Store, before: ChainHead, events: &[AuditEvent], what: &str) {
+    let entries = ok(store.audit_entries(before.seq, events.len() + 10), "reading audit entries");
+    let bodies: Vec<&str> = entries.iter().map(|e| e.body.as_str()).collect();
+    let expected: Vec<String> = events.iter().map(AuditEvent::to_body).collect();
+    assert_eq!(bodies, expected, "{what}: the audit log should gain exactly the call's events, in order");
+    let mut prev = before;
+    for e in &entries {
+        assert_eq!(e.seq, prev.seq + 1, "{what}: sequence numbers continue without gaps");
+        assert_eq!(e.prev_hash, prev.hash, "{what}: entry {} chains the previous hash", e.seq);
+        prev = ChainHead { seq: e.seq, hash: e.hash };
+    }
+    assert_eq!(head(store), prev, "{what}: the head is the last appended entry");
+}
+
+pub(crate) fn assert_unchanged(store: &dyn Store, before: ChainHead, what: &str) {
+    assert_eq!(head(store), before, "{what}: the audit head must not move");
+    let extra = ok(store.audit_entries(before.seq, 10), "reading audit entries");
+    assert!(extra.is_empty(), "{what}: no audit entry may be appended, found {}", extra.len());
+}
+
+pub(crate) fn record(store: &dyn Store, name: &str) -> SubjectRecord {
+    match ok(store.subject(&id(name)), "loading a subject") {
+        Some(r) => r,
+        None => panic!("subject `{name}` should exist"),
+    }
+}
+
+pub(crate) fn current(store: &dyn Store, name: &str) -> Vec<StoredItem> {
+    ok(store.current_items(&id(name), &[]), "reading current items")
+}
+
+pub(crate) fn history(store: &dyn Store, name: &str, category: &str) -> Vec<StoredItem> {
+    ok(store.history(&id(name), category), "reading history")
+}
+
+pub(crate) fn versions(items: &[StoredItem]) -> Vec<(String, u32)> {
+    items.iter().map(|i| (i.category.clone(), i.version)).collect()
+}
+
+/// A 32-byte hash recognizable by `n`.
+pub(crate) fn hash_of(n: u8) -> [u8; 32] {
+    let mut hash = [n; 32];
+    hash[0] = 0;
+    hash[31] = 255;
+    hash
+}
+
+/// A service key with every field set (except `revoked_at`).
+pub(crate) fn service_key(id: &str, n: u8, second: i64) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: id.into(),
+        secret_hash: hash_of(n),
+        role: "service".into(),
+        actor: Some("payment-processor".into()),
+        purposes: vec!["orders".into(), "fraud-prevention".into()],
+        created_at: at(second),
+        revoked_at: None,
+    }
+}
+
+/// An admin key with only the required fields set.
+pub(crate) fn admin_key(id: &str, n: u8, second: i64) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: id.into(),
+        secret_hash: hash_of(n),
+        role: "admin".into(),
+        actor: None,
+        purposes: Vec::new(),
+        created_at: at(second),
+        revoked_at: None,
+    }
+}
+
+/// The audit event of a key operation by an administrator.
+pub(crate) fn key_event(action: AuditAction, id: &str, second: i64) -> AuditEvent {
+    let mut ev = AuditEvent::new(at(second), action, "admin");
+    ev.key = Some(id.into());
+    ev
+}
+
+pub(crate) fn key_created(id: &str, second: i64) -> [AuditEvent; 1] {
+    [key_event(AuditAction::ApiKeyCreated, id, second)]
+}
+
+pub(crate) fn key_revoked(id: &str, second: i64) -> [AuditEvent; 1] {
+    [key_event(AuditAction::ApiKeyRevoked, id, second)]
+}
+
+pub(crate) fn create_key(store: &dyn Store, key: &ApiKeyRecord) {
+    ok(store.create_api_key(key, &key_created(&key.id, 0)), "creating an API key");
+}
+
+pub(crate) fn key_by_hash(store: &dyn Store, hash: &[u8; 32]) -> Option<ApiKeyRecord> {
+    ok(store.api_key_by_hash(hash), "looking up an API key")
+}
+
+pub mod audit;
+pub mod idempotency;
+pub mod items;
+pub mod keys;
+pub mod subjects;

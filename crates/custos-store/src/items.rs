@@ -1,0 +1,110 @@
+//! The `ItemStore` capability: sealed item versions, current items, history and tokens.
+
+use custos_core::audit::AuditEvent;
+use custos_core::subject::SubjectId;
+use custos_core::time::Timestamp;
+
+use crate::{StoreError, SubjectRecord};
+
+/// An item to write: one sealed value of one category for one subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewItem {
+    /// Whose.
+    pub subject: SubjectId,
+    /// Category id.
+    pub category: String,
+    /// Source id.
+    pub source: String,
+    /// Purpose it was collected for.
+    pub purpose: String,
+    /// When it was collected.
+    pub collected_at: Timestamp,
+    /// Notice version in force at collection.
+    pub notice_version: String,
+    /// The value sealed with the subject's data key (nonce, ciphertext, tag).
+    pub sealed: Vec<u8>,
+    /// For tokenized categories: the random token that names the value.
+    pub token: Option<String>,
+}
+
+/// An item as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredItem {
+    /// Whose.
+    pub subject: SubjectId,
+    /// Category id.
+    pub category: String,
+    /// Version, from 1, per (subject, category).
+    pub version: u32,
+    /// Source id.
+    pub source: String,
+    /// Purpose it was collected for.
+    pub purpose: String,
+    /// When it was collected.
+    pub collected_at: Timestamp,
+    /// Notice version in force at collection.
+    pub notice_version: String,
+    /// When a newer version replaced it; `None` for the current version.
+    pub superseded_at: Option<Timestamp>,
+    /// The sealed value.
+    pub sealed: Vec<u8>,
+    /// Token, for tokenized categories.
+    pub token: Option<String>,
+}
+
+/// Sealed item versions, current items, history and tokens. Every mutating call commits its audit events in the same transaction.
+pub trait ItemStore: Send + Sync {
+    /// Writes items, each as the new current version of its (subject, category);
+    /// the previous current version is kept, marked superseded at the new
+    /// item's collection time. All items and audit events commit together.
+    /// Returns the version given to each item, in input order. Fails with
+    /// [`StoreError::SubjectNotFound`] or [`StoreError::SubjectErased`] and
+    /// writes nothing if any item's subject is missing or erased.
+    fn put_items(&self, items: &[NewItem], audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError>;
+
+    /// The current version of each of the subject's items, restricted to
+    /// `categories` unless it is empty, ordered by category.
+    fn current_items(&self, id: &SubjectId, categories: &[&str]) -> Result<Vec<StoredItem>, StoreError>;
+
+    /// A subject and their current items (as [`Store::current_items`]), read
+    /// from one consistent snapshot, so a decision and the values it releases
+    /// see the same state. `None` when the subject does not exist.
+    fn subject_with_items(
+        &self,
+        id: &SubjectId,
+        categories: &[&str],
+    ) -> Result<Option<(SubjectRecord, Vec<StoredItem>)>, StoreError>;
+
+    /// Every version of one item, newest first.
+    fn history(&self, id: &SubjectId, category: &str) -> Result<Vec<StoredItem>, StoreError>;
+
+    /// The item a token names (any version).
+    fn item_by_token(&self, token: &str) -> Result<Option<StoredItem>, StoreError>;
+}
+
+/// A shared store is a store: lets a vault or server hold `Arc<dyn Store>`.
+impl<T: ItemStore + ?Sized> ItemStore for std::sync::Arc<T> {
+    fn put_items(&self, items: &[NewItem], audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError> {
+        (**self).put_items(items, audit)
+    }
+
+    fn current_items(&self, id: &SubjectId, categories: &[&str]) -> Result<Vec<StoredItem>, StoreError> {
+        (**self).current_items(id, categories)
+    }
+
+    fn subject_with_items(
+        &self,
+        id: &SubjectId,
+        categories: &[&str],
+    ) -> Result<Option<(SubjectRecord, Vec<StoredItem>)>, StoreError> {
+        (**self).subject_with_items(id, categories)
+    }
+
+    fn history(&self, id: &SubjectId, category: &str) -> Result<Vec<StoredItem>, StoreError> {
+        (**self).history(id, category)
+    }
+
+    fn item_by_token(&self, token: &str) -> Result<Option<StoredItem>, StoreError> {
+        (**self).item_by_token(token)
+    }
+}
