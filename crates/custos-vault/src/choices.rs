@@ -1,0 +1,142 @@
+//! A subject's choices: consents, objections and restriction, changed atomically and audited.
+
+use custos_core::audit::AuditAction;
+use custos_core::decision::DenyReason;
+use custos_core::subject::{ConsentRecord, ConsentStatus, Subject, SubjectId, SubjectState};
+use custos_core::time::Timestamp;
+use custos_store::{StateChange, Store};
+
+use crate::*;
+
+impl<S: Store> Vault<S> {
+    /// Records a consent (granted), by the subject or by their linked guardian.
+    pub fn grant_consent(&self, subject: &str, purpose: &str, by_guardian: Option<&str>) -> Result<(), VaultError> {
+        self.consent(subject, purpose, by_guardian, ConsentStatus::Granted)
+    }
+
+    /// Withdraws a consent; processing for that purpose stops at once.
+    pub fn withdraw_consent(&self, subject: &str, purpose: &str, by_guardian: Option<&str>) -> Result<(), VaultError> {
+        self.consent(subject, purpose, by_guardian, ConsentStatus::Withdrawn)
+    }
+
+    pub(crate) fn consent(
+        &self,
+        subject: &str,
+        purpose: &str,
+        by_guardian: Option<&str>,
+        status: ConsentStatus,
+    ) -> Result<(), VaultError> {
+        self.resolve(purpose, None)?;
+        let sid = SubjectId::parse(subject).map_err(VaultError::Invalid)?;
+        let guardian = by_guardian
+            .map(|g| SubjectId::parse(g).map_err(|e| VaultError::Invalid(format!("guardian: {e}"))))
+            .transpose()?;
+        let action = match status {
+            ConsentStatus::Granted => AuditAction::ConsentGranted,
+            ConsentStatus::Withdrawn => AuditAction::ConsentWithdrawn,
+        };
+        let actor = if guardian.is_some() { "guardian" } else { "subject" };
+        self.update_choices(&sid, actor, Some(purpose), |s, state, now| {
+            if guardian.is_some() && s.guardian != guardian {
+                return Err(VaultError::Invalid("that guardian is not linked to this subject".into()));
+            }
+            // A subject's own grant adds nothing to a live grant by their linked
+            // guardian, and must not replace it (a minor would lose the service).
+            let guardian_granted = state.consents.get(purpose).is_some_and(|c| {
+                c.status == ConsentStatus::Granted && c.by_guardian.is_some() && c.by_guardian == s.guardian
+            });
+            if !(status == ConsentStatus::Granted && guardian.is_none() && guardian_granted) {
+                state
+                    .consents
+                    .insert(purpose.to_string(), ConsentRecord { status, at: now, by_guardian: guardian.clone() });
+            }
+            Ok(action)
+        })
+    }
+
+    /// Records an objection to a purpose (GDPR Art. 21).
+    pub fn object(&self, subject: &str, purpose: &str) -> Result<(), VaultError> {
+        self.resolve(purpose, None)?;
+        let sid = SubjectId::parse(subject).map_err(VaultError::Invalid)?;
+        self.update_choices(&sid, "subject", Some(purpose), |_, state, now| {
+            state.objections.entry(purpose.to_string()).or_insert(now);
+            Ok(AuditAction::ObjectionRecorded)
+        })
+    }
+
+    /// Restricts processing (GDPR Art. 18), or lifts the restriction.
+    pub fn set_restricted(&self, subject: &str, restricted: bool) -> Result<(), VaultError> {
+        let sid = SubjectId::parse(subject).map_err(VaultError::Invalid)?;
+        self.update_choices(&sid, CONTROLLER, None, |_, state, now| {
+            Ok(if restricted {
+                state.restricted_since.get_or_insert(now);
+                AuditAction::RestrictionSet
+            } else {
+                state.restricted_since = None;
+                AuditAction::RestrictionLifted
+            })
+        })
+    }
+
+    /// Changes a subject's choices atomically and audits the change. `change`
+    /// edits the state and names the audited action, or refuses; an erased
+    /// subject is refused (and the refusal audited) before `change` runs.
+    pub(crate) fn update_choices(
+        &self,
+        sid: &SubjectId,
+        actor: &str,
+        purpose: Option<&str>,
+        mut change: impl FnMut(&Subject, &mut SubjectState, Timestamp) -> Result<AuditAction, VaultError>,
+    ) -> Result<(), VaultError> {
+        let now = self.clock.now();
+        let mut problem = None;
+        self.store.update_state(sid, &mut |s| {
+            if s.erased_at.is_some() {
+                problem = Some(erased_denial());
+                return None;
+            }
+            let mut state = s.state.clone();
+            match change(s, &mut state, now) {
+                Ok(action) => {
+                    let mut ev = self.event(now, action, actor, sid.as_str());
+                    ev.purpose = purpose.map(str::to_string);
+                    Some(StateChange { state, audit: vec![ev] })
+                }
+                Err(e) => {
+                    problem = Some(e);
+                    None
+                }
+            }
+        })?;
+        self.refused(problem, actor, sid.as_str(), purpose)
+    }
+
+    /// The outcome of a state change; a refusal because the subject was erased
+    /// is audited like every other denial.
+    pub(crate) fn refused(
+        &self,
+        problem: Option<VaultError>,
+        actor: &str,
+        subject: &str,
+        purpose: Option<&str>,
+    ) -> Result<(), VaultError> {
+        match problem {
+            None => Ok(()),
+            Some(VaultError::Denied(d)) if d.reason == DenyReason::Erased => {
+                Err(self.erased_refusal(actor, subject, purpose))
+            }
+            Some(other) => Err(other),
+        }
+    }
+
+    /// Audits a request refused because the subject was erased, and returns the denial.
+    pub(crate) fn erased_refusal(&self, actor: &str, subject: &str, purpose: Option<&str>) -> VaultError {
+        let mut ev = self.event(self.clock.now(), AuditAction::AccessDenied, actor, subject);
+        ev.purpose = purpose.map(str::to_string);
+        ev.reason = Some(DenyReason::Erased.code().to_string());
+        match self.store.append_audit(&[ev]) {
+            Ok(_) => erased_denial(),
+            Err(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Reading values for a purpose: the decision, opening, auditing; history and detokenization.
+
+use custos_core::audit::{AuditAction, AuditEvent};
+use custos_core::decision::DenyReason;
+use custos_core::policy::document::LegalBasis;
+use custos_core::subject::Subject;
+use custos_core::time::Timestamp;
+use custos_crypto::{DataKey, item_context};
+use custos_store::{Store, StoredItem, SubjectRecord};
+use time::Date;
+use zeroize::Zeroizing;
+
+use crate::*;
+
+/// A read request.
+#[derive(Debug, Clone, Copy)]
+pub struct Read<'a> {
+    /// Whose.
+    pub subject: &'a str,
+    /// Why.
+    pub purpose: &'a str,
+    /// Who: [`CONTROLLER`] or a declared recipient id.
+    pub actor: &'a str,
+}
+
+/// A value released by the vault, with its metadata.
+#[derive(Debug)]
+pub struct Revealed {
+    /// Category id.
+    pub category: String,
+    /// The value; for tokenized cards, the token and last four digits.
+    pub value: Zeroizing<String>,
+    /// Version.
+    pub version: u32,
+    /// Source id.
+    pub source: String,
+    /// Purpose it was collected for.
+    pub collected_for: String,
+    /// When it was collected.
+    pub collected_at: Timestamp,
+    /// Notice version in force at collection.
+    pub notice_version: String,
+    /// When it was superseded, for prior versions.
+    pub superseded_at: Option<Timestamp>,
+    /// When a prior version is due for deletion under the policy's prior-version retention.
+    pub delete_after: Option<Date>,
+    /// The legal basis the read rests on.
+    pub basis: LegalBasis,
+}
+
+/// What a read of every category of a purpose returns: the values released,
+/// and the categories denied with their reasons.
+pub type ReadAll = (Vec<Revealed>, Vec<(String, Denied)>);
+
+impl<S: Store> Vault<S> {
+    /// Resolves a one-category read, loads the subject and decides; a denial
+    /// is audited before it is returned.
+    pub(crate) fn authorize_read(
+        &self,
+        read: &Read<'_>,
+        category: &str,
+        with_current: bool,
+    ) -> Result<(SubjectRecord, Vec<StoredItem>, LegalBasis, Timestamp), VaultError> {
+        let (purpose, cat) = self.resolve(read.purpose, Some(category))?;
+        let cat = cat.ok_or_else(|| VaultError::Invalid("category missing".into()))?;
+        let (record, items) = if with_current {
+            self.record_with_items(read.subject, &[category])?
+        } else {
+            (self.record(read.subject)?, Vec::new())
+        };
+        let now = self.clock.now();
+        let mut denials = Vec::new();
+        match self.check(&record.subject, purpose, cat, read.actor, now, &mut denials) {
+            Ok(basis) => Ok((record, items, basis, now)),
+            Err(d) => {
+                self.store.append_audit(&denials)?;
+                Err(VaultError::Denied(d))
+            }
+        }
+    }
+
+    pub(crate) fn read_event(
+        &self,
+        at: Timestamp,
+        action: AuditAction,
+        read: &Read<'_>,
+        category: &str,
+        basis: LegalBasis,
+    ) -> AuditEvent {
+        let mut ev = self.event(at, action, read.actor, read.subject);
+        ev.purpose = Some(read.purpose.to_string());
+        ev.categories = vec![category.to_string()];
+        ev.basis = Some(basis.as_str().to_string());
+        ev
+    }
+
+    /// Reads the current value of one category for a purpose.
+    pub fn get(&self, read: &Read<'_>, category: &str) -> Result<Revealed, VaultError> {
+        let (record, items, basis, now) = self.authorize_read(read, category, true)?;
+        let item = items.into_iter().next().ok_or_else(|| VaultError::ItemNotFound(category.to_string()))?;
+        let key = self.key_of(&record)?;
+        let revealed = self.reveal(&key, &record.subject, item, basis)?;
+        self.store.append_audit(&[self.read_event(now, AuditAction::DataRead, read, category, basis)])?;
+        Ok(revealed)
+    }
+
+    /// Reads every current value the purpose may use. Categories the decision
+    /// denies are left out and listed with their reason; nothing is returned
+    /// only if every category is denied, in which case the first denial is the error.
+    pub fn get_all(&self, read: &Read<'_>) -> Result<ReadAll, VaultError> {
+        let (purpose, _) = self.resolve(read.purpose, None)?;
+        let (record, items) = self.record_with_items(read.subject, &[])?;
+        let now = self.clock.now();
+        let mut allowed = Vec::new();
+        let mut denied = Vec::new();
+        let mut denials = Vec::new();
+        for item in items {
+            let Some(cat) = self.policy.category(&item.category) else { continue };
+            if !self.policy.purpose_rules(purpose).allows(cat) {
+                continue;
+            }
+            match self.check(&record.subject, purpose, cat, read.actor, now, &mut denials) {
+                Ok(basis) => allowed.push((item, basis)),
+                Err(d) => denied.push((item.category.clone(), d)),
+            }
+        }
+        if allowed.is_empty() {
+            if let Some((_, d)) = denied.into_iter().next() {
+                self.store.append_audit(&denials)?;
+                return Err(VaultError::Denied(d));
+            }
+            if record.subject.erased_at.is_some() {
+                let mut ev = self.event(now, AuditAction::AccessDenied, read.actor, read.subject);
+                ev.purpose = Some(read.purpose.to_string());
+                ev.reason = Some(DenyReason::Erased.code().to_string());
+                self.store.append_audit(&[ev])?;
+                return Err(erased_denial());
+            }
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let key = self.key_of(&record)?;
+        let mut ev = self.event(now, AuditAction::DataRead, read.actor, read.subject);
+        ev.purpose = Some(read.purpose.to_string());
+        ev.categories = allowed.iter().map(|(i, _)| i.category.clone()).collect();
+        ev.basis = allowed.first().map(|(_, basis)| basis.as_str().to_string());
+        let revealed = allowed
+            .into_iter()
+            .map(|(item, basis)| self.reveal(&key, &record.subject, item, basis))
+            .collect::<Result<Vec<_>, _>>()?;
+        denials.push(ev);
+        self.store.append_audit(&denials)?;
+        Ok((revealed, denied))
+    }
+
+    /// Every version of one item, newest first, for a purpose that may use it.
+    pub fn history(&self, read: &Read<'_>, category: &str) -> Result<Vec<Revealed>, VaultError> {
+        let (record, _, basis, now) = self.authorize_read(read, category, false)?;
+        let items = self.store.history(&record.subject.id, category)?;
+        if items.is_empty() {
+            return Err(VaultError::ItemNotFound(category.to_string()));
+        }
+        let key = self.key_of(&record)?;
+        let revealed =
+            items.into_iter().map(|i| self.reveal(&key, &record.subject, i, basis)).collect::<Result<Vec<_>, _>>()?;
+        self.store.append_audit(&[self.read_event(now, AuditAction::HistoryRead, read, category, basis)])?;
+        Ok(revealed)
+    }
+
+    /// Recovers the full value behind a token, for a purpose the policy allows
+    /// to detokenize that category (and the decision engine allows).
+    pub fn detokenize(&self, token: &str, purpose: &str, actor: &str) -> Result<Zeroizing<String>, VaultError> {
+        let (pid, _) = self.resolve(purpose, None)?;
+        if !token.starts_with("tok_") || token.len() != 36 || !token[4..].bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(VaultError::Invalid("a token is `tok_` followed by 32 hexadecimal characters".into()));
+        }
+        let item = self.store.item_by_token(token)?.ok_or(VaultError::TokenNotFound)?;
+        let record = self.store.subject(&item.subject)?.ok_or(VaultError::TokenNotFound)?;
+        let cat = self.policy.category(&item.category).ok_or(VaultError::TokenNotFound)?;
+        let now = self.clock.now();
+        let mut denials = Vec::new();
+        let may_detokenize =
+            self.policy.tokenization(cat).is_some_and(|t| t.detokenize_purposes.iter().any(|p| p.value == purpose));
+        if !may_detokenize {
+            let mut e = self.event(now, AuditAction::AccessDenied, actor, item.subject.as_str());
+            e.purpose = Some(purpose.to_string());
+            e.categories = vec![item.category.clone()];
+            e.reason = Some(DenyReason::PurposeNotDeclaredForCategory.code().to_string());
+            self.store.append_audit(&[e])?;
+            return Err(VaultError::Denied(Denied {
+                reason: DenyReason::PurposeNotDeclaredForCategory,
+                sentence: format!("the policy does not allow purpose `{purpose}` to detokenize `{}`", item.category),
+            }));
+        }
+        let basis = match self.check(&record.subject, pid, cat, actor, now, &mut denials) {
+            Ok(b) => b,
+            Err(d) => {
+                self.store.append_audit(&denials)?;
+                return Err(VaultError::Denied(d));
+            }
+        };
+        let key = self.key_of(&record)?;
+        let opened = key.open(&item_context(item.subject.as_str(), &item.category), &item.sealed)?;
+        let (_, pan) = card::split(&opened).ok_or(VaultError::Crypto(custos_crypto::CryptoError::Malformed))?;
+        let pan = Zeroizing::new(pan.to_string());
+        let mut ev = self.event(now, AuditAction::Detokenized, actor, item.subject.as_str());
+        ev.purpose = Some(purpose.to_string());
+        ev.categories = vec![item.category.clone()];
+        ev.basis = Some(basis.as_str().to_string());
+        self.store.append_audit(&[ev])?;
+        Ok(pan)
+    }
+
+    pub(crate) fn key_of(&self, record: &SubjectRecord) -> Result<DataKey, VaultError> {
+        let wrapped = record.wrapped_key.as_deref().ok_or_else(erased_denial)?;
+        Ok(self.keys.unwrap_data_key(record.subject.id.as_str(), wrapped)?)
+    }
+
+    pub(crate) fn reveal(
+        &self,
+        key: &DataKey,
+        subject: &Subject,
+        item: StoredItem,
+        basis: LegalBasis,
+    ) -> Result<Revealed, VaultError> {
+        let opened = key.open(&item_context(subject.id.as_str(), &item.category), &item.sealed)?;
+        let value = match (&item.token, self.policy.category(&item.category).and_then(|c| self.policy.tokenization(c)))
+        {
+            (Some(token), Some(_)) => {
+                let (last4, _) =
+                    card::split(&opened).ok_or(VaultError::Crypto(custos_crypto::CryptoError::Malformed))?;
+                Zeroizing::new(format!("{token} (card ending {last4})"))
+            }
+            _ => Zeroizing::new(
+                String::from_utf8(opened.to_vec())
+                    .map_err(|_| VaultError::Crypto(custos_crypto::CryptoError::Malformed))?,
+            ),
+        };
+        let delete_after = item.superseded_at.map(|s| self.policy.prior_versions_retention().after(s.date()));
+        Ok(Revealed {
+            category: item.category,
+            value,
+            version: item.version,
+            source: item.source,
+            collected_for: item.purpose,
+            collected_at: item.collected_at,
+            notice_version: item.notice_version,
+            superseded_at: item.superseded_at,
+            delete_after,
+            basis,
+        })
+    }
+}

@@ -1,0 +1,203 @@
+//! Writing values: validation, the decision, sealing, one transaction per batch.
+
+use std::collections::HashMap;
+
+use custos_core::audit::{AuditAction, AuditEvent};
+use custos_core::policy::{CategoryId, PurposeId};
+use custos_core::subject::SubjectId;
+use custos_core::time::Timestamp;
+use custos_crypto::{DataKey, item_context, new_token};
+use custos_store::{NewItem, Store, SubjectRecord};
+
+use crate::*;
+
+/// One value to write.
+#[derive(Debug, Clone, Copy)]
+pub struct Put<'a> {
+    /// Whose.
+    pub subject: &'a str,
+    /// Category id.
+    pub category: &'a str,
+    /// The value (never logged, never in errors).
+    pub value: &'a str,
+    /// Source id.
+    pub source: &'a str,
+    /// Purpose it is collected for.
+    pub purpose: &'a str,
+}
+
+impl<S: Store> Vault<S> {
+    /// Writes one value.
+    pub fn put(&self, put: &Put<'_>) -> Result<u32, VaultError> {
+        Ok(self.put_batch(std::slice::from_ref(put), CONTROLLER)?.first().copied().unwrap_or(0))
+    }
+
+    /// Writes many values in one transaction: all or nothing. Items are
+    /// grouped by subject (one key unwrap and one audit entry per subject).
+    /// Returns each item's version, in input order.
+    pub fn put_batch(&self, puts: &[Put<'_>], actor: &str) -> Result<Vec<u32>, VaultError> {
+        self.write_items(puts, actor, true)?.into_iter().collect()
+    }
+
+    /// Writes every value that passes validation and the decision on its own,
+    /// in one transaction, and reports each item's outcome in input order: a
+    /// bad item neither stops nor changes the others. Denials are audited.
+    pub fn put_each(&self, puts: &[Put<'_>], actor: &str) -> Result<Vec<Result<u32, VaultError>>, VaultError> {
+        self.write_items(puts, actor, false)
+    }
+
+    /// Checks one value's input against the policy (no store access).
+    pub(crate) fn validate_put(&self, p: &Put<'_>) -> Result<(SubjectId, PurposeId, CategoryId), VaultError> {
+        let (purpose, category) = self.resolve(p.purpose, Some(p.category))?;
+        let category = category.ok_or_else(|| VaultError::Invalid("category missing".into()))?;
+        let cdoc = self.policy.category_doc(category);
+        if !cdoc.sources.iter().any(|s| s.value == p.source) {
+            return Err(if self.policy.has_source(p.source) {
+                VaultError::Invalid(format!("source `{}` is not declared for category `{}`", p.source, p.category))
+            } else {
+                invalid_ref("source", p.source, self.policy.document().sources.iter().map(|s| &s.id.value))
+            });
+        }
+        if p.value.is_empty() {
+            return Err(VaultError::Invalid(format!("the value for `{}` is empty", p.category)));
+        }
+        if p.value.len() > MAX_VALUE_BYTES {
+            return Err(VaultError::Invalid(format!(
+                "the value for `{}` is larger than {MAX_VALUE_BYTES} bytes",
+                p.category
+            )));
+        }
+        let sid = SubjectId::parse(p.subject).map_err(VaultError::Invalid)?;
+        Ok((sid, purpose, category))
+    }
+
+    /// Seals one validated, allowed value.
+    pub(crate) fn seal_item(
+        &self,
+        key: &DataKey,
+        sid: &SubjectId,
+        category: CategoryId,
+        p: &Put<'_>,
+        now: Timestamp,
+    ) -> Result<NewItem, VaultError> {
+        let ctx = item_context(sid.as_str(), p.category);
+        let (sealed, token) = match self.policy.tokenization(category) {
+            Some(_) => {
+                let pan = card::normalise_pan(p.value)
+                    .map_err(|e| VaultError::Invalid(format!("category `{}`: {e}", p.category)))?;
+                (key.seal(&ctx, &card::payload(&pan))?, Some(new_token()?))
+            }
+            None => (key.seal(&ctx, p.value.as_bytes())?, None),
+        };
+        Ok(NewItem {
+            subject: sid.clone(),
+            category: p.category.to_string(),
+            source: p.source.to_string(),
+            purpose: p.purpose.to_string(),
+            collected_at: now,
+            notice_version: self.policy.version().to_string(),
+            sealed,
+            token,
+        })
+    }
+
+    pub(crate) fn write_items(
+        &self,
+        puts: &[Put<'_>],
+        actor: &str,
+        all_or_nothing: bool,
+    ) -> Result<Vec<Result<u32, VaultError>>, VaultError> {
+        let now = self.clock.now();
+        let mut outcome: Vec<Option<Result<u32, VaultError>>> = (0..puts.len()).map(|_| None).collect();
+        // Validate everything before touching the store: bad input changes nothing.
+        let mut valid = Vec::with_capacity(puts.len());
+        for (i, p) in puts.iter().enumerate() {
+            match self.validate_put(p) {
+                Ok(r) => valid.push((i, r)),
+                Err(e) if all_or_nothing => return Err(e),
+                Err(e) => outcome[i] = Some(Err(e)),
+            }
+        }
+        // Subjects in key order: faster inserts, one key unwrap per subject.
+        valid.sort_by(|a, b| a.1.0.cmp(&b.1.0));
+        let mut ids: Vec<SubjectId> = valid.iter().map(|(_, r)| r.0.clone()).collect();
+        ids.dedup();
+        let records: HashMap<SubjectId, SubjectRecord> =
+            self.store.subjects(&ids)?.into_iter().map(|r| (r.subject.id.clone(), r)).collect();
+
+        let mut items = Vec::with_capacity(valid.len());
+        let mut positions = Vec::with_capacity(valid.len());
+        let mut writes: Vec<AuditEvent> = Vec::with_capacity(ids.len());
+        let mut denials = Vec::new();
+        let mut current: Option<(&SubjectId, Result<DataKey, VaultError>)> = None;
+        let mut last_written: Option<&SubjectId> = None;
+        for (i, (sid, purpose, category)) in &valid {
+            let p = &puts[*i];
+            let attempt = (|| {
+                let record = records.get(sid).ok_or(VaultError::SubjectNotFound)?;
+                self.check(&record.subject, *purpose, *category, actor, now, &mut denials)
+                    .map_err(VaultError::Denied)?;
+                if current.as_ref().is_none_or(|(s, _)| *s != sid) {
+                    let key = record
+                        .wrapped_key
+                        .as_deref()
+                        .ok_or_else(erased_denial)
+                        .and_then(|w| Ok(self.keys.unwrap_data_key(sid.as_str(), w)?));
+                    current = Some((sid, key));
+                }
+                let key = match current.as_ref().map(|(_, k)| k) {
+                    Some(Ok(k)) => k,
+                    Some(Err(VaultError::Crypto(e))) => return Err(VaultError::Crypto(e.clone())),
+                    Some(Err(_)) | None => return Err(erased_denial()),
+                };
+                self.seal_item(key, sid, *category, p, now)
+            })();
+            match attempt {
+                Ok(item) => {
+                    match writes.last_mut() {
+                        Some(ev) if last_written == Some(sid) => {
+                            if !ev.categories.iter().any(|c| c == p.category) {
+                                ev.categories.push(p.category.to_string());
+                            }
+                            if ev.purpose.as_deref() != Some(p.purpose) {
+                                ev.purpose = Some("(several)".to_string());
+                            }
+                        }
+                        _ => {
+                            let mut ev = self.event(now, AuditAction::DataWritten, actor, sid.as_str());
+                            ev.purpose = Some(p.purpose.to_string());
+                            ev.categories = vec![p.category.to_string()];
+                            writes.push(ev);
+                            last_written = Some(sid);
+                        }
+                    }
+                    items.push(item);
+                    positions.push(*i);
+                }
+                Err(e) if all_or_nothing => {
+                    if !denials.is_empty() {
+                        self.store.append_audit(&denials)?;
+                    }
+                    return Err(e);
+                }
+                Err(e) => outcome[*i] = Some(Err(e)),
+            }
+        }
+        if items.is_empty() {
+            if !denials.is_empty() {
+                self.store.append_audit(&denials)?;
+            }
+        } else {
+            writes.extend(denials);
+            let versions = self.store.put_items(&items, &writes).map_err(|e| match e {
+                // Only reachable if a subject was erased between the decision and the write.
+                custos_store::StoreError::SubjectErased => erased_denial(),
+                other => other.into(),
+            })?;
+            for (pos, v) in positions.into_iter().zip(versions) {
+                outcome[pos] = Some(Ok(v));
+            }
+        }
+        Ok(outcome.into_iter().map(|o| o.unwrap_or(Ok(0))).collect())
+    }
+}
