@@ -8,7 +8,9 @@
 use zeroize::Zeroizing;
 
 /// Normalises and validates a card number (PAN): 12 to 19 digits, spaces and
-/// dashes allowed between them, passing the Luhn check. Errors never echo it.
+/// dashes allowed between them, an issuer identifier that does not start with
+/// 0 (ISO/IEC 7812 assigns major industry identifier 0 to no card issuer, and
+/// an all-zero number passes Luhn), passing the Luhn check. Errors never echo it.
 pub fn normalise_pan(input: &str) -> Result<Zeroizing<String>, String> {
     let mut digits = Zeroizing::new(String::with_capacity(19));
     for ch in input.chars() {
@@ -20,6 +22,9 @@ pub fn normalise_pan(input: &str) -> Result<Zeroizing<String>, String> {
     }
     if !(12..=19).contains(&digits.len()) {
         return Err("a card number has 12 to 19 digits".into());
+    }
+    if digits.starts_with('0') {
+        return Err("a card number does not start with 0 (no card issuer has major industry identifier 0)".into());
     }
     if !luhn_ok(&digits) {
         return Err("the card number fails the Luhn check (mistyped?)".into());
@@ -78,6 +83,15 @@ mod tests {
         for bad in ["4242424242424241", "4242", "4242x4242424242424242", ""] {
             let e = normalise_pan(bad).unwrap_err();
             assert!(bad.is_empty() || !e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn regression_an_all_zero_card_number_is_refused() {
+        // Passes Luhn (every digit sum is 0), so only the issuer rule refuses it.
+        assert!(luhn_ok("0000000000000000"));
+        for bad in ["0000000000000000", "0000 0000 0000 0000", "000000000000", "0424242424242424242"] {
+            assert!(normalise_pan(bad).unwrap_err().contains("does not start with 0"), "{bad}");
         }
     }
 
