@@ -16,7 +16,9 @@
 //!    obligation, and the consent recorded for this purpose is not one granted by
 //!    the linked guardian → `guardian_consent_missing` (`consent_withdrawn` if the
 //!    linked guardian withdrew it)
-//! 7. the purpose is direct marketing and the subject objected → `objected`
+//! 7. the purpose is direct marketing and the subject objected to it or to any
+//!    other direct-marketing purpose of the policy (an objection to direct
+//!    marketing covers all of it, GDPR Art. 21(3)) → `objected`
 //! 8. the basis is consent with no live consent → `consent_missing` / `consent_withdrawn`;
 //!    the basis is legitimate interest and the subject objected → `objected`
 
@@ -24,7 +26,7 @@ use serde::Serialize;
 
 use crate::policy::document::LegalBasis;
 use crate::policy::{CategoryId, JurisdictionId, Policy, PurposeId, RecipientId};
-use crate::subject::{ConsentStatus, Subject};
+use crate::subject::{ConsentStatus, Subject, SubjectState};
 use crate::time::{Timestamp, age_on};
 
 /// Who is asking.
@@ -201,7 +203,7 @@ pub fn decide(policy: &Policy, subject: &Subject, req: &AccessRequest) -> Decisi
         }
     }
     let objected = state.objections.contains_key(purpose_id);
-    if rules.direct_marketing && objected {
+    if rules.direct_marketing && (objected || objected_to_direct_marketing(policy, state)) {
         return deny(DenyReason::Objected);
     }
     match basis {
@@ -214,6 +216,14 @@ pub fn decide(policy: &Policy, subject: &Subject, req: &AccessRequest) -> Decisi
         LegalBasis::LegitimateInterest | LegalBasis::Contract | LegalBasis::LegalObligation => {}
     }
     Ok(basis)
+}
+
+/// Whether the subject objected to any direct-marketing purpose of the policy.
+fn objected_to_direct_marketing(policy: &Policy, state: &SubjectState) -> bool {
+    policy
+        .direct_marketing_purposes()
+        .iter()
+        .any(|&p| state.objections.contains_key(policy.purpose_doc(p).id.value.as_str()))
 }
 
 /// Whether the subject is under the guardian age of their jurisdiction at `at`.

@@ -196,12 +196,71 @@ pub struct PurposeDoc {
     /// Whether this purpose is direct marketing (objection is absolute, GDPR Art. 21(3)).
     #[serde(default)]
     pub direct_marketing: bool,
-    /// Whether this purpose may continue while processing is restricted (storage, legal claims).
+    /// Whether this purpose may continue while processing is restricted, and
+    /// on which ground of GDPR Art. 18(2): `storage` or `legal_claims`
+    /// (`true` without a ground loads, and is linted; `false` is the default).
     #[serde(default)]
-    pub allowed_when_restricted: bool,
+    pub allowed_when_restricted: WhenRestricted,
     /// CCPA business purpose or commercial purpose label.
     #[serde(default)]
     pub ccpa_business_purpose: Option<String>,
+}
+
+/// What happens to a purpose while a subject's processing is restricted
+/// (GDPR Art. 18). Written `false`, `true`, `storage` or `legal_claims`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenRestricted {
+    /// The purpose stops (`false`, the default).
+    #[default]
+    Stops,
+    /// The purpose continues, with no ground stated (`true`; linted).
+    Continues,
+    /// The purpose continues because it only stores the data (`storage`).
+    Storage,
+    /// The purpose continues for the establishment, exercise or defence of
+    /// legal claims (`legal_claims`).
+    LegalClaims,
+}
+
+impl WhenRestricted {
+    /// Whether the purpose continues while processing is restricted.
+    pub fn continues(self) -> bool {
+        self != WhenRestricted::Stops
+    }
+
+    /// The ground stated for continuing, as written in the policy file.
+    pub fn ground(self) -> Option<&'static str> {
+        match self {
+            WhenRestricted::Storage => Some("storage"),
+            WhenRestricted::LegalClaims => Some("legal_claims"),
+            WhenRestricted::Stops | WhenRestricted::Continues => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WhenRestricted {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = WhenRestricted;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`false`, `true`, `storage` or `legal_claims`")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<WhenRestricted, E> {
+                Ok(if v { WhenRestricted::Continues } else { WhenRestricted::Stops })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<WhenRestricted, E> {
+                match v {
+                    "storage" => Ok(WhenRestricted::Storage),
+                    "legal_claims" => Ok(WhenRestricted::LegalClaims),
+                    "true" => Ok(WhenRestricted::Continues),
+                    "false" => Ok(WhenRestricted::Stops),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Other("another value"), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The legal basis of a purpose in one jurisdiction.
@@ -348,8 +407,13 @@ pub struct JurisdictionDoc {
     pub id: SpannedStr,
     /// Name shown to people.
     pub name: String,
-    /// The law, e.g. "GDPR".
+    /// The law, e.g. "GDPR", in the notice's words.
     pub law: String,
+    /// The legal framework whose rules Custos applies here, when it knows
+    /// them: `ccpa` adds the CCPA disclosures to this jurisdiction's section
+    /// of the notice. Optional; the `law` text is never interpreted.
+    #[serde(default)]
+    pub framework: Option<Framework>,
     /// Rights available to people in this jurisdiction.
     pub rights: Vec<Right>,
     /// Response deadline and extension for rights requests.
@@ -370,6 +434,22 @@ pub struct JurisdictionDoc {
     /// Countries (ISO 3166) that make up this jurisdiction, for transfer checks.
     #[serde(default)]
     pub countries: Vec<String>,
+}
+
+/// Legal frameworks Custos knows rules of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Framework {
+    /// EU General Data Protection Regulation.
+    Gdpr,
+    /// California Consumer Privacy Act (as amended by the CPRA).
+    Ccpa,
+    /// Canada's Personal Information Protection and Electronic Documents Act.
+    Pipeda,
+    /// Japan's Act on the Protection of Personal Information.
+    Appi,
+    /// South Korea's Personal Information Protection Act.
+    Pipa,
 }
 
 /// Rights a person can exercise.

@@ -1,6 +1,6 @@
 //! Warnings about a policy that loads but deserves a look.
 
-use super::document::{LegalBasis, TransferDoc};
+use super::document::{LegalBasis, TransferDoc, WhenRestricted};
 use super::{Diagnostic, Policy, Severity};
 use crate::time::parse_date;
 use time::Date;
@@ -53,12 +53,44 @@ pub fn lint(policy: &Policy, today: Date) -> Vec<Diagnostic> {
                 ),
             );
         }
+        match (pd.allowed_when_restricted, pd.direct_marketing) {
+            (WhenRestricted::Stops, _) => {}
+            (when, true) => warn(
+                pd.id.referenced,
+                format!(
+                    "purpose `{}` is direct marketing, which is neither storage nor legal claims, yet it continues while processing is restricted (`allowed_when_restricted: {}`): remove the flag",
+                    pd.id.value,
+                    when.ground().unwrap_or("true")
+                ),
+            ),
+            (WhenRestricted::Continues, false) => warn(
+                pd.id.referenced,
+                format!(
+                    "purpose `{}` continues while processing is restricted, but GDPR Art. 18(2) lets restricted data only be stored or used for legal claims: state the ground (`allowed_when_restricted: storage` or `legal_claims`) or remove the flag",
+                    pd.id.value
+                ),
+            ),
+            (WhenRestricted::Storage | WhenRestricted::LegalClaims, false) => {}
+        }
         if pd.retention.as_long_as_required {
             warn(
                 pd.id.referenced,
                 format!(
                     "purpose `{}` keeps data only \"as long as required\": state a period or the criteria for one (CCPA §1798.100(a)(3)), or automatic deletion cannot run",
                     pd.id.value
+                ),
+            );
+        }
+    }
+
+    for j in policy.jurisdiction_ids() {
+        let jd = policy.jurisdiction_doc(j);
+        if jd.framework.is_none() && (jd.law.contains("CCPA") || jd.law.contains("California Consumer Privacy Act")) {
+            warn(
+                jd.id.referenced,
+                format!(
+                    "jurisdiction `{}` names the CCPA but declares no `framework`: add `framework: ccpa`, or the notice leaves out the CCPA disclosures",
+                    jd.id.value
                 ),
             );
         }

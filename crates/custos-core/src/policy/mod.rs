@@ -22,18 +22,27 @@ use document::*;
 
 pub use lint::lint;
 
-/// Dense index of a category in its policy.
+// Dense ids. Their field is private to this module: an id exists only because
+// the policy made it (by resolving a declared name or listing its own ids), so
+// no caller can forge one, and every table lookup by id is in bounds.
+
+/// Dense index of a category in its policy; obtained only from the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CategoryId(pub u16);
-/// Dense index of a purpose in its policy.
+pub struct CategoryId(u16);
+/// Dense index of a purpose in its policy; obtained only from the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PurposeId(pub u16);
-/// Dense index of a recipient in its policy.
+pub struct PurposeId(u16);
+/// Dense index of a recipient in its policy; obtained only from the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RecipientId(pub u16);
-/// Dense index of a jurisdiction in its policy.
+pub struct RecipientId(u16);
+/// Dense index of a jurisdiction in its policy; obtained only from the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct JurisdictionId(pub u16);
+pub struct JurisdictionId(u16);
+
+/// The most entries a policy table (sources, categories, purposes, recipients,
+/// jurisdictions, controllers, transfers) may hold: ids are `u16`, and a
+/// longer table is refused when the policy is compiled, never wrapped.
+pub const MAX_TABLE_LEN: usize = u16::MAX as usize;
 
 /// How serious a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,8 +192,9 @@ pub struct Policy {
     purposes: HashMap<String, PurposeId>,
     recipients: HashMap<String, RecipientId>,
     jurisdictions: HashMap<String, JurisdictionId>,
-    sources: HashMap<String, usize>,
+    sources: HashMap<String, u16>,
     purpose_rules: Vec<PurposeRules>,
+    direct_marketing: Vec<PurposeId>,
     recipient_rules: Vec<RecipientRules>,
     jurisdiction_rules: Vec<JurisdictionRules>,
 }
@@ -204,24 +214,21 @@ impl Policy {
     pub fn compile(doc: PolicyDocument) -> Result<Policy, PolicyError> {
         let mut errs = Errors::default();
 
-        let sources = index(&mut errs, "source", doc.sources.iter().map(|s| &s.id), |i| i);
-        let categories = index(&mut errs, "category", doc.categories.iter().map(|c| &c.id), |i| CategoryId(i as u16));
-        let purposes = index(&mut errs, "purpose", doc.purposes.iter().map(|p| &p.id), |i| PurposeId(i as u16));
-        let recipients = index(&mut errs, "recipient", doc.recipients.iter().map(|r| &r.id), |i| RecipientId(i as u16));
-        let jurisdictions =
-            index(&mut errs, "jurisdiction", doc.jurisdictions.iter().map(|j| &j.id), |i| JurisdictionId(i as u16));
-        let controllers = index(&mut errs, "controller", doc.controllers.iter().map(|c| &c.id), |i| i);
-        index(&mut errs, "transfer", doc.transfers.iter().map(|t| &t.id), |i| i);
+        let sources = index(&mut errs, ("source", "sources"), doc.sources.iter().map(|s| &s.id), |i| i);
+        let categories = index(&mut errs, ("category", "categories"), doc.categories.iter().map(|c| &c.id), CategoryId);
+        let purposes = index(&mut errs, ("purpose", "purposes"), doc.purposes.iter().map(|p| &p.id), PurposeId);
+        let recipients =
+            index(&mut errs, ("recipient", "recipients"), doc.recipients.iter().map(|r| &r.id), RecipientId);
+        let jurisdictions = index(
+            &mut errs,
+            ("jurisdiction", "jurisdictions"),
+            doc.jurisdictions.iter().map(|j| &j.id),
+            JurisdictionId,
+        );
+        let controllers = index(&mut errs, ("controller", "controllers"), doc.controllers.iter().map(|c| &c.id), |i| i);
+        index(&mut errs, ("transfer", "transfers"), doc.transfers.iter().map(|t| &t.id), |i| i);
         if let Some(j) = doc.jurisdictions.iter().find(|j| j.id.value == DEFAULT_JURISDICTION_KEY) {
             errs.push(&j.id, "`default` is reserved for purposes' legal bases; choose another jurisdiction id");
-        }
-        if doc.categories.len() > usize::from(u16::MAX) || doc.purposes.len() > usize::from(u16::MAX) {
-            errs.0.push(Diagnostic {
-                severity: Severity::Error,
-                line: 0,
-                column: 0,
-                message: "too many categories or purposes (at most 65535 each)".into(),
-            });
         }
 
         let effective = errs.date(&doc.notice.effective);
@@ -294,7 +301,7 @@ impl Policy {
                 categories: cats,
                 basis,
                 direct_marketing: p.direct_marketing,
-                allowed_when_restricted: p.allowed_when_restricted,
+                allowed_when_restricted: p.allowed_when_restricted.continues(),
             });
         }
 
@@ -381,7 +388,13 @@ impl Policy {
             errs.0.sort_by_key(|d| (d.line, d.column));
             return Err(PolicyError { diagnostics: errs.0 });
         }
+        let direct_marketing = (0..dense_len(purpose_rules.len()))
+            .map(PurposeId)
+            .zip(&purpose_rules)
+            .filter_map(|(id, rules)| rules.direct_marketing.then_some(id))
+            .collect();
         Ok(Policy {
+            direct_marketing,
             effective: effective.unwrap_or(Date::MIN),
             prior_versions,
             doc,
@@ -469,19 +482,25 @@ impl Policy {
 
     /// All category ids, in declaration order.
     pub fn category_ids(&self) -> impl Iterator<Item = CategoryId> + '_ {
-        (0..self.doc.categories.len()).map(|i| CategoryId(i as u16))
+        (0..dense_len(self.doc.categories.len())).map(CategoryId)
     }
     /// All purpose ids, in declaration order.
     pub fn purpose_ids(&self) -> impl Iterator<Item = PurposeId> + '_ {
-        (0..self.doc.purposes.len()).map(|i| PurposeId(i as u16))
+        (0..dense_len(self.doc.purposes.len())).map(PurposeId)
     }
     /// All jurisdiction ids, in declaration order.
     pub fn jurisdiction_ids(&self) -> impl Iterator<Item = JurisdictionId> + '_ {
-        (0..self.doc.jurisdictions.len()).map(|i| JurisdictionId(i as u16))
+        (0..dense_len(self.doc.jurisdictions.len())).map(JurisdictionId)
     }
     /// All recipient ids, in declaration order.
     pub fn recipient_ids(&self) -> impl Iterator<Item = RecipientId> + '_ {
-        (0..self.doc.recipients.len()).map(|i| RecipientId(i as u16))
+        (0..dense_len(self.doc.recipients.len())).map(RecipientId)
+    }
+
+    /// The purposes declared as direct marketing, in declaration order: an
+    /// objection to any of them is an objection to all (GDPR Art. 21(3)).
+    pub fn direct_marketing_purposes(&self) -> &[PurposeId] {
+        &self.direct_marketing
     }
 
     /// Categories a purpose may read, in declaration order.
@@ -494,6 +513,12 @@ impl Policy {
     pub fn tokenization(&self, category: CategoryId) -> Option<&ProtectionDoc> {
         self.category_doc(category).protection.as_ref()
     }
+}
+
+/// The length of a compiled table as a dense id bound. Compilation refuses a
+/// table longer than [`MAX_TABLE_LEN`], so this never saturates.
+fn dense_len(len: usize) -> u16 {
+    u16::try_from(len).unwrap_or(u16::MAX)
 }
 
 /// Formats a serde-saphyr error as a diagnostic with its position.
@@ -579,15 +604,28 @@ impl Errors {
     }
 }
 
+/// Indexes one table of declarations by id. A table longer than
+/// [`MAX_TABLE_LEN`] is an error at its first entry beyond the limit, and
+/// entries beyond it get no id: a dense id never wraps onto another entry.
 fn index<'a, T: Copy>(
     errs: &mut Errors,
-    what: &str,
+    (what, plural): (&str, &str),
     ids: impl Iterator<Item = &'a Spanned<String>>,
-    make: impl Fn(usize) -> T,
+    make: impl Fn(u16) -> T,
 ) -> HashMap<String, T> {
     let mut map = HashMap::new();
     for (i, id) in ids.enumerate() {
-        if map.insert(id.value.clone(), make(i)).is_some() {
+        let Some(dense) = u16::try_from(i).ok().filter(|_| i < MAX_TABLE_LEN) else {
+            errs.push(
+                id,
+                format!(
+                    "{what} `{}` is beyond the limit: a policy may declare at most {MAX_TABLE_LEN} {plural}",
+                    id.value
+                ),
+            );
+            break;
+        };
+        if map.insert(id.value.clone(), make(dense)).is_some() {
             errs.push(id, format!("{what} `{}` is declared twice", id.value));
         }
     }

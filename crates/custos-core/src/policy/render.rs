@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::document::{
-    JurisdictionDoc, LegalBasis, RecipientDoc, RecipientKind, RetentionRuleDoc, RetentionStart, Right, SourceKind,
-    TransferKind,
+    Framework, JurisdictionDoc, LegalBasis, RecipientDoc, RecipientKind, RetentionRuleDoc, RetentionStart, Right,
+    SourceKind, TransferKind,
 };
 use super::{CategoryId, Policy};
 use crate::time::parse_date;
@@ -543,8 +543,8 @@ fn jurisdiction_section(policy: &Policy, j: &JurisdictionDoc, o: &mut Out) {
     }
     o.paras(&j.statements);
 
-    if is_california(j) {
-        california_disclosures(policy, o);
+    if is_ccpa(j) {
+        ccpa_disclosures(policy, o);
     }
 
     if !j.rights.is_empty() {
@@ -614,12 +614,14 @@ fn jurisdiction_section(policy: &Policy, j: &JurisdictionDoc, o: &mut Out) {
     }
 }
 
-fn is_california(j: &JurisdictionDoc) -> bool {
-    j.id.value == "california" || j.law.contains("CCPA") || j.law.contains("California Consumer Privacy Act")
+/// Whether the jurisdiction's section carries the CCPA disclosures: the
+/// policy says so by declaring `framework: ccpa`, whatever the id or the name.
+fn is_ccpa(j: &JurisdictionDoc) -> bool {
+    j.framework == Some(Framework::Ccpa)
 }
 
 /// The CCPA disclosures, computed from the policy's categories and recipients.
-fn california_disclosures(policy: &Policy, o: &mut Out) {
+fn ccpa_disclosures(policy: &Policy, o: &mut Out) {
     let doc = policy.document();
     o.p(vec![
         b("Categories of personal information collected. "),

@@ -122,6 +122,7 @@ const SECOND_JURISDICTION: &str = "    controller: acme
   - id: california
     name: California
     law: CCPA
+    framework: ccpa
     rights: [access, erasure]
     response:
       deadline: 45 days
@@ -749,3 +750,5 @@ fn an_expired_transfer_warns_only_once_it_has_ended() {
         "transfer mechanism `shield` (Shield) is no longer valid since 2020-07-16: no new transfer may rely on it; use instead: Standard Contractual Clauses"
     );
 }
+
+mod regression;
