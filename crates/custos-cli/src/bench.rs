@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use custos_core::audit::{AuditAction, AuditEvent};
-use custos_core::decision::{AccessRequest, Actor, decide};
+use custos_core::decision::{AccessRequest, Actor, Operation, Scope, decide};
 use custos_core::time::{Clock, SystemClock};
 use custos_vault::{CONTROLLER, NewSubject, Put, Read, verify_chain};
 
@@ -85,8 +85,14 @@ pub fn run(global: &Global, args: &BenchArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut allowed = 0u64;
     for i in 0..args.decisions {
-        let req =
-            AccessRequest { purpose: pid, category: cids[(i as usize) % cids.len()], actor: Actor::Controller, at };
+        let req = AccessRequest {
+            purpose: pid,
+            category: cids[(i as usize) % cids.len()],
+            actor: Actor::Controller,
+            scope: Scope::Unlimited,
+            operation: Operation::Read,
+            at,
+        };
         allowed += u64::from(decide(black_box(&policy), black_box(&subject), black_box(&req)).is_ok());
     }
     let took = start.elapsed();
@@ -99,7 +105,7 @@ pub fn run(global: &Global, args: &BenchArgs) -> anyhow::Result<()> {
     for _ in 0..reads {
         let id = &seq_ids[(rng.next() as usize) % seq_ids.len()];
         let t = Instant::now();
-        let (values, _) = vault.get_all(&Read { subject: id, purpose: PURPOSE, actor: CONTROLLER })?;
+        let (values, _) = vault.get_all(&Read { subject: id, purpose: PURPOSE, actor: CONTROLLER, scope: None })?;
         lat.push(t.elapsed());
         anyhow::ensure!(
             values.len() == categories.len(),
@@ -119,7 +125,7 @@ pub fn run(global: &Global, args: &BenchArgs) -> anyhow::Result<()> {
     for _ in 0..reads {
         let id = &seq_ids[(rng.next() as usize) % seq_ids.len()];
         let t = Instant::now();
-        let v = vault.get(&Read { subject: id, purpose: PURPOSE, actor: CONTROLLER }, &categories[0])?;
+        let v = vault.get(&Read { subject: id, purpose: PURPOSE, actor: CONTROLLER, scope: None }, &categories[0])?;
         lat.push(t.elapsed());
         black_box(v);
     }

@@ -208,11 +208,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     println!("stored {category} version {v}");
                 }
                 DataCommand::Get { id, category, purpose, actor } => {
-                    let r = vault.get(&Read { subject: &id, purpose: &purpose, actor: &actor }, &category)?;
+                    let r =
+                        vault.get(&Read { subject: &id, purpose: &purpose, actor: &actor, scope: None }, &category)?;
                     println!("{}", r.value.as_str());
                 }
                 DataCommand::All { id, purpose, actor } => {
-                    let (values, denied) = vault.get_all(&Read { subject: &id, purpose: &purpose, actor: &actor })?;
+                    let (values, denied) =
+                        vault.get_all(&Read { subject: &id, purpose: &purpose, actor: &actor, scope: None })?;
                     for r in values {
                         println!("{}\t{}", r.category, r.value.as_str());
                     }
@@ -221,8 +223,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     }
                 }
                 DataCommand::History { id, category, purpose, actor } => {
-                    let versions =
-                        vault.history(&Read { subject: &id, purpose: &purpose, actor: &actor }, &category)?;
+                    let versions = vault
+                        .history(&Read { subject: &id, purpose: &purpose, actor: &actor, scope: None }, &category)?;
                     for r in versions {
                         let state = match (r.superseded_at, r.delete_after) {
                             (None, _) => "current".to_string(),
@@ -242,7 +244,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     }
                 }
                 DataCommand::Detokenize { token, purpose, actor } => {
-                    let pan = vault.detokenize(&token, &purpose, &actor)?;
+                    let pan = vault.detokenize(&token, &purpose, &actor, None)?;
                     println!("{}", pan.as_str());
                 }
             }

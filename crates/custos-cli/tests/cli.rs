@@ -148,10 +148,10 @@ fn a_value_is_readable_for_an_allowed_purpose_and_denied_for_another() {
         "provide_offerings",
     ]);
     assert_eq!(env.denied(&get("c-1", "payment.card_number", "marketing")), "purpose_not_declared_for_category");
-    // A recipient not declared for the purpose is refused, whoever it claims to be.
+    // An actor the policy does not declare is refused, whoever it claims to be.
     let mut args = get("c-1", "contact.email", "provide_offerings");
     args.extend(["--actor", "nobody-we-know"]);
-    assert_eq!(env.denied(&args), "recipient_not_allowed");
+    assert_eq!(env.denied(&args), "actor_not_declared");
 }
 
 #[test]

@@ -6,26 +6,36 @@
 //! [`Denial::sentence`]. The checks run in a fixed order, so one request always
 //! yields one reason:
 //!
-//! 1. the subject has been erased → `erased`
-//! 2. the purpose may not use the category → `purpose_not_declared_for_category`
-//! 3. the actor is a recipient not declared for this purpose and category → `recipient_not_allowed`
-//! 4. processing is restricted and the purpose is not allowed then → `restricted`
-//! 5. the purpose has no legal basis in the subject's jurisdiction → `no_legal_basis`
-//! 6. the subject is under the jurisdiction's guardian age (whole years on the UTC
+//! 1. the actor is neither the controller nor a recipient declared in the
+//!    policy → `actor_not_declared`
+//! 2. the caller's API key is bound to purposes and this is not one of them →
+//!    `purpose_not_bound`
+//! 3. the subject has been erased → `erased`
+//! 4. the purpose may not use the category → `purpose_not_declared_for_category`
+//! 5. the request recovers a tokenized value and the policy does not list the
+//!    purpose as one that may detokenize the category → `detokenize_not_allowed`
+//! 6. the actor is a recipient not declared for this purpose and category → `recipient_not_allowed`
+//! 7. processing is restricted and the purpose is not allowed then → `restricted`
+//! 8. the purpose has no legal basis in the subject's jurisdiction → `no_legal_basis`
+//! 9. the subject is under the jurisdiction's guardian age (whole years on the UTC
 //!    date of the request; no birth date = adult), the purpose's basis is not legal
 //!    obligation, and the consent recorded for this purpose is not one granted by
 //!    the linked guardian → `guardian_consent_missing` (`consent_withdrawn` if the
 //!    linked guardian withdrew it)
-//! 7. the purpose is direct marketing and the subject objected to it or to any
-//!    other direct-marketing purpose of the policy (an objection to direct
-//!    marketing covers all of it, GDPR Art. 21(3)) → `objected`
-//! 8. the basis is consent with no live consent → `consent_missing` / `consent_withdrawn`;
-//!    the basis is legitimate interest and the subject objected → `objected`
+//! 10. the purpose is direct marketing and the subject objected to it or to any
+//!     other direct-marketing purpose of the policy (an objection to direct
+//!     marketing covers all of it, GDPR Art. 21(3)) → `objected`
+//! 11. the basis is consent with no live consent → `consent_missing` / `consent_withdrawn`;
+//!     the basis is legitimate interest and the subject objected → `objected`
+//!
+//! Checks 1 and 2 depend only on who asks and why; [`admit`] runs them alone,
+//! so that a caller can be refused before anything about the subject is
+//! looked up (and [`decide`] runs them first, so the answer is the same).
 
 use serde::Serialize;
 
 use crate::policy::document::LegalBasis;
-use crate::policy::{CategoryId, JurisdictionId, Policy, PurposeId, RecipientId};
+use crate::policy::{CategoryId, JurisdictionId, Policy, PurposeId, PurposeSet, RecipientId};
 use crate::subject::{ConsentStatus, Subject, SubjectState};
 use crate::time::{Timestamp, age_on};
 
@@ -36,17 +46,56 @@ pub enum Actor {
     Controller,
     /// A declared recipient.
     Recipient(RecipientId),
+    /// Someone the policy does not declare (a name that resolves to neither
+    /// the controller nor a recipient, e.g. a key whose recipient was since
+    /// removed from the policy). Always denied.
+    Undeclared,
+}
+
+/// The purposes a caller may act for, whatever the policy would allow.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// No limit beyond the policy (the controller's own callers: admin keys, the CLI).
+    Unlimited,
+    /// Only these purposes (the purposes a service key is bound to).
+    Bound(&'a PurposeSet),
+}
+
+impl Scope<'_> {
+    /// Whether the scope includes `purpose`.
+    pub fn includes(self, purpose: PurposeId) -> bool {
+        match self {
+            Scope::Unlimited => true,
+            Scope::Bound(set) => set.contains(purpose),
+        }
+    }
+}
+
+/// What the request does with the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Reads it (the current value or its history); a tokenized value is
+    /// released as its token.
+    Read,
+    /// Stores a new version of it.
+    Write,
+    /// Recovers the full value behind a token.
+    Detokenize,
 }
 
 /// One access request, resolved against the policy.
 #[derive(Debug, Clone, Copy)]
-pub struct AccessRequest {
+pub struct AccessRequest<'a> {
     /// Why.
     pub purpose: PurposeId,
     /// What.
     pub category: CategoryId,
     /// Who.
     pub actor: Actor,
+    /// Within which purposes the caller may act.
+    pub scope: Scope<'a>,
+    /// What is done with the value.
+    pub operation: Operation,
     /// When (from the injected clock).
     pub at: Timestamp,
 }
@@ -73,13 +122,22 @@ pub enum DenyReason {
     ConsentMissing,
     /// A consent-based purpose whose consent was withdrawn.
     ConsentWithdrawn,
+    /// The actor is neither the controller nor a recipient declared in the policy.
+    ActorNotDeclared,
+    /// The caller's API key is not bound to this purpose.
+    PurposeNotBound,
+    /// The policy does not let this purpose recover the full value of this tokenized category.
+    DetokenizeNotAllowed,
 }
 
 impl DenyReason {
     /// Every reason, in check order.
-    pub const ALL: [DenyReason; 9] = [
+    pub const ALL: [DenyReason; 12] = [
+        DenyReason::ActorNotDeclared,
+        DenyReason::PurposeNotBound,
         DenyReason::Erased,
         DenyReason::PurposeNotDeclaredForCategory,
+        DenyReason::DetokenizeNotAllowed,
         DenyReason::RecipientNotAllowed,
         DenyReason::Restricted,
         DenyReason::NoLegalBasis,
@@ -101,6 +159,9 @@ impl DenyReason {
             DenyReason::Objected => "objected",
             DenyReason::ConsentMissing => "consent_missing",
             DenyReason::ConsentWithdrawn => "consent_withdrawn",
+            DenyReason::ActorNotDeclared => "actor_not_declared",
+            DenyReason::PurposeNotBound => "purpose_not_bound",
+            DenyReason::DetokenizeNotAllowed => "detokenize_not_allowed",
         }
     }
 }
@@ -112,8 +173,9 @@ pub struct Denial {
     pub reason: DenyReason,
     /// The request it answers.
     pub purpose: PurposeId,
-    /// The category asked for.
-    pub category: CategoryId,
+    /// The category asked for; `None` for a caller refused by [`admit`]
+    /// before any category was in question.
+    pub category: Option<CategoryId>,
     /// The actor who asked.
     pub actor: Actor,
 }
@@ -122,42 +184,54 @@ impl Denial {
     /// One sentence a person can read; it names policy ids, never personal values.
     pub fn sentence(&self, policy: &Policy) -> String {
         let p = &policy.purpose_doc(self.purpose).id.value;
-        let c = &policy.category_doc(self.category).id.value;
+        let c = match self.category {
+            Some(c) => format!("`{}`", policy.category_doc(c).id.value),
+            None => "personal data".to_string(),
+        };
         match self.reason {
             DenyReason::Erased => {
-                format!("the subject's data was erased and can no longer be read (purpose `{p}`, category `{c}`)")
+                format!("the subject's data was erased and can no longer be read (purpose `{p}`, category {c})")
             }
             DenyReason::PurposeNotDeclaredForCategory => {
-                format!("the policy does not allow purpose `{p}` to use category `{c}`")
+                format!("the policy does not allow purpose `{p}` to use category {c}")
             }
             DenyReason::RecipientNotAllowed => match self.actor {
                 Actor::Recipient(r) => format!(
-                    "recipient `{}` is not declared to receive `{c}` for purpose `{p}`",
+                    "recipient `{}` is not declared to receive {c} for purpose `{p}`",
                     policy.recipient_doc(r).id.value
                 ),
-                Actor::Controller => format!("the actor is not declared to receive `{c}` for purpose `{p}`"),
+                Actor::Controller | Actor::Undeclared => {
+                    format!("the actor is not declared to receive {c} for purpose `{p}`")
+                }
             },
             DenyReason::Restricted => {
                 format!(
-                    "processing of this subject's data is restricted; purpose `{p}` may not read `{c}` while restricted"
+                    "processing of this subject's data is restricted; purpose `{p}` may not read {c} while restricted"
                 )
             }
             DenyReason::NoLegalBasis => {
-                format!(
-                    "purpose `{p}` has no legal basis in the subject's jurisdiction, so `{c}` cannot be read for it"
-                )
+                format!("purpose `{p}` has no legal basis in the subject's jurisdiction, so {c} cannot be read for it")
             }
             DenyReason::GuardianConsentMissing => format!(
-                "the subject is under the age that needs a parent or guardian, and no linked guardian has consented to purpose `{p}` (category `{c}`)"
+                "the subject is under the age that needs a parent or guardian, and no linked guardian has consented to purpose `{p}` (category {c})"
             ),
             DenyReason::Objected => {
-                format!("the subject has objected to processing for purpose `{p}` (category `{c}`)")
+                format!("the subject has objected to processing for purpose `{p}` (category {c})")
             }
             DenyReason::ConsentMissing => {
-                format!("purpose `{p}` rests on consent and the subject has not consented (category `{c}`)")
+                format!("purpose `{p}` rests on consent and the subject has not consented (category {c})")
             }
             DenyReason::ConsentWithdrawn => {
-                format!("purpose `{p}` rests on consent and the consent was withdrawn (category `{c}`)")
+                format!("purpose `{p}` rests on consent and the consent was withdrawn (category {c})")
+            }
+            DenyReason::ActorNotDeclared => format!(
+                "the actor is neither the controller nor a recipient declared in the policy, so it may not have {c} for purpose `{p}`"
+            ),
+            DenyReason::PurposeNotBound => {
+                format!("this API key is not bound to purpose `{p}`, so it may not have {c} for it")
+            }
+            DenyReason::DetokenizeNotAllowed => {
+                format!("the policy does not allow purpose `{p}` to recover the full value of {c}")
             }
         }
     }
@@ -166,15 +240,34 @@ impl Denial {
 /// The outcome of a decision.
 pub type Decision = Result<LegalBasis, Denial>;
 
+/// The checks that depend only on who asks and why (1 and 2 of the order
+/// above): whether the actor is declared, and whether the caller's scope
+/// includes the purpose.
+pub fn admit(actor: Actor, scope: Scope<'_>, purpose: PurposeId) -> Result<(), DenyReason> {
+    if actor == Actor::Undeclared {
+        return Err(DenyReason::ActorNotDeclared);
+    }
+    if !scope.includes(purpose) {
+        return Err(DenyReason::PurposeNotBound);
+    }
+    Ok(())
+}
+
 /// Decides one request. Returns the legal basis the read rests on, or a denial.
-pub fn decide(policy: &Policy, subject: &Subject, req: &AccessRequest) -> Decision {
-    let deny = |reason| Err(Denial { reason, purpose: req.purpose, category: req.category, actor: req.actor });
+pub fn decide(policy: &Policy, subject: &Subject, req: &AccessRequest<'_>) -> Decision {
+    let deny = |reason| Err(Denial { reason, purpose: req.purpose, category: Some(req.category), actor: req.actor });
+    if let Err(reason) = admit(req.actor, req.scope, req.purpose) {
+        return deny(reason);
+    }
     if subject.erased_at.is_some() {
         return deny(DenyReason::Erased);
     }
     let rules = policy.purpose_rules(req.purpose);
     if !rules.allows(req.category) {
         return deny(DenyReason::PurposeNotDeclaredForCategory);
+    }
+    if req.operation == Operation::Detokenize && !policy.may_detokenize(req.purpose, req.category) {
+        return deny(DenyReason::DetokenizeNotAllowed);
     }
     if let Actor::Recipient(r) = req.actor
         && !policy.recipient_rules(r).may_receive(req.purpose, req.category)

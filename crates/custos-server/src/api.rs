@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use custos_core::time::{format_date, parse_date};
-use custos_vault::{NewSubject, Put, Read, Revealed};
+use custos_vault::{KeyScope, NewSubject, Put, Read, Revealed};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -250,33 +250,13 @@ fn count_decision(state: &AppState, result: &Result<impl Sized, ApiError>, allow
     }
 }
 
-/// The actor of a key that may read for `purpose`. A service key asking for a
-/// purpose it is not bound to is refused (403) and the refusal is audited.
-async fn reader(
-    state: &AppState,
-    auth: &Auth,
-    subject: Option<&str>,
-    purpose: &str,
-    category: Option<&str>,
-) -> Result<String, ApiError> {
-    match auth.require_purpose(purpose) {
-        Ok(p) => Ok(p.actor.clone()),
-        Err(refused) => {
-            if auth.0.role == Role::Service {
-                let principal = auth.0.clone();
-                let subject = subject.map(str::to_string);
-                let purpose = purpose.to_string();
-                let category = category.map(str::to_string);
-                state
-                    .run(move |v| {
-                        Ok(v.audit_out_of_scope(&principal, subject.as_deref(), &purpose, category.as_deref())?)
-                    })
-                    .await?;
-                state.metrics.observe_decision(custos_vault::access::OUT_OF_SCOPE, 1);
-            }
-            Err(refused)
-        }
-    }
+/// The actor and key scope of a key whose role may read. Whether it may read
+/// for the purpose is the decision engine's (a service key's scope goes with
+/// the read; a purpose outside it is denied with `purpose_not_bound` and
+/// audited by the vault).
+fn reader(auth: &Auth) -> Result<(String, Option<Arc<KeyScope>>), ApiError> {
+    let p = auth.require_reader()?;
+    Ok((p.actor.clone(), p.scope.clone()))
 }
 
 /// Reads the current value of one category for a purpose.
@@ -292,9 +272,12 @@ pub async fn read_item(
     ApiPath((id, category)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<axum::Json<ItemView>, ApiError> {
-    let actor = reader(&state, &auth, Some(&id), &q.purpose, Some(&category)).await?;
-    let result =
-        state.run(move |v| Ok(v.get(&Read { subject: &id, purpose: &q.purpose, actor: &actor }, &category)?)).await;
+    let (actor, scope) = reader(&auth)?;
+    let result = state
+        .run(move |v| {
+            Ok(v.get(&Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref() }, &category)?)
+        })
+        .await;
     count_decision(&state, &result, 1);
     Ok(axum::Json(result?.into()))
 }
@@ -331,8 +314,12 @@ pub async fn read_all(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<axum::Json<ReadAllView>, ApiError> {
-    let actor = reader(&state, &auth, Some(&id), &q.purpose, None).await?;
-    let result = state.run(move |v| Ok(v.get_all(&Read { subject: &id, purpose: &q.purpose, actor: &actor })?)).await;
+    let (actor, scope) = reader(&auth)?;
+    let result = state
+        .run(move |v| {
+            Ok(v.get_all(&Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref() })?)
+        })
+        .await;
     let n = result.as_ref().map_or(0, |(items, _)| items.len() as u64);
     count_decision(&state, &result, n);
     let (items, denied) = result?;
@@ -367,9 +354,13 @@ pub async fn read_history(
     ApiPath((id, category)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<axum::Json<HistoryView>, ApiError> {
-    let actor = reader(&state, &auth, Some(&id), &q.purpose, Some(&category)).await?;
-    let result =
-        state.run(move |v| Ok(v.history(&Read { subject: &id, purpose: &q.purpose, actor: &actor }, &category)?)).await;
+    let (actor, scope) = reader(&auth)?;
+    let result = state
+        .run(move |v| {
+            let read = Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref() };
+            Ok(v.history(&read, &category)?)
+        })
+        .await;
     count_decision(&state, &result, 1);
     Ok(axum::Json(HistoryView { versions: result?.into_iter().map(Into::into).collect() }))
 }
@@ -563,8 +554,8 @@ pub async fn detokenize(
     auth: Auth,
     ApiJson(body): ApiJson<DetokenizeBody>,
 ) -> Result<axum::Json<Detokenized>, ApiError> {
-    let actor = reader(&state, &auth, None, &body.purpose, None).await?;
-    let result = state.run(move |v| Ok(v.detokenize(&body.token, &body.purpose, &actor)?)).await;
+    let (actor, scope) = reader(&auth)?;
+    let result = state.run(move |v| Ok(v.detokenize(&body.token, &body.purpose, &actor, scope.as_deref())?)).await;
     count_decision(&state, &result, 1);
     Ok(axum::Json(Detokenized { value: result?.to_string() }))
 }

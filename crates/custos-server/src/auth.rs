@@ -30,14 +30,15 @@ impl Auth {
         }
     }
 
-    /// Fails with 403 unless the principal may read for `purpose`.
-    pub fn require_purpose(&self, purpose: &str) -> Result<&Principal, ApiError> {
-        if self.0.may_read_for(purpose) {
-            Ok(&self.0)
-        } else if self.0.role == Role::Service {
-            Err(ApiError::forbidden(format!("this service key is not bound to purpose `{purpose}`")))
-        } else {
-            Err(ApiError::forbidden(format!("a {} key may not read personal data", self.0.role.as_str())))
+    /// Fails with 403 unless the principal's role may read personal data.
+    /// Whether it may read for a given purpose is not decided here: a service
+    /// key's reads carry its [`Principal::scope`] to the decision engine.
+    pub fn require_reader(&self) -> Result<&Principal, ApiError> {
+        match self.0.role {
+            Role::Admin | Role::Service => Ok(&self.0),
+            Role::Auditor => {
+                Err(ApiError::forbidden(format!("a {} key may not read personal data", self.0.role.as_str())))
+            }
         }
     }
 }

@@ -6,7 +6,11 @@
 //! creation. A service key is bound to one declared recipient (its actor) and
 //! a set of purposes the policy lets that recipient receive data for.
 
+use std::sync::Arc;
+
 use custos_core::audit::AuditAction;
+use custos_core::decision::Scope;
+use custos_core::policy::PurposeSet;
 use custos_crypto::{random_bytes, sha256};
 use custos_store::{ApiKeyRecord, Store, StoreError};
 use zeroize::Zeroizing;
@@ -56,22 +60,28 @@ pub struct Principal {
     pub actor: String,
     /// For a service key, the purposes it may read for.
     pub purposes: Vec<String>,
+    /// For a service key, the same purposes compiled against the policy: the
+    /// scope its reads pass to the decision. `None` for admin and auditor keys.
+    pub scope: Option<Arc<KeyScope>>,
 }
 
-impl Principal {
-    /// Whether this principal may read for `purpose`.
-    pub fn may_read_for(&self, purpose: &str) -> bool {
-        match self.role {
-            Role::Admin => true,
-            Role::Service => self.purposes.iter().any(|p| p == purpose),
-            Role::Auditor => false,
-        }
+/// The purposes a service key is bound to, as the decision engine takes them.
+/// Its reads are decided with [`Scope::Bound`]: a purpose outside it is
+/// denied with `purpose_not_bound`, like any other reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyScope {
+    /// The key's public id, named in the audit entry of a refusal.
+    pub key_id: String,
+    /// The purposes (those the policy no longer declares are left out).
+    pub purposes: PurposeSet,
+}
+
+impl KeyScope {
+    /// The decision input.
+    pub fn scope(&self) -> Scope<'_> {
+        Scope::Bound(&self.purposes)
     }
 }
-
-/// The reason code audited when a key's scope refuses a read before any
-/// decision: a service key asking for a purpose it is not bound to.
-pub const OUT_OF_SCOPE: &str = "purpose_not_bound";
 
 /// A key just created: its id and the secret, shown once.
 #[derive(Debug)]
@@ -140,29 +150,6 @@ impl<S: Store> Vault<S> {
         Ok(NewKey { id, secret })
     }
 
-    /// Audits a read refused by the key's scope before any decision (a service
-    /// key asking for a purpose it is not bound to): `access_denied` with reason
-    /// [`OUT_OF_SCOPE`], the key's actor and id, the subject by pseudonym.
-    pub fn audit_out_of_scope(
-        &self,
-        principal: &Principal,
-        subject: Option<&str>,
-        purpose: &str,
-        category: Option<&str>,
-    ) -> Result<(), VaultError> {
-        let now = self.clock_now();
-        let mut ev = match subject {
-            Some(s) => self.event(now, AuditAction::AccessDenied, &principal.actor, s),
-            None => custos_core::audit::AuditEvent::new(now, AuditAction::AccessDenied, principal.actor.as_str()),
-        };
-        ev.purpose = Some(purpose.to_string());
-        ev.categories = category.map(str::to_string).into_iter().collect();
-        ev.reason = Some(OUT_OF_SCOPE.to_string());
-        ev.key = Some(principal.key_id.clone());
-        self.store().append_audit(&[ev])?;
-        Ok(())
-    }
-
     /// The principal a bearer key stands for; `None` if it is unknown or revoked.
     pub fn authenticate(&self, key: &str) -> Result<Option<Principal>, VaultError> {
         if !key.starts_with("cst_") || key.len() != 77 {
@@ -178,7 +165,12 @@ impl<S: Store> Vault<S> {
             return Ok(None);
         };
         let actor = record.actor.clone().unwrap_or_else(|| CONTROLLER.to_string());
-        Ok(Some(Principal { key_id: record.id, role, actor, purposes: record.purposes }))
+        let scope = (role == Role::Service).then(|| {
+            let policy = self.policy();
+            let purposes = policy.purpose_set(record.purposes.iter().filter_map(|p| policy.purpose(p)));
+            Arc::new(KeyScope { key_id: record.id.clone(), purposes })
+        });
+        Ok(Some(Principal { key_id: record.id, role, actor, purposes: record.purposes, scope }))
     }
 
     /// Every API key (hashes only), oldest first.

@@ -21,7 +21,7 @@ mod write;
 use std::sync::Arc;
 
 use custos_core::audit::{AuditAction, AuditEvent};
-use custos_core::decision::{AccessRequest, Actor, DenyReason, decide};
+use custos_core::decision::{AccessRequest, Actor, Denial, DenyReason, Operation, Scope, admit, decide};
 use custos_core::policy::document::LegalBasis;
 use custos_core::policy::{CategoryId, Policy, PurposeId};
 use custos_core::subject::Subject;
@@ -29,6 +29,7 @@ use custos_core::time::{Clock, Timestamp};
 use custos_crypto::Keyring;
 use custos_store::Store;
 
+pub use access::KeyScope;
 pub use audit::verify_chain;
 pub use error::{Denied, VaultError};
 pub use read::{Read, ReadAll, Revealed};
@@ -98,8 +99,43 @@ impl<S: Store> Vault<S> {
         Ok((p, c))
     }
 
-    pub(crate) fn actor(&self, actor: &str) -> Option<Actor> {
-        if actor == CONTROLLER { Some(Actor::Controller) } else { self.policy.recipient(actor).map(Actor::Recipient) }
+    /// The decision's actor for a name: the controller, a declared recipient,
+    /// or [`Actor::Undeclared`] (which the decision refuses).
+    pub(crate) fn actor(&self, actor: &str) -> Actor {
+        if actor == CONTROLLER {
+            Actor::Controller
+        } else {
+            self.policy.recipient(actor).map_or(Actor::Undeclared, Actor::Recipient)
+        }
+    }
+
+    /// Refuses, before anything about the subject is looked up, a caller the
+    /// decision refuses whatever the subject ([`admit`]: an undeclared actor,
+    /// a purpose outside the key's scope). The refusal is audited once, with
+    /// its reason code and the key's id.
+    pub(crate) fn admit_caller(
+        &self,
+        access: Access<'_>,
+        purpose: PurposeId,
+        subject: Option<&str>,
+        category: Option<CategoryId>,
+    ) -> Result<(), VaultError> {
+        let actor = self.actor(access.actor);
+        let Err(reason) = admit(actor, access.decision_scope(), purpose) else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        let mut ev = match subject {
+            Some(s) => self.event(now, AuditAction::AccessDenied, access.actor, s),
+            None => AuditEvent::new(now, AuditAction::AccessDenied, access.actor),
+        };
+        ev.purpose = Some(self.policy.purpose_doc(purpose).id.value.clone());
+        ev.categories = category.map(|c| self.policy.category_doc(c).id.value.clone()).into_iter().collect();
+        ev.reason = Some(reason.code().to_string());
+        ev.key = access.scope.map(|s| s.key_id.clone());
+        self.store.append_audit(&[ev])?;
+        let sentence = Denial { reason, purpose, category, actor }.sentence(&self.policy);
+        Err(VaultError::Denied(Denied { reason, sentence }))
     }
 
     /// Decides one request and turns a denial into an audited error.
@@ -108,27 +144,44 @@ impl<S: Store> Vault<S> {
         subject: &Subject,
         purpose: PurposeId,
         category: CategoryId,
-        actor: &str,
+        access: Access<'_>,
         at: Timestamp,
         denials: &mut Vec<AuditEvent>,
     ) -> Result<LegalBasis, Denied> {
-        let denied = |reason: DenyReason, sentence: String, denials: &mut Vec<AuditEvent>| {
-            let mut e = self.event(at, AuditAction::AccessDenied, actor, subject.id.as_str());
+        let req = AccessRequest {
+            purpose,
+            category,
+            actor: self.actor(access.actor),
+            scope: access.decision_scope(),
+            operation: access.operation,
+            at,
+        };
+        decide(&self.policy, subject, &req).map_err(|d| {
+            let mut e = self.event(at, AuditAction::AccessDenied, access.actor, subject.id.as_str());
             e.purpose = Some(self.policy.purpose_doc(purpose).id.value.clone());
             e.categories = vec![self.policy.category_doc(category).id.value.clone()];
-            e.reason = Some(reason.code().to_string());
+            e.reason = Some(d.reason.code().to_string());
             denials.push(e);
-            Denied { reason, sentence }
-        };
-        let Some(a) = self.actor(actor) else {
-            let sentence = format!("actor `{actor}` is not a declared recipient");
-            return Err(denied(DenyReason::RecipientNotAllowed, sentence, denials));
-        };
-        let req = AccessRequest { purpose, category, actor: a, at };
-        decide(&self.policy, subject, &req).map_err(|d| {
-            let sentence = d.sentence(&self.policy);
-            denied(d.reason, sentence, denials)
+            Denied { reason: d.reason, sentence: d.sentence(&self.policy) }
         })
+    }
+}
+
+/// Who accesses a value, within which scope, and how: what the vault passes
+/// the decision engine besides the purpose, the category and the time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Access<'a> {
+    /// The actor's name: [`CONTROLLER`] or a recipient id.
+    pub actor: &'a str,
+    /// The purposes the caller's key is bound to; `None` = not limited by a key.
+    pub scope: Option<&'a KeyScope>,
+    /// Read, write or detokenize.
+    pub operation: Operation,
+}
+
+impl Access<'_> {
+    fn decision_scope(&self) -> Scope<'_> {
+        self.scope.map_or(Scope::Unlimited, KeyScope::scope)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Reading values for a purpose: the decision, opening, auditing; history and detokenization.
 
 use custos_core::audit::{AuditAction, AuditEvent};
-use custos_core::decision::DenyReason;
+use custos_core::decision::{DenyReason, Operation};
 use custos_core::policy::document::LegalBasis;
 use custos_core::subject::Subject;
 use custos_core::time::Timestamp;
@@ -21,6 +21,17 @@ pub struct Read<'a> {
     pub purpose: &'a str,
     /// Who: [`CONTROLLER`] or a declared recipient id.
     pub actor: &'a str,
+    /// The purposes the caller's key is bound to (a service key's
+    /// [`crate::access::Principal::scope`]); `None` for callers a key does not
+    /// limit (admin keys, the CLI). A purpose outside it is denied with
+    /// `purpose_not_bound` before anything about the subject is looked up.
+    pub scope: Option<&'a KeyScope>,
+}
+
+impl<'a> Read<'a> {
+    fn access(&self, operation: Operation) -> Access<'a> {
+        Access { actor: self.actor, scope: self.scope, operation }
+    }
 }
 
 /// A value released by the vault, with its metadata.
@@ -63,6 +74,8 @@ impl<S: Store> Vault<S> {
     ) -> Result<(SubjectRecord, Vec<StoredItem>, LegalBasis, Timestamp), VaultError> {
         let (purpose, cat) = self.resolve(read.purpose, Some(category))?;
         let cat = cat.ok_or_else(|| VaultError::Invalid("category missing".into()))?;
+        let access = read.access(Operation::Read);
+        self.admit_caller(access, purpose, Some(read.subject), Some(cat))?;
         let (record, items) = if with_current {
             self.record_with_items(read.subject, &[category])?
         } else {
@@ -70,7 +83,7 @@ impl<S: Store> Vault<S> {
         };
         let now = self.clock.now();
         let mut denials = Vec::new();
-        match self.check(&record.subject, purpose, cat, read.actor, now, &mut denials) {
+        match self.check(&record.subject, purpose, cat, access, now, &mut denials) {
             Ok(basis) => Ok((record, items, basis, now)),
             Err(d) => {
                 self.store.append_audit(&denials)?;
@@ -109,6 +122,8 @@ impl<S: Store> Vault<S> {
     /// only if every category is denied, in which case the first denial is the error.
     pub fn get_all(&self, read: &Read<'_>) -> Result<ReadAll, VaultError> {
         let (purpose, _) = self.resolve(read.purpose, None)?;
+        let access = read.access(Operation::Read);
+        self.admit_caller(access, purpose, Some(read.subject), None)?;
         let (record, items) = self.record_with_items(read.subject, &[])?;
         let now = self.clock.now();
         let mut allowed = Vec::new();
@@ -119,7 +134,7 @@ impl<S: Store> Vault<S> {
             if !self.policy.purpose_rules(purpose).allows(cat) {
                 continue;
             }
-            match self.check(&record.subject, purpose, cat, read.actor, now, &mut denials) {
+            match self.check(&record.subject, purpose, cat, access, now, &mut denials) {
                 Ok(basis) => allowed.push((item, basis)),
                 Err(d) => denied.push((item.category.clone(), d)),
             }
@@ -167,31 +182,27 @@ impl<S: Store> Vault<S> {
     }
 
     /// Recovers the full value behind a token, for a purpose the policy allows
-    /// to detokenize that category (and the decision engine allows).
-    pub fn detokenize(&self, token: &str, purpose: &str, actor: &str) -> Result<Zeroizing<String>, VaultError> {
+    /// to detokenize that category (and the decision engine allows). `scope`
+    /// is the caller's key scope, as in [`Read::scope`].
+    pub fn detokenize(
+        &self,
+        token: &str,
+        purpose: &str,
+        actor: &str,
+        scope: Option<&KeyScope>,
+    ) -> Result<Zeroizing<String>, VaultError> {
         let (pid, _) = self.resolve(purpose, None)?;
         if !token.starts_with("tok_") || token.len() != 36 || !token[4..].bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(VaultError::Invalid("a token is `tok_` followed by 32 hexadecimal characters".into()));
         }
+        let access = Access { actor, scope, operation: Operation::Detokenize };
+        self.admit_caller(access, pid, None, None)?;
         let item = self.store.item_by_token(token)?.ok_or(VaultError::TokenNotFound)?;
         let record = self.store.subject(&item.subject)?.ok_or(VaultError::TokenNotFound)?;
         let cat = self.policy.category(&item.category).ok_or(VaultError::TokenNotFound)?;
         let now = self.clock.now();
         let mut denials = Vec::new();
-        let may_detokenize =
-            self.policy.tokenization(cat).is_some_and(|t| t.detokenize_purposes.iter().any(|p| p.value == purpose));
-        if !may_detokenize {
-            let mut e = self.event(now, AuditAction::AccessDenied, actor, item.subject.as_str());
-            e.purpose = Some(purpose.to_string());
-            e.categories = vec![item.category.clone()];
-            e.reason = Some(DenyReason::PurposeNotDeclaredForCategory.code().to_string());
-            self.store.append_audit(&[e])?;
-            return Err(VaultError::Denied(Denied {
-                reason: DenyReason::PurposeNotDeclaredForCategory,
-                sentence: format!("the policy does not allow purpose `{purpose}` to detokenize `{}`", item.category),
-            }));
-        }
-        let basis = match self.check(&record.subject, pid, cat, actor, now, &mut denials) {
+        let basis = match self.check(&record.subject, pid, cat, access, now, &mut denials) {
             Ok(b) => b,
             Err(d) => {
                 self.store.append_audit(&denials)?;

@@ -135,7 +135,8 @@ impl<S: Store> Vault<S> {
             let p = &puts[*i];
             let attempt = (|| {
                 let record = records.get(sid).ok_or(VaultError::SubjectNotFound)?;
-                self.check(&record.subject, *purpose, *category, actor, now, &mut denials)
+                let access = Access { actor, scope: None, operation: Operation::Write };
+                self.check(&record.subject, *purpose, *category, access, now, &mut denials)
                     .map_err(VaultError::Denied)?;
                 if current.as_ref().is_none_or(|(s, _)| *s != sid) {
                     let key = record

@@ -32,7 +32,7 @@ fn an_admin_key_authenticates_as_the_controller_and_only_its_hash_is_stored() {
     assert!(key.secret.starts_with(&format!("cst_{}_", key.id)));
     let p = v.authenticate(&key.secret).expect("auth").expect("known key");
     assert_eq!((p.role, p.actor.as_str(), p.key_id.as_str()), (Role::Admin, CONTROLLER, key.id.as_str()));
-    assert!(p.may_read_for("marketing"));
+    assert!(p.scope.is_none(), "an admin key is not limited by a key scope");
     let stored = v.api_keys().expect("list");
     assert_eq!(stored.len(), 1);
     assert_ne!(&stored[0].secret_hash[..], key.secret.as_bytes());
@@ -47,9 +47,12 @@ fn a_service_key_is_bound_to_its_recipient_and_purposes() {
     let key = v.create_api_key(Role::Service, Some("paymenttech"), &strings(&["provide_offerings"])).expect("create");
     let p = v.authenticate(&key.secret).expect("auth").expect("known key");
     assert_eq!(p.actor, "paymenttech");
-    assert!(p.may_read_for("provide_offerings"));
-    assert!(!p.may_read_for("fraud_prevention"), "only the purposes the key was given");
-    assert!(!p.may_read_for("marketing"));
+    let scope = p.scope.as_ref().expect("a service key has a scope");
+    assert_eq!(scope.key_id, key.id);
+    let bound = |purpose: &str| scope.purposes.contains(v.policy().purpose(purpose).expect("declared"));
+    assert!(bound("provide_offerings"));
+    assert!(!bound("fraud_prevention"), "only the purposes the key was given");
+    assert!(!bound("marketing"));
 }
 
 #[test]

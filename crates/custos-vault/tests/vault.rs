@@ -77,7 +77,7 @@ fn put<'a>(subject: &'a str, category: &'a str, value: &'a str) -> Put<'a> {
 
 /// A read by the controller.
 fn read<'a>(subject: &'a str, purpose: &'a str) -> Read<'a> {
-    Read { subject, purpose, actor: CONTROLLER }
+    Read { subject, purpose, actor: CONTROLLER, scope: None }
 }
 
 // ---------------------------------------------------------------------------
@@ -451,7 +451,7 @@ fn every_denial_is_audited_with_its_reason_and_every_allowed_read_with_its_basis
         ],
         CONTROLLER,
     )?;
-    let get = |s, purpose, actor| move || v.get(&Read { subject: s, purpose, actor }, "contact.email");
+    let get = |s, purpose, actor| move || v.get(&Read { subject: s, purpose, actor, scope: None }, "contact.email");
     let read_expect = |purpose, basis| Expect {
         action: "data_read",
         purpose: Some(purpose),
@@ -485,7 +485,7 @@ fn every_denial_is_audited_with_its_reason_and_every_allowed_read_with_its_basis
         DenyReason::RecipientNotAllowed,
         get(alice, "provide_offerings", "advertising_partners"),
     )?;
-    denied_and_audited(v, alice, DenyReason::RecipientNotAllowed, get(alice, "provide_offerings", "someone-else"))?;
+    denied_and_audited(v, alice, DenyReason::ActorNotDeclared, get(alice, "provide_offerings", "someone-else"))?;
     // Marketing rests on consent in the EEA...
     denied_and_audited(v, alice, DenyReason::ConsentMissing, get(alice, "marketing", CONTROLLER))?;
     v.grant_consent(alice, "marketing", None)?;
@@ -505,7 +505,7 @@ fn every_denial_is_audited_with_its_reason_and_every_allowed_read_with_its_basis
     })?;
 
     // A writer that is not a declared recipient writes nothing.
-    denied_and_audited(v, bob, DenyReason::RecipientNotAllowed, || {
+    denied_and_audited(v, bob, DenyReason::ActorNotDeclared, || {
         v.put_batch(&[put(bob, "contact.phone", "+1 415 555 0123")], "someone-else")
     })?;
     assert!(matches!(v.get(&read(bob, "provide_offerings"), "contact.phone"), Err(VaultError::ItemNotFound(_))));
@@ -522,7 +522,7 @@ fn every_denial_is_audited_with_its_reason_and_every_allowed_read_with_its_basis
         basis: Some("contract"),
         ..Expect::default()
     };
-    let pan = read_and_audited(v, alice, detok_expect, || v.detokenize(&token, "provide_offerings", CONTROLLER))?;
+    let pan = read_and_audited(v, alice, detok_expect, || v.detokenize(&token, "provide_offerings", CONTROLLER, None))?;
     assert_eq!(pan.as_str(), CARD_DIGITS);
 
     audit_is_sound(
@@ -842,42 +842,44 @@ fn a_card_number_is_detokenized_only_for_the_purposes_the_policy_lists() -> Test
     assert!(token.starts_with("tok_"), "{token}");
     assert_eq!(shown.value.as_str(), format!("{token} (card ending 4444)"));
 
-    assert_eq!(v.detokenize(&token, "provide_offerings", CONTROLLER)?.as_str(), CARD_DIGITS);
-    assert_eq!(v.detokenize(&token, "provide_offerings", "paymenttech")?.as_str(), CARD_DIGITS);
+    assert_eq!(v.detokenize(&token, "provide_offerings", CONTROLLER, None)?.as_str(), CARD_DIGITS);
+    assert_eq!(v.detokenize(&token, "provide_offerings", "paymenttech", None)?.as_str(), CARD_DIGITS);
     // Marketing may not; fraud prevention may read the token but not detokenize it.
     denied_and_audited(v, alice, DenyReason::PurposeNotDeclaredForCategory, || {
-        v.detokenize(&token, "marketing", CONTROLLER)
+        v.detokenize(&token, "marketing", CONTROLLER, None)
     })?;
     assert!(v.get(&read(alice, "fraud_prevention"), "payment.card_number").is_ok());
-    denied_and_audited(v, alice, DenyReason::PurposeNotDeclaredForCategory, || {
-        v.detokenize(&token, "fraud_prevention", CONTROLLER)
+    denied_and_audited(v, alice, DenyReason::DetokenizeNotAllowed, || {
+        v.detokenize(&token, "fraud_prevention", CONTROLLER, None)
     })?;
     // A recipient not declared for the card may not.
     denied_and_audited(v, alice, DenyReason::RecipientNotAllowed, || {
-        v.detokenize(&token, "provide_offerings", "marketplace_sellers")
+        v.detokenize(&token, "provide_offerings", "marketplace_sellers", None)
     })?;
     // Restriction applies to detokenization too.
     v.set_restricted(alice, true)?;
-    denied_and_audited(v, alice, DenyReason::Restricted, || v.detokenize(&token, "provide_offerings", CONTROLLER))?;
+    denied_and_audited(v, alice, DenyReason::Restricted, || {
+        v.detokenize(&token, "provide_offerings", CONTROLLER, None)
+    })?;
     v.set_restricted(alice, false)?;
 
     let before = head(v)?;
     for malformed in
         ["", "tok_", "tok_123", "4242424242424242", &format!("tok_{}", "z".repeat(32)), &format!("{token}0")]
     {
-        let r = v.detokenize(malformed, "provide_offerings", CONTROLLER);
+        let r = v.detokenize(malformed, "provide_offerings", CONTROLLER, None);
         assert!(matches!(r, Err(VaultError::Invalid(_))), "{malformed}: {r:?}");
     }
     let unknown = format!("tok_{}", "0".repeat(32));
-    let r = v.detokenize(&unknown, "provide_offerings", CONTROLLER);
+    let r = v.detokenize(&unknown, "provide_offerings", CONTROLLER, None);
     assert!(matches!(r, Err(VaultError::TokenNotFound)), "{r:?}");
-    let r = v.detokenize(&token, "no_such_purpose", CONTROLLER);
+    let r = v.detokenize(&token, "no_such_purpose", CONTROLLER, None);
     assert!(matches!(r, Err(VaultError::Invalid(_))), "{r:?}");
     assert_eq!(head(v)?, before, "bad requests change nothing");
 
     // After erasure the token is gone.
     v.erase(alice)?;
-    let r = v.detokenize(&token, "provide_offerings", CONTROLLER);
+    let r = v.detokenize(&token, "provide_offerings", CONTROLLER, None);
     assert!(matches!(r, Err(VaultError::TokenNotFound)), "{r:?}");
     audit_is_sound(v, &[alice, CARD_DIGITS])
 }
@@ -977,7 +979,7 @@ fn a_vault_with_another_master_key_cannot_read_the_values_and_says_so() -> TestR
     crypto(wrong.get(&r, "contact.email").map(|x| x.value.to_string()))?;
     crypto(wrong.get_all(&r).map(|x| format!("{} values", x.0.len())))?;
     crypto(wrong.history(&r, "contact.email").map(|x| format!("{} versions", x.len())))?;
-    crypto(wrong.detokenize(&token, "provide_offerings", CONTROLLER).map(|x| x.to_string()))?;
+    crypto(wrong.detokenize(&token, "provide_offerings", CONTROLLER, None).map(|x| x.to_string()))?;
     crypto(wrong.put(&put(alice, "contact.email", "mallory@example.org")).map(|x| x.to_string()))?;
     // The audit chain does not depend on the key: it still verifies.
     audit_is_sound(&wrong, &[alice, "alice@mail.example.net", CARD_DIGITS])?;
@@ -986,7 +988,7 @@ fn a_vault_with_another_master_key_cannot_read_the_values_and_says_so() -> TestR
     // The right key still reads everything, from the stored data.
     let v = vault_over(storage.open()?, &right, clock)?;
     assert_eq!(v.get(&r, "contact.email")?.value.as_str(), "alice@mail.example.net");
-    assert_eq!(v.detokenize(&token, "provide_offerings", CONTROLLER)?.as_str(), CARD_DIGITS);
+    assert_eq!(v.detokenize(&token, "provide_offerings", CONTROLLER, None)?.as_str(), CARD_DIGITS);
     audit_is_sound(&v, &[alice, "alice@mail.example.net", CARD_DIGITS])
 }
 

@@ -23,9 +23,9 @@ use crate::subject::{ConsentRecord, SubjectId, SubjectState};
 // The test policy
 // ---------------------------------------------------------------------------
 
-/// Three jurisdictions (guardian age 16, 18 and 14), four categories, seven
-/// purposes covering every basis (two of them direct marketing), three
-/// recipients (two with a category list).
+/// Three jurisdictions (guardian age 16, 18 and 14), four categories (the card
+/// tokenized, detokenized only for `orders`), seven purposes covering every
+/// basis (two of them direct marketing), three recipients (two with a category list).
 const POLICY: &str = r#"
 notice:
   id: test-notice
@@ -53,6 +53,7 @@ categories:
     sensitive: true
     group: Payment
     sources: [provided]
+    protection: { tokenize: payment_card, detokenize_purposes: [orders] }
   - id: device.id
     name: Device identifier
     ccpa: F
@@ -281,9 +282,14 @@ impl Setup for Subject {
 // The check helper
 // ---------------------------------------------------------------------------
 
+/// The name of an actor the policy does not declare.
+const STRANGER: &str = "stranger";
+
 fn actor(policy: &Policy, name: &str) -> Actor {
     if name == "controller" {
         Actor::Controller
+    } else if name == STRANGER {
+        Actor::Undeclared
     } else {
         match policy.recipient(name) {
             Some(r) => Actor::Recipient(r),
@@ -292,30 +298,65 @@ fn actor(policy: &Policy, name: &str) -> Actor {
     }
 }
 
-fn request(policy: &Policy, purpose: &str, category: &str, who: &str, at: Timestamp) -> AccessRequest {
-    let Some(purpose) = policy.purpose(purpose) else { panic!("unknown purpose `{purpose}` in test") };
-    let Some(category) = policy.category(category) else { panic!("unknown category `{category}` in test") };
-    AccessRequest { purpose, category, actor: actor(policy, who), at }
+/// How a request is made: the caller's scope (`None` = unlimited, else the
+/// purposes its key is bound to) and the operation.
+#[derive(Debug, Clone, Copy)]
+struct How {
+    scope: Option<&'static [&'static str]>,
+    op: Operation,
 }
 
-/// `allow:<basis>` or the reason code; also checks the denial echoes the request.
-fn check(subject: &Subject, purpose: &str, category: &str, who: &str, at: Timestamp) -> String {
-    let policy = policy();
-    let req = request(policy, purpose, category, who, at);
-    match decide(policy, subject, &req) {
-        Ok(basis) => format!("allow:{}", basis.as_str()),
-        Err(d) => {
-            assert_eq!((d.purpose, d.category, d.actor), (req.purpose, req.category, req.actor));
-            d.reason.code().to_string()
-        }
+/// A read with no key scope.
+const R: How = How { scope: None, op: Operation::Read };
+/// A write with no key scope.
+const W: How = How { scope: None, op: Operation::Write };
+/// A detokenization with no key scope.
+const DETOK: How = How { scope: None, op: Operation::Detokenize };
+/// A read by a key bound to `purposes`.
+const fn key(purposes: &'static [&'static str]) -> How {
+    How { scope: Some(purposes), op: Operation::Read }
+}
+
+fn resolve_purpose(policy: &Policy, name: &str) -> PurposeId {
+    match policy.purpose(name) {
+        Some(p) => p,
+        None => panic!("unknown purpose `{name}` in test"),
     }
+}
+
+/// Builds the request and decides it; a denial must echo the request.
+fn decide_how(subject: &Subject, purpose: &str, category: &str, who: &str, how: How, at: Timestamp) -> Decision {
+    let policy = policy();
+    let purpose = resolve_purpose(policy, purpose);
+    let Some(category) = policy.category(category) else { panic!("unknown category `{category}` in test") };
+    let set = how.scope.map(|ps| policy.purpose_set(ps.iter().map(|p| resolve_purpose(policy, p))));
+    let scope = set.as_ref().map_or(Scope::Unlimited, Scope::Bound);
+    let req = AccessRequest { purpose, category, actor: actor(policy, who), scope, operation: how.op, at };
+    let decision = decide(policy, subject, &req);
+    if let Err(d) = &decision {
+        assert_eq!((d.purpose, d.category, d.actor), (req.purpose, Some(req.category), req.actor));
+    }
+    decision
+}
+
+/// `allow:<basis>` or the reason code.
+fn check_how(subject: &Subject, purpose: &str, category: &str, who: &str, how: How, at: Timestamp) -> String {
+    match decide_how(subject, purpose, category, who, how, at) {
+        Ok(basis) => format!("allow:{}", basis.as_str()),
+        Err(d) => d.reason.code().to_string(),
+    }
+}
+
+/// A read with no key scope: `allow:<basis>` or the reason code.
+fn check(subject: &Subject, purpose: &str, category: &str, who: &str, at: Timestamp) -> String {
+    check_how(subject, purpose, category, who, R, at)
 }
 
 // ---------------------------------------------------------------------------
 // The table
 // ---------------------------------------------------------------------------
 
-type Case = (&'static str, Subject, &'static str, &'static str, &'static str, &'static str);
+type Case = (&'static str, Subject, &'static str, &'static str, &'static str, How, &'static str);
 
 #[rustfmt::skip]
 fn cases() -> Vec<Case> {
@@ -326,130 +367,171 @@ fn cases() -> Vec<Case> {
     const C: &str = "controller";
     vec![
         // --- allowed, one per basis and per jurisdictional variant ---
-        ("eea adult, orders (contract)", adult("eea"), "orders", EMAIL, C, "allow:contract"),
-        ("eea adult, fraud (legitimate interest)", adult("eea"), "fraud", CARD, C, "allow:legitimate_interest"),
-        ("eea adult, tax (legal obligation)", adult("eea"), "tax", HIST, C, "allow:legal_obligation"),
-        ("eea adult, analytics, consent granted", adult("eea").consent("analytics"), "analytics", DEV, C, "allow:consent"),
-        ("eea adult, marketing, consent granted", adult("eea").consent("marketing"), "marketing", EMAIL, C, "allow:consent"),
-        ("us adult, marketing falls back to default LI, no consent needed", adult("us"), "marketing", EMAIL, C, "allow:legitimate_interest"),
-        ("kr adult, marketing default LI", adult("kr"), "marketing", HIST, C, "allow:legitimate_interest"),
-        ("us adult, profiling has a us basis", adult("us"), "profiling", DEV, C, "allow:legitimate_interest"),
-        ("eea adult, profiling, consent granted", adult("eea").consent("profiling"), "profiling", HIST, C, "allow:consent"),
-        ("unknown birth date is treated as an adult", ageless("us"), "marketing", EMAIL, C, "allow:legitimate_interest"),
-        ("carrier receives email for orders", adult("eea"), "orders", EMAIL, "carrier", "allow:contract"),
-        ("psp has no category list: any category its purposes allow", adult("eea"), "fraud", DEV, "psp", "allow:legitimate_interest"),
-        ("adnet receives device id for marketing (us)", adult("us"), "marketing", DEV, "adnet", "allow:legitimate_interest"),
-        ("adnet, eea, marketing with consent", adult("eea").consent("marketing"), "marketing", EMAIL, "adnet", "allow:consent"),
-        ("adult with a consent recorded by a guardian earlier: still live", adult("eea").guardian_consent("analytics"), "analytics", DEV, C, "allow:consent"),
+        ("eea adult, orders (contract)", adult("eea"), "orders", EMAIL, C, R, "allow:contract"),
+        ("eea adult, fraud (legitimate interest)", adult("eea"), "fraud", CARD, C, R, "allow:legitimate_interest"),
+        ("eea adult, tax (legal obligation)", adult("eea"), "tax", HIST, C, R, "allow:legal_obligation"),
+        ("eea adult, analytics, consent granted", adult("eea").consent("analytics"), "analytics", DEV, C, R, "allow:consent"),
+        ("eea adult, marketing, consent granted", adult("eea").consent("marketing"), "marketing", EMAIL, C, R, "allow:consent"),
+        ("us adult, marketing falls back to default LI, no consent needed", adult("us"), "marketing", EMAIL, C, R, "allow:legitimate_interest"),
+        ("kr adult, marketing default LI", adult("kr"), "marketing", HIST, C, R, "allow:legitimate_interest"),
+        ("us adult, profiling has a us basis", adult("us"), "profiling", DEV, C, R, "allow:legitimate_interest"),
+        ("eea adult, profiling, consent granted", adult("eea").consent("profiling"), "profiling", HIST, C, R, "allow:consent"),
+        ("unknown birth date is treated as an adult", ageless("us"), "marketing", EMAIL, C, R, "allow:legitimate_interest"),
+        ("carrier receives email for orders", adult("eea"), "orders", EMAIL, "carrier", R, "allow:contract"),
+        ("psp has no category list: any category its purposes allow", adult("eea"), "fraud", DEV, "psp", R, "allow:legitimate_interest"),
+        ("adnet receives device id for marketing (us)", adult("us"), "marketing", DEV, "adnet", R, "allow:legitimate_interest"),
+        ("adnet, eea, marketing with consent", adult("eea").consent("marketing"), "marketing", EMAIL, "adnet", R, "allow:consent"),
+        ("adult with a consent recorded by a guardian earlier: still live", adult("eea").guardian_consent("analytics"), "analytics", DEV, C, R, "allow:consent"),
 
-        // --- 1. erased beats everything ---
-        ("erased, otherwise allowed", adult("eea").erased(), "orders", EMAIL, C, "erased"),
-        ("erased beats purpose_not_declared_for_category", adult("eea").erased(), "marketing", CARD, C, "erased"),
-        ("erased beats recipient_not_allowed", adult("eea").erased(), "fraud", EMAIL, "carrier", "erased"),
-        ("erased beats restricted", adult("eea").erased().restricted(), "orders", EMAIL, C, "erased"),
-        ("erased beats no_legal_basis", adult("mars").erased(), "orders", EMAIL, C, "erased"),
-        ("erased beats guardian_consent_missing", child10("eea").erased(), "orders", EMAIL, C, "erased"),
-        ("erased beats objected", adult("eea").erased().objected("fraud"), "fraud", EMAIL, C, "erased"),
-        ("erased beats consent_missing", adult("eea").erased(), "analytics", DEV, C, "erased"),
-        ("erased even for a legal obligation while restricted", adult("eea").erased().restricted(), "tax", CARD, C, "erased"),
-        ("erased beats all at once", child10("mars").erased().restricted().withdrawn("marketing").objected("marketing"), "marketing", CARD, "adnet", "erased"),
+        // --- 1. actor_not_declared: who asks comes first ---
+        ("an undeclared actor is denied", adult("eea"), "orders", EMAIL, STRANGER, R, "actor_not_declared"),
+        ("an undeclared actor, even for a legal obligation", adult("eea"), "tax", CARD, STRANGER, R, "actor_not_declared"),
+        ("an undeclared actor learns nothing of an erasure", adult("eea").erased(), "orders", EMAIL, STRANGER, R, "actor_not_declared"),
+        ("undeclared actor beats purpose_not_bound", adult("eea"), "orders", EMAIL, STRANGER, key(&["fraud"]), "actor_not_declared"),
+        ("undeclared actor beats purpose_not_declared_for_category", adult("eea"), "marketing", CARD, STRANGER, R, "actor_not_declared"),
+        ("undeclared actor may not write", adult("eea"), "orders", EMAIL, STRANGER, W, "actor_not_declared"),
+        ("undeclared actor may not detokenize", adult("eea"), "orders", CARD, STRANGER, DETOK, "actor_not_declared"),
 
-        // --- 2. purpose_not_declared_for_category ---
-        ("marketing may not use payment card", adult("eea").consent("marketing"), "marketing", CARD, C, "purpose_not_declared_for_category"),
-        ("tax may not use device id", adult("eea"), "tax", DEV, C, "purpose_not_declared_for_category"),
-        ("purpose/category beats recipient_not_allowed", adult("eea"), "marketing", CARD, "adnet", "purpose_not_declared_for_category"),
-        ("purpose/category beats recipient purpose mismatch", adult("eea"), "analytics", EMAIL, "carrier", "purpose_not_declared_for_category"),
-        ("purpose/category beats restricted", adult("eea").restricted(), "orders", DEV, C, "purpose_not_declared_for_category"),
-        ("purpose/category beats no_legal_basis", adult("kr"), "profiling", CARD, C, "purpose_not_declared_for_category"),
-        ("purpose/category beats guardian", child10("us"), "analytics", CARD, C, "purpose_not_declared_for_category"),
+        // --- 2. purpose_not_bound: the key's scope ---
+        ("psp key bound to orders reads for orders", adult("eea"), "orders", CARD, "psp", key(&["orders"]), "allow:contract"),
+        ("psp key bound to fraud reads for orders", adult("eea"), "orders", CARD, "psp", key(&["fraud"]), "purpose_not_bound"),
+        ("a key bound to several purposes, one of them", adult("eea"), "fraud", DEV, "psp", key(&["orders", "fraud"]), "allow:legitimate_interest"),
+        ("a key bound to no purpose reads nothing", adult("eea"), "orders", EMAIL, "carrier", key(&[]), "purpose_not_bound"),
+        ("not bound beats erased", adult("eea").erased(), "orders", EMAIL, "carrier", key(&["fraud"]), "purpose_not_bound"),
+        ("not bound beats purpose_not_declared_for_category", adult("eea"), "orders", DEV, "psp", key(&["fraud"]), "purpose_not_bound"),
+        ("not bound beats recipient_not_allowed", adult("eea"), "fraud", EMAIL, "carrier", key(&["orders"]), "purpose_not_bound"),
+        ("not bound beats a live consent", adult("eea").consent("marketing"), "marketing", EMAIL, "adnet", key(&["orders"]), "purpose_not_bound"),
+        ("a bound key still meets the policy (consent)", adult("eea"), "marketing", EMAIL, "adnet", key(&["marketing"]), "consent_missing"),
+        ("a bound key still meets the policy (recipient)", adult("us"), "marketing", HIST, "adnet", key(&["marketing"]), "recipient_not_allowed"),
+        ("a controller scope is a scope too", adult("us"), "marketing", EMAIL, C, key(&["orders"]), "purpose_not_bound"),
 
-        // --- 3. recipient_not_allowed ---
-        ("carrier is not declared for fraud", adult("eea"), "fraud", EMAIL, "carrier", "recipient_not_allowed"),
-        ("carrier is declared for orders but not for purchase history", adult("eea"), "orders", HIST, "carrier", "recipient_not_allowed"),
-        ("adnet: marketing may use purchase history, adnet may not", adult("us"), "marketing", HIST, "adnet", "recipient_not_allowed"),
-        ("psp is not declared for tax", adult("eea"), "tax", CARD, "psp", "recipient_not_allowed"),
-        ("recipient beats restricted", adult("eea").restricted(), "fraud", EMAIL, "carrier", "recipient_not_allowed"),
-        ("recipient beats no_legal_basis", adult("mars"), "orders", HIST, "carrier", "recipient_not_allowed"),
-        ("recipient beats guardian", child10("eea"), "orders", CARD, "carrier", "recipient_not_allowed"),
-        ("recipient beats objected", adult("us").objected("fraud"), "fraud", CARD, "carrier", "recipient_not_allowed"),
-        ("recipient beats consent_missing", adult("eea"), "analytics", DEV, "adnet", "recipient_not_allowed"),
+        // --- 5. detokenize_not_allowed ---
+        ("orders may detokenize the card", adult("eea"), "orders", CARD, C, DETOK, "allow:contract"),
+        ("psp detokenizes the card for orders", adult("eea"), "orders", CARD, "psp", DETOK, "allow:contract"),
+        ("fraud may use the card but not detokenize it", adult("eea"), "fraud", CARD, C, DETOK, "detokenize_not_allowed"),
+        ("tax may not detokenize the card", adult("eea"), "tax", CARD, C, DETOK, "detokenize_not_allowed"),
+        ("a category that is not tokenized cannot be detokenized", adult("eea"), "orders", EMAIL, C, DETOK, "detokenize_not_allowed"),
+        ("purpose/category beats detokenize", adult("eea"), "marketing", CARD, C, DETOK, "purpose_not_declared_for_category"),
+        ("erased beats detokenize", adult("eea").erased(), "fraud", CARD, C, DETOK, "erased"),
+        ("detokenize beats recipient_not_allowed", adult("eea"), "fraud", CARD, "carrier", DETOK, "detokenize_not_allowed"),
+        ("detokenize beats restricted", adult("eea").restricted(), "fraud", CARD, C, DETOK, "detokenize_not_allowed"),
+        ("restricted still stops a detokenization", adult("eea").restricted(), "orders", CARD, C, DETOK, "restricted"),
+        ("the guardian rule still applies to a detokenization", child15("eea"), "orders", CARD, C, DETOK, "guardian_consent_missing"),
+        ("a read of the card for fraud is still allowed", adult("eea"), "fraud", CARD, C, R, "allow:legitimate_interest"),
 
-        // --- 4. restricted ---
-        ("restricted, orders", adult("eea").restricted(), "orders", EMAIL, C, "restricted"),
-        ("restricted, tax is allowed while restricted", adult("eea").restricted(), "tax", CARD, C, "allow:legal_obligation"),
-        ("restricted beats consent_missing", adult("eea").restricted(), "analytics", DEV, C, "restricted"),
-        ("restricted beats a live consent", adult("eea").restricted().consent("analytics"), "analytics", DEV, C, "restricted"),
-        ("restricted beats no_legal_basis (unknown jurisdiction)", adult("mars").restricted(), "orders", EMAIL, C, "restricted"),
-        ("restricted beats no_legal_basis (no basis here)", adult("kr").restricted(), "profiling", DEV, C, "restricted"),
-        ("restricted beats guardian_consent_missing", child15("eea").restricted(), "orders", EMAIL, C, "restricted"),
-        ("restricted beats objected", adult("us").restricted().objected("marketing"), "marketing", EMAIL, C, "restricted"),
-        ("restricted, tax via psp? psp not declared for tax", adult("eea").restricted(), "tax", CARD, "psp", "recipient_not_allowed"),
+        // --- writes are decided like reads ---
+        ("a write for orders", adult("eea"), "orders", EMAIL, "carrier", W, "allow:contract"),
+        ("a write while restricted", adult("eea").restricted(), "orders", EMAIL, C, W, "restricted"),
+        ("a write for a consent purpose without consent", adult("eea"), "analytics", DEV, C, W, "consent_missing"),
 
-        // --- 5. no_legal_basis ---
-        ("kr adult, profiling has no basis in kr", adult("kr"), "profiling", DEV, C, "no_legal_basis"),
-        ("unknown jurisdiction, orders", adult("mars"), "orders", EMAIL, C, "no_legal_basis"),
-        ("unknown jurisdiction, even a legal obligation", adult("mars"), "tax", CARD, C, "no_legal_basis"),
-        ("unknown jurisdiction with consent granted", adult("mars").consent("analytics"), "analytics", DEV, C, "no_legal_basis"),
-        ("no_legal_basis beats guardian_consent_missing", child10("kr"), "profiling", DEV, C, "no_legal_basis"),
-        ("unknown jurisdiction, minor: no_legal_basis", child10("mars"), "orders", EMAIL, C, "no_legal_basis"),
-        ("no_legal_basis beats objected", adult("mars").objected("marketing"), "marketing", EMAIL, C, "no_legal_basis"),
-        ("jurisdiction ids are case-sensitive", adult("EEA"), "orders", EMAIL, C, "no_legal_basis"),
+        // --- 3. erased beats everything after the caller checks ---
+        ("erased, otherwise allowed", adult("eea").erased(), "orders", EMAIL, C, R, "erased"),
+        ("erased beats purpose_not_declared_for_category", adult("eea").erased(), "marketing", CARD, C, R, "erased"),
+        ("erased beats recipient_not_allowed", adult("eea").erased(), "fraud", EMAIL, "carrier", R, "erased"),
+        ("erased beats restricted", adult("eea").erased().restricted(), "orders", EMAIL, C, R, "erased"),
+        ("erased beats no_legal_basis", adult("mars").erased(), "orders", EMAIL, C, R, "erased"),
+        ("erased beats guardian_consent_missing", child10("eea").erased(), "orders", EMAIL, C, R, "erased"),
+        ("erased beats objected", adult("eea").erased().objected("fraud"), "fraud", EMAIL, C, R, "erased"),
+        ("erased beats consent_missing", adult("eea").erased(), "analytics", DEV, C, R, "erased"),
+        ("erased even for a legal obligation while restricted", adult("eea").erased().restricted(), "tax", CARD, C, R, "erased"),
+        ("erased beats all at once", child10("mars").erased().restricted().withdrawn("marketing").objected("marketing"), "marketing", CARD, "adnet", R, "erased"),
 
-        // --- 6. guardian rule ---
-        ("eea 15, no guardian linked, orders", child15("eea"), "orders", EMAIL, C, "guardian_consent_missing"),
-        ("eea 15, guardian linked but silent", child15("eea").with_guardian(), "orders", EMAIL, C, "guardian_consent_missing"),
-        ("eea 15, guardian consented to orders", child15("eea").with_guardian().guardian_consent("orders"), "orders", EMAIL, C, "allow:contract"),
-        ("eea 15, guardian consented to analytics", child15("eea").with_guardian().guardian_consent("analytics"), "analytics", DEV, C, "allow:consent"),
-        ("eea 15, child's own consent does not count", child15("eea").with_guardian().consent("analytics"), "analytics", DEV, C, "guardian_consent_missing"),
-        ("eea 15, child's own withdrawal: still no guardian consent", child15("eea").with_guardian().withdrawn("analytics"), "analytics", DEV, C, "guardian_consent_missing"),
-        ("eea 15, guardian withdrew", child15("eea").with_guardian().guardian_withdrew("analytics"), "analytics", DEV, C, "consent_withdrawn"),
-        ("eea 15, guardian withdrew a contract purpose", child15("eea").with_guardian().guardian_withdrew("orders"), "orders", EMAIL, C, "consent_withdrawn"),
-        ("eea 15, consent by a guardian who is not the linked one", child15("eea").with_guardian().other_guardian_consent("orders"), "orders", EMAIL, C, "guardian_consent_missing"),
-        ("eea 15, guardian consent but no guardian linked any more", child15("eea").guardian_consent("orders"), "orders", EMAIL, C, "guardian_consent_missing"),
-        ("eea 15, guardian consent for another purpose", child15("eea").with_guardian().guardian_consent("orders"), "fraud", EMAIL, C, "guardian_consent_missing"),
-        ("eea 15, legal obligation needs no guardian", child15("eea"), "tax", HIST, C, "allow:legal_obligation"),
-        ("us 10, legal obligation needs no guardian", child10("us"), "tax", CARD, C, "allow:legal_obligation"),
-        ("minor, legal obligation ignores an objection too", child10("us").objected("tax"), "tax", CARD, C, "allow:legal_obligation"),
-        ("us 17: guardian age 18", teen17("us"), "marketing", EMAIL, C, "guardian_consent_missing"),
-        ("eea 17: guardian age 16, own consent counts", teen17("eea").consent("marketing"), "marketing", EMAIL, C, "allow:consent"),
-        ("kr 15: guardian age 14", child15("kr"), "orders", EMAIL, C, "allow:contract"),
-        ("kr 10: minor in kr", child10("kr"), "orders", EMAIL, C, "guardian_consent_missing"),
-        ("guardian rule beats objected (direct marketing)", child15("eea").with_guardian().objected("marketing"), "marketing", EMAIL, C, "guardian_consent_missing"),
-        ("guardian rule beats objected (legitimate interest)", child15("us").objected("fraud"), "fraud", EMAIL, C, "guardian_consent_missing"),
-        ("guardian rule beats consent_missing", child15("eea").with_guardian(), "analytics", DEV, C, "guardian_consent_missing"),
-        ("guardian rule for a recipient read", child15("us").with_guardian(), "orders", EMAIL, "carrier", "guardian_consent_missing"),
-        ("guardian consent lets a recipient read", child15("us").with_guardian().guardian_consent("orders"), "orders", EMAIL, "carrier", "allow:contract"),
-        ("minor with guardian consent, then objected to marketing", child15("us").with_guardian().guardian_consent("marketing").objected("marketing"), "marketing", EMAIL, C, "objected"),
-        ("minor with guardian consent, objected to LI purpose", child15("us").with_guardian().guardian_consent("fraud").objected("fraud"), "fraud", EMAIL, C, "objected"),
+        // --- 4. purpose_not_declared_for_category ---
+        ("marketing may not use payment card", adult("eea").consent("marketing"), "marketing", CARD, C, R, "purpose_not_declared_for_category"),
+        ("tax may not use device id", adult("eea"), "tax", DEV, C, R, "purpose_not_declared_for_category"),
+        ("purpose/category beats recipient_not_allowed", adult("eea"), "marketing", CARD, "adnet", R, "purpose_not_declared_for_category"),
+        ("purpose/category beats recipient purpose mismatch", adult("eea"), "analytics", EMAIL, "carrier", R, "purpose_not_declared_for_category"),
+        ("purpose/category beats restricted", adult("eea").restricted(), "orders", DEV, C, R, "purpose_not_declared_for_category"),
+        ("purpose/category beats no_legal_basis", adult("kr"), "profiling", CARD, C, R, "purpose_not_declared_for_category"),
+        ("purpose/category beats guardian", child10("us"), "analytics", CARD, C, R, "purpose_not_declared_for_category"),
 
-        // --- 7. direct marketing objection is absolute ---
-        ("eea adult, marketing, consent granted but objected", adult("eea").consent("marketing").objected("marketing"), "marketing", EMAIL, C, "objected"),
-        ("us adult, marketing (LI), objected", adult("us").objected("marketing"), "marketing", EMAIL, C, "objected"),
-        ("direct marketing objection beats consent_missing", adult("eea").objected("marketing"), "marketing", EMAIL, C, "objected"),
-        ("direct marketing objection beats consent_withdrawn", adult("eea").withdrawn("marketing").objected("marketing"), "marketing", EMAIL, C, "objected"),
-        ("objection to marketing via adnet", adult("us").objected("marketing"), "marketing", DEV, "adnet", "objected"),
-        ("objection to another purpose does not stop marketing", adult("us").objected("fraud"), "marketing", EMAIL, C, "allow:legitimate_interest"),
-        ("us adult, newsletter (LI, direct marketing)", adult("us"), "newsletter", EMAIL, C, "allow:legitimate_interest"),
-        ("objection to marketing covers the newsletter", adult("us").objected("marketing"), "newsletter", EMAIL, C, "objected"),
-        ("objection to the newsletter covers marketing, even with consent", adult("eea").consent("marketing").objected("newsletter"), "marketing", EMAIL, C, "objected"),
-        ("objection to the newsletter covers marketing via adnet", adult("us").objected("newsletter"), "marketing", DEV, "adnet", "objected"),
-        ("objection to another purpose does not stop the newsletter", adult("us").objected("fraud"), "newsletter", EMAIL, C, "allow:legitimate_interest"),
-        ("objection to direct marketing leaves other LI purposes alone", adult("us").objected("marketing"), "fraud", CARD, C, "allow:legitimate_interest"),
-        ("guardian rule beats a covering direct-marketing objection", child15("us").objected("marketing"), "newsletter", EMAIL, C, "guardian_consent_missing"),
-        ("no_legal_basis beats a covering direct-marketing objection", adult("mars").objected("marketing"), "newsletter", EMAIL, C, "no_legal_basis"),
+        // --- 6. recipient_not_allowed ---
+        ("carrier is not declared for fraud", adult("eea"), "fraud", EMAIL, "carrier", R, "recipient_not_allowed"),
+        ("carrier is declared for orders but not for purchase history", adult("eea"), "orders", HIST, "carrier", R, "recipient_not_allowed"),
+        ("adnet: marketing may use purchase history, adnet may not", adult("us"), "marketing", HIST, "adnet", R, "recipient_not_allowed"),
+        ("psp is not declared for tax", adult("eea"), "tax", CARD, "psp", R, "recipient_not_allowed"),
+        ("recipient beats restricted", adult("eea").restricted(), "fraud", EMAIL, "carrier", R, "recipient_not_allowed"),
+        ("recipient beats no_legal_basis", adult("mars"), "orders", HIST, "carrier", R, "recipient_not_allowed"),
+        ("recipient beats guardian", child10("eea"), "orders", CARD, "carrier", R, "recipient_not_allowed"),
+        ("recipient beats objected", adult("us").objected("fraud"), "fraud", CARD, "carrier", R, "recipient_not_allowed"),
+        ("recipient beats consent_missing", adult("eea"), "analytics", DEV, "adnet", R, "recipient_not_allowed"),
 
-        // --- 8. consent / legitimate-interest objection ---
-        ("eea adult, analytics, no consent", adult("eea"), "analytics", DEV, C, "consent_missing"),
-        ("eea adult, analytics, consent withdrawn", adult("eea").withdrawn("analytics"), "analytics", DEV, C, "consent_withdrawn"),
-        ("eea adult, marketing, consent withdrawn", adult("eea").withdrawn("marketing"), "marketing", EMAIL, C, "consent_withdrawn"),
-        ("eea adult, marketing, consent for another purpose only", adult("eea").consent("analytics"), "marketing", EMAIL, C, "consent_missing"),
-        ("eea adult, profiling, no consent", adult("eea"), "profiling", DEV, C, "consent_missing"),
-        ("legitimate interest objection denies", adult("eea").objected("fraud"), "fraud", CARD, C, "objected"),
-        ("us profiling (LI) objection denies", adult("us").objected("profiling"), "profiling", DEV, C, "objected"),
-        ("contract purpose ignores objection", adult("eea").objected("orders"), "orders", EMAIL, C, "allow:contract"),
-        ("legal obligation ignores objection", adult("eea").objected("tax"), "tax", EMAIL, C, "allow:legal_obligation"),
-        ("consent purpose (not direct marketing): objection is not the mechanism", adult("eea").consent("analytics").objected("analytics"), "analytics", DEV, C, "allow:consent"),
-        ("consent purpose, objected and no consent", adult("eea").objected("analytics"), "analytics", DEV, C, "consent_missing"),
+        // --- 7. restricted ---
+        ("restricted, orders", adult("eea").restricted(), "orders", EMAIL, C, R, "restricted"),
+        ("restricted, tax is allowed while restricted", adult("eea").restricted(), "tax", CARD, C, R, "allow:legal_obligation"),
+        ("restricted beats consent_missing", adult("eea").restricted(), "analytics", DEV, C, R, "restricted"),
+        ("restricted beats a live consent", adult("eea").restricted().consent("analytics"), "analytics", DEV, C, R, "restricted"),
+        ("restricted beats no_legal_basis (unknown jurisdiction)", adult("mars").restricted(), "orders", EMAIL, C, R, "restricted"),
+        ("restricted beats no_legal_basis (no basis here)", adult("kr").restricted(), "profiling", DEV, C, R, "restricted"),
+        ("restricted beats guardian_consent_missing", child15("eea").restricted(), "orders", EMAIL, C, R, "restricted"),
+        ("restricted beats objected", adult("us").restricted().objected("marketing"), "marketing", EMAIL, C, R, "restricted"),
+        ("restricted, tax via psp? psp not declared for tax", adult("eea").restricted(), "tax", CARD, "psp", R, "recipient_not_allowed"),
+
+        // --- 8. no_legal_basis ---
+        ("kr adult, profiling has no basis in kr", adult("kr"), "profiling", DEV, C, R, "no_legal_basis"),
+        ("unknown jurisdiction, orders", adult("mars"), "orders", EMAIL, C, R, "no_legal_basis"),
+        ("unknown jurisdiction, even a legal obligation", adult("mars"), "tax", CARD, C, R, "no_legal_basis"),
+        ("unknown jurisdiction with consent granted", adult("mars").consent("analytics"), "analytics", DEV, C, R, "no_legal_basis"),
+        ("no_legal_basis beats guardian_consent_missing", child10("kr"), "profiling", DEV, C, R, "no_legal_basis"),
+        ("unknown jurisdiction, minor: no_legal_basis", child10("mars"), "orders", EMAIL, C, R, "no_legal_basis"),
+        ("no_legal_basis beats objected", adult("mars").objected("marketing"), "marketing", EMAIL, C, R, "no_legal_basis"),
+        ("jurisdiction ids are case-sensitive", adult("EEA"), "orders", EMAIL, C, R, "no_legal_basis"),
+
+        // --- 9. guardian rule ---
+        ("eea 15, no guardian linked, orders", child15("eea"), "orders", EMAIL, C, R, "guardian_consent_missing"),
+        ("eea 15, guardian linked but silent", child15("eea").with_guardian(), "orders", EMAIL, C, R, "guardian_consent_missing"),
+        ("eea 15, guardian consented to orders", child15("eea").with_guardian().guardian_consent("orders"), "orders", EMAIL, C, R, "allow:contract"),
+        ("eea 15, guardian consented to analytics", child15("eea").with_guardian().guardian_consent("analytics"), "analytics", DEV, C, R, "allow:consent"),
+        ("eea 15, child's own consent does not count", child15("eea").with_guardian().consent("analytics"), "analytics", DEV, C, R, "guardian_consent_missing"),
+        ("eea 15, child's own withdrawal: still no guardian consent", child15("eea").with_guardian().withdrawn("analytics"), "analytics", DEV, C, R, "guardian_consent_missing"),
+        ("eea 15, guardian withdrew", child15("eea").with_guardian().guardian_withdrew("analytics"), "analytics", DEV, C, R, "consent_withdrawn"),
+        ("eea 15, guardian withdrew a contract purpose", child15("eea").with_guardian().guardian_withdrew("orders"), "orders", EMAIL, C, R, "consent_withdrawn"),
+        ("eea 15, consent by a guardian who is not the linked one", child15("eea").with_guardian().other_guardian_consent("orders"), "orders", EMAIL, C, R, "guardian_consent_missing"),
+        ("eea 15, guardian consent but no guardian linked any more", child15("eea").guardian_consent("orders"), "orders", EMAIL, C, R, "guardian_consent_missing"),
+        ("eea 15, guardian consent for another purpose", child15("eea").with_guardian().guardian_consent("orders"), "fraud", EMAIL, C, R, "guardian_consent_missing"),
+        ("eea 15, legal obligation needs no guardian", child15("eea"), "tax", HIST, C, R, "allow:legal_obligation"),
+        ("us 10, legal obligation needs no guardian", child10("us"), "tax", CARD, C, R, "allow:legal_obligation"),
+        ("minor, legal obligation ignores an objection too", child10("us").objected("tax"), "tax", CARD, C, R, "allow:legal_obligation"),
+        ("us 17: guardian age 18", teen17("us"), "marketing", EMAIL, C, R, "guardian_consent_missing"),
+        ("eea 17: guardian age 16, own consent counts", teen17("eea").consent("marketing"), "marketing", EMAIL, C, R, "allow:consent"),
+        ("kr 15: guardian age 14", child15("kr"), "orders", EMAIL, C, R, "allow:contract"),
+        ("kr 10: minor in kr", child10("kr"), "orders", EMAIL, C, R, "guardian_consent_missing"),
+        ("guardian rule beats objected (direct marketing)", child15("eea").with_guardian().objected("marketing"), "marketing", EMAIL, C, R, "guardian_consent_missing"),
+        ("guardian rule beats objected (legitimate interest)", child15("us").objected("fraud"), "fraud", EMAIL, C, R, "guardian_consent_missing"),
+        ("guardian rule beats consent_missing", child15("eea").with_guardian(), "analytics", DEV, C, R, "guardian_consent_missing"),
+        ("guardian rule for a recipient read", child15("us").with_guardian(), "orders", EMAIL, "carrier", R, "guardian_consent_missing"),
+        ("guardian consent lets a recipient read", child15("us").with_guardian().guardian_consent("orders"), "orders", EMAIL, "carrier", R, "allow:contract"),
+        ("minor with guardian consent, then objected to marketing", child15("us").with_guardian().guardian_consent("marketing").objected("marketing"), "marketing", EMAIL, C, R, "objected"),
+        ("minor with guardian consent, objected to LI purpose", child15("us").with_guardian().guardian_consent("fraud").objected("fraud"), "fraud", EMAIL, C, R, "objected"),
+
+        // --- 10. direct marketing objection is absolute ---
+        ("eea adult, marketing, consent granted but objected", adult("eea").consent("marketing").objected("marketing"), "marketing", EMAIL, C, R, "objected"),
+        ("us adult, marketing (LI), objected", adult("us").objected("marketing"), "marketing", EMAIL, C, R, "objected"),
+        ("direct marketing objection beats consent_missing", adult("eea").objected("marketing"), "marketing", EMAIL, C, R, "objected"),
+        ("direct marketing objection beats consent_withdrawn", adult("eea").withdrawn("marketing").objected("marketing"), "marketing", EMAIL, C, R, "objected"),
+        ("objection to marketing via adnet", adult("us").objected("marketing"), "marketing", DEV, "adnet", R, "objected"),
+        ("objection to another purpose does not stop marketing", adult("us").objected("fraud"), "marketing", EMAIL, C, R, "allow:legitimate_interest"),
+        ("us adult, newsletter (LI, direct marketing)", adult("us"), "newsletter", EMAIL, C, R, "allow:legitimate_interest"),
+        ("objection to marketing covers the newsletter", adult("us").objected("marketing"), "newsletter", EMAIL, C, R, "objected"),
+        ("objection to the newsletter covers marketing, even with consent", adult("eea").consent("marketing").objected("newsletter"), "marketing", EMAIL, C, R, "objected"),
+        ("objection to the newsletter covers marketing via adnet", adult("us").objected("newsletter"), "marketing", DEV, "adnet", R, "objected"),
+        ("objection to another purpose does not stop the newsletter", adult("us").objected("fraud"), "newsletter", EMAIL, C, R, "allow:legitimate_interest"),
+        ("objection to direct marketing leaves other LI purposes alone", adult("us").objected("marketing"), "fraud", CARD, C, R, "allow:legitimate_interest"),
+        ("guardian rule beats a covering direct-marketing objection", child15("us").objected("marketing"), "newsletter", EMAIL, C, R, "guardian_consent_missing"),
+        ("no_legal_basis beats a covering direct-marketing objection", adult("mars").objected("marketing"), "newsletter", EMAIL, C, R, "no_legal_basis"),
+
+        // --- 11. consent / legitimate-interest objection ---
+        ("eea adult, analytics, no consent", adult("eea"), "analytics", DEV, C, R, "consent_missing"),
+        ("eea adult, analytics, consent withdrawn", adult("eea").withdrawn("analytics"), "analytics", DEV, C, R, "consent_withdrawn"),
+        ("eea adult, marketing, consent withdrawn", adult("eea").withdrawn("marketing"), "marketing", EMAIL, C, R, "consent_withdrawn"),
+        ("eea adult, marketing, consent for another purpose only", adult("eea").consent("analytics"), "marketing", EMAIL, C, R, "consent_missing"),
+        ("eea adult, profiling, no consent", adult("eea"), "profiling", DEV, C, R, "consent_missing"),
+        ("legitimate interest objection denies", adult("eea").objected("fraud"), "fraud", CARD, C, R, "objected"),
+        ("us profiling (LI) objection denies", adult("us").objected("profiling"), "profiling", DEV, C, R, "objected"),
+        ("contract purpose ignores objection", adult("eea").objected("orders"), "orders", EMAIL, C, R, "allow:contract"),
+        ("legal obligation ignores objection", adult("eea").objected("tax"), "tax", EMAIL, C, R, "allow:legal_obligation"),
+        ("consent purpose (not direct marketing): objection is not the mechanism", adult("eea").consent("analytics").objected("analytics"), "analytics", DEV, C, R, "allow:consent"),
+        ("consent purpose, objected and no consent", adult("eea").objected("analytics"), "analytics", DEV, C, R, "consent_missing"),
     ]
 }
 
@@ -457,8 +539,8 @@ fn cases() -> Vec<Case> {
 fn table_of_cases() {
     let mut failures = Vec::new();
     let cases = cases();
-    for (name, subject, purpose, category, who, expected) in &cases {
-        let got = check(subject, purpose, category, who, now());
+    for (name, subject, purpose, category, who, how, expected) in &cases {
+        let got = check_how(subject, purpose, category, who, *how, now());
         if got != *expected {
             failures.push(format!("{name}: expected {expected}, got {got}"));
         }
@@ -468,7 +550,7 @@ fn table_of_cases() {
 
 #[test]
 fn table_covers_every_reason_and_basis() {
-    let expected: Vec<&str> = cases().iter().map(|c| c.5).collect();
+    let expected: Vec<&str> = cases().iter().map(|c| c.6).collect();
     for r in DenyReason::ALL {
         assert!(expected.contains(&r.code()), "no table case expects `{}`", r.code());
     }
@@ -543,11 +625,9 @@ fn a_minor_becomes_an_adult_on_the_birthday_of_the_request() {
 
 /// Every denial of the table (each reason at least once).
 fn table_denials() -> Vec<(Denial, Subject)> {
-    let policy = policy();
     let mut out: Vec<(Denial, Subject)> = Vec::new();
-    for (_, subject, purpose, category, who, _) in cases() {
-        let req = request(policy, purpose, category, who, now());
-        if let Err(d) = decide(policy, &subject, &req) {
+    for (_, subject, purpose, category, who, how, _) in cases() {
+        if let Err(d) = decide_how(&subject, purpose, category, who, how, now()) {
             out.push((d, subject));
         }
     }
@@ -576,7 +656,7 @@ fn sentences_name_the_policy_ids_they_speak_of() {
     for (d, _) in table_denials() {
         let s = d.sentence(policy);
         let p = format!("`{}`", policy.purpose_doc(d.purpose).id.value);
-        let c = format!("`{}`", policy.category_doc(d.category).id.value);
+        let c = d.category.map(|c| format!("`{}`", policy.category_doc(c).id.value)).unwrap_or_default();
         if d.reason != DenyReason::Erased {
             assert!(s.contains(&p), "{:?}: purpose {p} missing from: {s}", d.reason);
         }
@@ -600,7 +680,7 @@ fn every_sentence_names_purpose_and_category() {
     for (d, _) in table_denials() {
         let s = d.sentence(policy);
         let p = format!("`{}`", policy.purpose_doc(d.purpose).id.value);
-        let c = format!("`{}`", policy.category_doc(d.category).id.value);
+        let c = d.category.map(|c| format!("`{}`", policy.category_doc(c).id.value)).unwrap_or_default();
         if !(s.contains(&p) && s.contains(&c)) {
             missing.push(format!("{}: {s}", d.reason.code()));
         }
@@ -616,7 +696,12 @@ const JURISDICTIONS: [&str; 4] = ["eea", "us", "kr", "mars"];
 const PURPOSES: [&str; 7] = ["orders", "fraud", "tax", "analytics", "marketing", "newsletter", "profiling"];
 const DIRECT_MARKETING: [&str; 2] = ["marketing", "newsletter"];
 const CATEGORIES: [&str; 4] = ["contact.email", "purchase.history", "payment.card", "device.id"];
-const ACTORS: [&str; 4] = ["controller", "carrier", "psp", "adnet"];
+const ACTORS: [&str; 5] = ["controller", "carrier", "psp", "adnet", STRANGER];
+/// Key scopes for the property test (`None` = unlimited).
+const SCOPES: [Option<&[&str]>; 6] =
+    [None, None, Some(&[]), Some(&["orders"]), Some(&["orders", "fraud"]), Some(&["marketing", "newsletter", "tax"])];
+/// The ways of asking the grid goes through.
+const HOWS: [How; 3] = [R, key(&["orders", "fraud"]), DETOK];
 
 /// The policy above, restated by hand.
 fn guardian_age(j: &str) -> Option<i32> {
@@ -675,22 +760,38 @@ fn birthday(birth: Date, years: i32) -> Date {
 
 /// Every reason that applies, tagged with its step in the documented order;
 /// the answer is the one with the lowest step.
-fn model(s: &Subject, purpose: &str, category: &str, actor: &str, at: Date) -> Result<&'static str, &'static str> {
+fn model(
+    s: &Subject,
+    purpose: &str,
+    category: &str,
+    actor: &str,
+    how: How,
+    at: Date,
+) -> Result<&'static str, &'static str> {
     let mut reasons: Vec<(u8, &'static str)> = Vec::new();
+    if actor == STRANGER {
+        reasons.push((1, "actor_not_declared"));
+    }
+    if how.scope.is_some_and(|bound| !bound.contains(&purpose)) {
+        reasons.push((2, "purpose_not_bound"));
+    }
     if s.erased_at.is_some() {
-        reasons.push((1, "erased"));
+        reasons.push((3, "erased"));
     }
     if !purpose_categories(purpose).contains(&category) {
-        reasons.push((2, "purpose_not_declared_for_category"));
+        reasons.push((4, "purpose_not_declared_for_category"));
+    }
+    if how.op == Operation::Detokenize && !(purpose == "orders" && category == "payment.card") {
+        reasons.push((5, "detokenize_not_allowed"));
     }
     if actor != "controller" {
         let (ps, cs) = recipient(actor);
         if !ps.contains(&purpose) || !(cs.is_empty() || cs.contains(&category)) {
-            reasons.push((3, "recipient_not_allowed"));
+            reasons.push((6, "recipient_not_allowed"));
         }
     }
     if s.state.restricted_since.is_some() && purpose != "tax" {
-        reasons.push((4, "restricted"));
+        reasons.push((7, "restricted"));
     }
     let age = guardian_age(&s.jurisdiction);
     let basis = age.and_then(|_| purpose_basis(purpose, &s.jurisdiction));
@@ -705,26 +806,26 @@ fn model(s: &Subject, purpose: &str, category: &str, actor: &str, at: Date) -> R
                     record.filter(|r| linked.is_some() && r.by_guardian.as_ref().map(SubjectId::as_str) == linked);
                 match by_linked.map(|r| r.status) {
                     Some(ConsentStatus::Granted) => {}
-                    Some(ConsentStatus::Withdrawn) => reasons.push((6, "consent_withdrawn")),
-                    None => reasons.push((6, "guardian_consent_missing")),
+                    Some(ConsentStatus::Withdrawn) => reasons.push((9, "consent_withdrawn")),
+                    None => reasons.push((9, "guardian_consent_missing")),
                 }
             }
             let objected_to_direct_marketing = DIRECT_MARKETING.iter().any(|p| s.state.objections.contains_key(*p));
             if DIRECT_MARKETING.contains(&purpose) && objected_to_direct_marketing {
-                reasons.push((7, "objected"));
+                reasons.push((10, "objected"));
             }
             if basis == "consent" {
                 match record.map(|r| r.status) {
-                    None => reasons.push((8, "consent_missing")),
-                    Some(ConsentStatus::Withdrawn) => reasons.push((8, "consent_withdrawn")),
+                    None => reasons.push((11, "consent_missing")),
+                    Some(ConsentStatus::Withdrawn) => reasons.push((11, "consent_withdrawn")),
                     Some(ConsentStatus::Granted) => {}
                 }
             }
             if basis == "legitimate_interest" && objected {
-                reasons.push((8, "objected"));
+                reasons.push((11, "objected"));
             }
         }
-        _ => reasons.push((5, "no_legal_basis")),
+        _ => reasons.push((8, "no_legal_basis")),
     }
     // The documented order: the lowest step wins.
     match reasons.iter().min_by_key(|(step, _)| *step) {
@@ -738,11 +839,10 @@ fn decide_str(
     purpose: &str,
     category: &str,
     who: &str,
+    how: How,
     t: Timestamp,
 ) -> Result<&'static str, &'static str> {
-    let policy = policy();
-    let req = request(policy, purpose, category, who, t);
-    decide(policy, s, &req).map(LegalBasis::as_str).map_err(|d| d.reason.code())
+    decide_how(s, purpose, category, who, how, t).map(LegalBasis::as_str).map_err(|d| d.reason.code())
 }
 
 /// The seven consent records a purpose can have (index 0 = none).
@@ -826,14 +926,14 @@ fn decide_matches_the_model_on_a_grid() {
                                     State { erased, restricted, jurisdiction, birth, guardian, consents, objections };
                                 let s = st.subject();
                                 for category in CATEGORIES {
-                                    for who in ACTORS {
+                                    for (who, how) in ACTORS.iter().flat_map(|w| HOWS.map(|h| (*w, h))) {
                                         n += 1;
-                                        let want = model(&s, purpose, category, who, t.date());
-                                        let got = decide_str(&s, purpose, category, who, t);
+                                        let want = model(&s, purpose, category, who, how, t.date());
+                                        let got = decide_str(&s, purpose, category, who, how, t);
                                         outcomes.insert(format!("{want:?}"));
                                         if got != want && mismatches.len() < 20 {
                                             mismatches.push(format!(
-                                                "{st:?} {purpose} {category} {who}: decide {got:?}, model {want:?}"
+                                                "{st:?} {purpose} {category} {who} {how:?}: decide {got:?}, model {want:?}"
                                             ));
                                         }
                                     }
@@ -910,22 +1010,25 @@ proptest! {
         purpose in prop::sample::select(PURPOSES.to_vec()),
         category in prop::sample::select(CATEGORIES.to_vec()),
         who in prop::sample::select(ACTORS.to_vec()),
+        scope in prop::sample::select(SCOPES.to_vec()),
+        op in prop::sample::select(vec![Operation::Read, Operation::Write, Operation::Detokenize]),
         offset_micros in -400i64 * 86_400_000_000..=400 * 86_400_000_000,
     ) {
         let t = Timestamp(now().0 + offset_micros);
         state.birth = birth_date(&birth, t.date());
         let s = state.subject();
-        let want = model(&s, purpose, category, who, t.date());
-        let got = decide_str(&s, purpose, category, who, t);
-        prop_assert_eq!(got, want, "state {:?}, birth {:?}, at {}", state, birth, t);
+        let how = How { scope, op };
+        let want = model(&s, purpose, category, who, how, t.date());
+        let got = decide_str(&s, purpose, category, who, how, t);
+        prop_assert_eq!(got, want, "state {:?}, birth {:?}, {:?}, at {}", state, birth, how, t);
     }
 }
 
 #[test]
 fn the_model_agrees_with_the_table() {
     // Guards the model itself: it must give the hand-written answers.
-    for (name, subject, purpose, category, who, expected) in cases() {
-        let got = match model(&subject, purpose, category, who, now().date()) {
+    for (name, subject, purpose, category, who, how, expected) in cases() {
+        let got = match model(&subject, purpose, category, who, how, now().date()) {
             Ok(b) => format!("allow:{b}"),
             Err(r) => r.to_string(),
         };

@@ -162,6 +162,17 @@ pub struct JurisdictionRules {
     pub extension: Option<Period>,
 }
 
+/// A set of purposes of one policy, made by [`Policy::purpose_set`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurposeSet(Bitset);
+
+impl PurposeSet {
+    /// Whether the set holds `purpose`.
+    pub fn contains(&self, purpose: PurposeId) -> bool {
+        self.0.contains(purpose.0)
+    }
+}
+
 /// A small fixed-size set of dense ids.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Bitset(Vec<u64>);
@@ -195,6 +206,8 @@ pub struct Policy {
     sources: HashMap<String, u16>,
     purpose_rules: Vec<PurposeRules>,
     direct_marketing: Vec<PurposeId>,
+    /// Per category: `None` if it is not tokenized, else the purposes that may detokenize it.
+    detokenize: Vec<Option<Bitset>>,
     recipient_rules: Vec<RecipientRules>,
     jurisdiction_rules: Vec<JurisdictionRules>,
 }
@@ -247,6 +260,7 @@ impl Policy {
             }
         }
 
+        let mut detokenize = Vec::with_capacity(doc.categories.len());
         for c in &doc.categories {
             if !matches!(c.ccpa.value.as_str(), "A" | "B" | "C" | "D" | "E" | "F" | "G" | "H" | "I" | "J" | "K" | "L") {
                 errs.push(
@@ -260,11 +274,15 @@ impl Policy {
             if c.sources.is_empty() {
                 errs.push(&c.id, format!("category `{}` names no source", c.id.value));
             }
-            if let Some(p) = &c.protection {
+            detokenize.push(c.protection.as_ref().map(|p| {
+                let mut may = Bitset::with_len(doc.purposes.len());
                 for pur in &p.detokenize_purposes {
-                    errs.known(&purposes, pur, "purpose");
+                    if let Some(id) = errs.known(&purposes, pur, "purpose") {
+                        may.insert(id.0);
+                    }
                 }
-            }
+                may
+            }));
         }
 
         let mut purpose_rules = Vec::with_capacity(doc.purposes.len());
@@ -395,6 +413,7 @@ impl Policy {
             .collect();
         Ok(Policy {
             direct_marketing,
+            detokenize,
             effective: effective.unwrap_or(Date::MIN),
             prior_versions,
             doc,
@@ -501,6 +520,21 @@ impl Policy {
     /// objection to any of them is an objection to all (GDPR Art. 21(3)).
     pub fn direct_marketing_purposes(&self) -> &[PurposeId] {
         &self.direct_marketing
+    }
+
+    /// Whether the policy lists `purpose` as one that may recover the full
+    /// value of the tokenized `category` (false for a category that is not tokenized).
+    pub fn may_detokenize(&self, purpose: PurposeId, category: CategoryId) -> bool {
+        self.detokenize.get(usize::from(category.0)).and_then(Option::as_ref).is_some_and(|may| may.contains(purpose.0))
+    }
+
+    /// The set of the purposes in `ids` (for example those an API key is bound to).
+    pub fn purpose_set(&self, ids: impl IntoIterator<Item = PurposeId>) -> PurposeSet {
+        let mut set = Bitset::with_len(self.doc.purposes.len());
+        for p in ids {
+            set.insert(p.0);
+        }
+        PurposeSet(set)
     }
 
     /// Categories a purpose may read, in declaration order.
