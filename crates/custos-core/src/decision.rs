@@ -189,9 +189,12 @@ impl Denial {
             None => "personal data".to_string(),
         };
         match self.reason {
-            DenyReason::Erased => {
-                format!("the subject's data was erased and can no longer be read (purpose `{p}`, category {c})")
-            }
+            DenyReason::Erased => match self.category {
+                Some(_) => {
+                    format!("the subject's data was erased and can no longer be read (purpose `{p}`, category {c})")
+                }
+                None => format!("the subject's data was erased and can no longer be read (purpose `{p}`)"),
+            },
             DenyReason::PurposeNotDeclaredForCategory => {
                 format!("the policy does not allow purpose `{p}` to use category {c}")
             }
@@ -253,14 +256,21 @@ pub fn admit(actor: Actor, scope: Scope<'_>, purpose: PurposeId) -> Result<(), D
     Ok(())
 }
 
+/// Check 3 of the order above, on its own: whether the subject's data can
+/// still be read at all (for a request that names no category, such as
+/// reading every value of a subject who has none left).
+pub fn readable(subject: &Subject) -> Result<(), DenyReason> {
+    if subject.erased_at.is_some() { Err(DenyReason::Erased) } else { Ok(()) }
+}
+
 /// Decides one request. Returns the legal basis the read rests on, or a denial.
 pub fn decide(policy: &Policy, subject: &Subject, req: &AccessRequest<'_>) -> Decision {
     let deny = |reason| Err(Denial { reason, purpose: req.purpose, category: Some(req.category), actor: req.actor });
     if let Err(reason) = admit(req.actor, req.scope, req.purpose) {
         return deny(reason);
     }
-    if subject.erased_at.is_some() {
-        return deny(DenyReason::Erased);
+    if let Err(reason) = readable(subject) {
+        return deny(reason);
     }
     let rules = policy.purpose_rules(req.purpose);
     if !rules.allows(req.category) {

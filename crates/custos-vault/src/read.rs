@@ -1,7 +1,7 @@
 //! Reading values for a purpose: the decision, opening, auditing; history and detokenization.
 
 use custos_core::audit::{AuditAction, AuditEvent};
-use custos_core::decision::{DenyReason, Operation};
+use custos_core::decision::{Denial, Operation, readable};
 use custos_core::policy::document::LegalBasis;
 use custos_core::subject::Subject;
 use custos_core::time::Timestamp;
@@ -144,12 +144,13 @@ impl<S: Store> Vault<S> {
                 self.store.append_audit(&denials)?;
                 return Err(VaultError::Denied(d));
             }
-            if record.subject.erased_at.is_some() {
+            if let Err(reason) = readable(&record.subject) {
                 let mut ev = self.event(now, AuditAction::AccessDenied, read.actor, read.subject);
                 ev.purpose = Some(read.purpose.to_string());
-                ev.reason = Some(DenyReason::Erased.code().to_string());
+                ev.reason = Some(reason.code().to_string());
                 self.store.append_audit(&[ev])?;
-                return Err(erased_denial());
+                let denial = Denial { reason, purpose, category: None, actor: self.actor(read.actor) };
+                return Err(VaultError::Denied(Denied { reason, sentence: denial.sentence(&self.policy) }));
             }
             return Ok((Vec::new(), Vec::new()));
         }

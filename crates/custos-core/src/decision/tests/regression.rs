@@ -98,3 +98,20 @@ fn regression_service_key_scope_is_decided_by_decide() {
         "this API key is not bound to purpose `fraud`, so it may not have personal data for it"
     );
 }
+
+/// Reading every value of a subject who has none left was refused in the
+/// vault by looking at `erased_at` itself; [`readable`] is `decide`'s own
+/// check, so the vault asks the decision module for that too.
+#[test]
+fn readable_is_the_erasure_check_of_decide() {
+    assert_eq!(readable(&adult("eea")), Ok(()));
+    assert_eq!(readable(&adult("eea").erased()), Err(DenyReason::Erased));
+    let policy = policy();
+    let d = Denial {
+        reason: DenyReason::Erased,
+        purpose: resolve_purpose(policy, "orders"),
+        category: None,
+        actor: Actor::Controller,
+    };
+    assert_eq!(d.sentence(policy), "the subject's data was erased and can no longer be read (purpose `orders`)");
+}
