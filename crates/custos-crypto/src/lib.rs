@@ -21,6 +21,9 @@ use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::{Zeroize, Zeroizing};
 
+mod wrap;
+pub use wrap::{KEY_ID_LEN, KeyId, wrap_v1_for_tests, wrapped_key_id};
+
 /// Length of every key, in bytes.
 pub const KEY_LEN: usize = 32;
 const FORMAT_V1: u8 = 1;
@@ -41,6 +44,12 @@ pub enum CryptoError {
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed")]
     Random,
+    /// A wrapped key names a master key this keyring does not hold.
+    #[error("a wrapped key was made with another master key (its key id is not this keyring's)")]
+    UnknownKey,
+    /// The previous master key given is the current one.
+    #[error("the previous master key is the same as the current one")]
+    SameKey,
 }
 
 /// The master key: 32 secret bytes, zeroed on drop, never printed.
@@ -80,6 +89,8 @@ pub struct Keyring {
     /// The HKDF pseudorandom key extracted from the master key, from which
     /// every other purpose's key is derived by its own label.
     root: hkdf::Prk,
+    /// Key id, key-check value, previous master key (see `wrap.rs`).
+    ext: wrap::Ext,
 }
 
 impl fmt::Debug for Keyring {
@@ -118,7 +129,7 @@ impl Keyring {
         let pseudo = derive(master, b"custos audit pseudonyms v1")?;
         let wrap = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &wrap[..]).map_err(|_| CryptoError::Malformed)?);
         let pseudonym = hmac::Key::new(hmac::HMAC_SHA256, &pseudo[..]);
-        Ok(Keyring { wrap, pseudonym, root: root_of(master) })
+        Ok(Keyring { wrap, pseudonym, root: root_of(master), ext: wrap::Ext::of(master)? })
     }
 
     /// A 256-bit key for one purpose, derived from the master key with
@@ -133,13 +144,13 @@ impl Keyring {
     pub fn new_data_key(&self, subject: &str) -> Result<(DataKey, Vec<u8>), CryptoError> {
         let mut raw = Zeroizing::new([0u8; KEY_LEN]);
         fill_random(&mut raw[..])?;
-        let wrapped = seal_with(&self.wrap, &wrap_aad(subject), &raw[..])?;
+        let wrapped = self.wrap_raw(subject, &raw[..])?;
         Ok((DataKey::from_raw(&raw[..])?, wrapped))
     }
 
     /// Unwraps a stored data key of `subject`.
     pub fn unwrap_data_key(&self, subject: &str, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
-        let raw = Zeroizing::new(open_with(&self.wrap, &wrap_aad(subject), wrapped)?);
+        let raw = self.unwrap_raw(subject, wrapped)?;
         if raw.len() != KEY_LEN {
             return Err(CryptoError::Malformed);
         }
@@ -153,12 +164,6 @@ impl Keyring {
         let tag = hmac::sign(&self.pseudonym, subject.as_bytes());
         hex::encode(&tag.as_ref()[..16])
     }
-}
-
-fn wrap_aad(subject: &str) -> Vec<u8> {
-    let mut aad = b"custos-dk-v1\0".to_vec();
-    aad.extend_from_slice(subject.as_bytes());
-    aad
 }
 
 /// A subject's data key.
