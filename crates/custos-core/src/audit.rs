@@ -52,6 +52,14 @@ pub enum AuditAction {
     ApiKeyCreated,
     /// An API key was revoked.
     ApiKeyRevoked,
+    /// The store's identity (master key check, notice) was recorded.
+    StoreIdentityRecorded,
+    /// A newer version of the store's notice was adopted.
+    NoticeVersionAdopted,
+    /// A batch of data keys was re-wrapped under a new master key.
+    DataKeysRewrapped,
+    /// The store's key check moved to a new master key (rotation complete).
+    MasterKeyRotated,
 }
 
 /// One audited event, as the vault describes it (no personal values).

@@ -23,6 +23,8 @@ use postgres::{Client, GenericClient, IsolationLevel, Row, RowIter, Statement, T
 use crate::error::{Context, corrupt, is_unique_violation};
 use crate::{Conn, PostgresStore};
 
+mod identity;
+
 /// The columns of `subjects`, in the order [`subject_from_row`] reads them.
 macro_rules! subject_columns {
     () => {

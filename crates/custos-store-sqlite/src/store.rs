@@ -18,6 +18,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use crate::error::{Context, corrupt};
 use crate::{SqliteStore, Writer};
 
+mod identity;
+
 /// The columns of `subjects`, in the order [`subject_from_row`] reads them.
 macro_rules! subject_columns {
     () => {

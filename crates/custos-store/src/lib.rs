@@ -22,6 +22,7 @@ mod audit;
 pub mod contract;
 mod group_commit;
 mod idempotency;
+mod identity;
 mod items;
 mod keys;
 mod subjects;
@@ -29,6 +30,7 @@ mod subjects;
 pub use audit::AuditStore;
 pub use group_commit::AuditGroupCommit;
 pub use idempotency::{IdempotencyStore, IdempotentResponse};
+pub use identity::{IdentityStore, KeyCheck, Rewrap, StoreIdentity, WrappedKey};
 pub use items::{ItemStore, NewItem, StoredItem};
 pub use keys::{ApiKeyRecord, KeyStore};
 pub use subjects::{StateChange, SubjectColumns, SubjectRecord, SubjectStore};
@@ -36,14 +38,14 @@ pub use subjects::{StateChange, SubjectColumns, SubjectRecord, SubjectStore};
 /// Every capability trait, for code that calls a concrete store's methods
 /// (`use custos_store::prelude::*;`).
 pub mod prelude {
-    pub use crate::{AuditStore, IdempotencyStore, ItemStore, KeyStore, Store, SubjectStore};
+    pub use crate::{AuditStore, IdempotencyStore, IdentityStore, ItemStore, KeyStore, Store, SubjectStore};
 }
 
 /// Every capability of a Custos store together. Implemented for every type
 /// that implements each capability trait; `Arc<dyn Store>` is a store too.
-pub trait Store: SubjectStore + ItemStore + AuditStore + KeyStore + IdempotencyStore {}
+pub trait Store: SubjectStore + ItemStore + AuditStore + KeyStore + IdempotencyStore + IdentityStore {}
 
-impl<T: SubjectStore + ItemStore + AuditStore + KeyStore + IdempotencyStore + ?Sized> Store for T {}
+impl<T: SubjectStore + ItemStore + AuditStore + KeyStore + IdempotencyStore + IdentityStore + ?Sized> Store for T {}
 
 /// A [`StoreError::Backend`] for stored data that does not decode (never with the value).
 pub fn corrupt(what: &str) -> StoreError {

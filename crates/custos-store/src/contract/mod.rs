@@ -86,6 +86,14 @@ macro_rules! contract_tests {
             keys::revoking_an_api_key_sets_revoked_at_and_audits_once,
             keys::revoking_an_unknown_api_key_returns_false_and_appends_nothing,
             idempotency::an_idempotent_response_round_trips_and_cannot_be_recorded_twice,
+            identity::a_fresh_store_has_no_identity_and_holds_no_data,
+            identity::the_first_recorded_identity_stays_and_is_audited_once,
+            identity::holds_data_sees_an_audit_entry_alone,
+            identity::holds_data_sees_api_keys_and_subjects,
+            identity::wrapped_keys_page_in_id_order_and_leave_out_erased_subjects,
+            identity::rewrap_keys_replaces_only_keys_that_still_match,
+            identity::replace_key_check_is_a_compare_and_swap,
+            identity::adopt_notice_version_is_a_compare_and_swap,
         );
     };
     (@cases $make:expr; $($module:ident :: $case:ident),* $(,)?) => {
@@ -316,6 +324,7 @@ pub(crate) fn key_by_hash(store: &dyn Store, hash: &[u8; 32]) -> Option<ApiKeyRe
 
 pub mod audit;
 pub mod idempotency;
+pub mod identity;
 pub mod items;
 pub mod keys;
 pub mod subjects;
