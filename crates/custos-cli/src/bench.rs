@@ -30,7 +30,7 @@ pub fn run(global: &Global, args: &BenchArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     // SQLite in the temporary directory, or the PostgreSQL database given with
     // --database (it should be empty: the benchmark creates its own subjects).
-    let vault = env::open_vault_on(dir.path(), global.database.as_deref(), policy.clone())?;
+    let vault = env::open_vault_on(global, dir.path(), policy.clone())?;
     let pid = policy.purpose(PURPOSE).context("the policy has no purpose `provide_offerings`")?;
     let categories: Vec<String> = policy
         .categories_for(pid)

@@ -346,6 +346,15 @@ fn global_args(global: &Global, dir: &Path) -> Vec<std::ffi::OsString> {
         args.push("--database".into());
         args.push(url.into());
     }
+    for (flag, file) in [
+        ("--master-key-file", &global.master_key_file),
+        ("--previous-master-key-file", &global.previous_master_key_file),
+    ] {
+        if let Some(file) = file {
+            args.push(flag.into());
+            args.push(std::path::absolute(file).unwrap_or_else(|_| file.clone()).into());
+        }
+    }
     args
 }
 

@@ -27,6 +27,13 @@ pub struct Global {
     /// PostgreSQL database (postgres://…); embedded SQLite in the data directory when absent.
     #[arg(long, global = true, env = "CUSTOS_DATABASE_URL", hide_env_values = true)]
     pub database: Option<String>,
+    /// Master key file (64 hex characters, mode 0600), when CUSTOS_MASTER_KEY is not set; defaults to
+    /// <data-dir>/master.key for SQLite. PostgreSQL needs one of the two.
+    #[arg(long, global = true, env = "CUSTOS_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// During a master-key rotation, the previous key's file (or CUSTOS_MASTER_KEY_PREVIOUS).
+    #[arg(long, global = true, env = "CUSTOS_MASTER_KEY_PREVIOUS_FILE")]
+    pub previous_master_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +140,15 @@ pub enum KeyCommand {
         /// The key id (the 8 characters after `cst_`).
         id: String,
     },
+    /// Re-wrap every data key under a new master key, online: run with the new key as the master key
+    /// and the old one as the previous key (CUSTOS_MASTER_KEY_PREVIOUS or --previous-master-key-file).
+    RotateMaster {
+        /// Data keys re-wrapped per audited transaction.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
+    /// Print a new random master key (64 hex characters) and exit; opens no store.
+    GenerateMaster,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use custos_core::Policy;
+use custos_core::time::Clock;
 use custos_core::time::SystemClock;
-use custos_crypto::Keyring;
+use custos_crypto::{Keyring, MasterKey};
 use custos_store_sqlite::SqliteStore;
-use custos_vault::Vault;
-use custos_vault::master_key::{self, MASTER_KEY_ENV};
+use custos_vault::{Vault, VaultError};
+
+use crate::master_key::{self, MASTER_KEY_ENV, PREVIOUS_KEY_ENV};
 
 use crate::cli::Global;
 
@@ -41,49 +43,101 @@ pub fn load_policy(global: &Global) -> anyhow::Result<Policy> {
 /// `CUSTOS_DATABASE_URL`) is given, else SQLite in the data directory.
 pub type AnyStore = Arc<dyn custos_store::Store>;
 
-/// Opens the vault over the configured store. The master key always comes
-/// from `CUSTOS_MASTER_KEY` or the data directory's key file.
+/// Opens the vault over the configured store, after checking the master key
+/// and the policy against the store (see [`open_vault_on`]).
 pub fn open_vault(global: &Global) -> anyhow::Result<Vault<AnyStore>> {
     let policy = Arc::new(load_policy(global)?);
-    open_vault_on(&global.data_dir, global.database.as_deref(), policy)
+    open_vault_on(global, &global.data_dir, policy)
 }
 
-/// Opens the vault on `database` (PostgreSQL) or, when absent, on SQLite in `dir`;
-/// the master key comes from the environment or `dir`.
-pub fn open_vault_on(dir: &Path, database: Option<&str>, policy: Arc<Policy>) -> anyhow::Result<Vault<AnyStore>> {
-    match database {
-        None => open_vault_with(dir, policy, |s| Arc::new(s) as AnyStore),
+/// Opens the vault on `--database` (PostgreSQL) or, when absent, on SQLite in
+/// `dir`. The master key comes from `CUSTOS_MASTER_KEY`, `--master-key-file`
+/// or (SQLite only) `dir/master.key`, created only beside an empty database;
+/// it must match the store's key-check value, and the policy's notice the
+/// store's, before anything else is done.
+pub fn open_vault_on(global: &Global, dir: &Path, policy: Arc<Policy>) -> anyhow::Result<Vault<AnyStore>> {
+    create_private_dir(dir)?;
+    master_key::check_data_dir(dir).map_err(anyhow::Error::msg)?;
+    let (store, sqlite_db) = match global.database.as_deref() {
+        None => {
+            let db = dir.join("custos.db");
+            let store = SqliteStore::open(&db).with_context(|| format!("cannot open the database {}", db.display()))?;
+            (Arc::new(store) as AnyStore, Some(db))
+        }
         Some(url) => {
             if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
                 anyhow::bail!("--database must be a postgres:// URL (SQLite is used when it is absent)");
             }
-            create_private_dir(dir)?;
-            let keys = keyring(dir)?;
             let store = custos_store_postgres::PostgresStore::connect(url)
                 .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL database: {e}"))?;
-            Ok(Vault::new(policy, Arc::new(store) as AnyStore, keys, Arc::new(SystemClock)))
+            (Arc::new(store) as AnyStore, None)
         }
+    };
+    let mut keys = keyring(global, dir, &*store, sqlite_db.as_deref())?;
+    let binding = custos_vault::bind_store(&*store, &mut keys, &policy, SystemClock.now())?;
+    if let Some((from, to)) = &binding.adopted_notice {
+        eprintln!("note: adopted notice version {to} (was {from}) for this store");
+    }
+    Ok(Vault::new(policy, store, keys, Arc::new(SystemClock)))
+}
+
+/// The keyring: the master key, plus the previous one during a rotation.
+fn keyring(
+    global: &Global,
+    dir: &Path,
+    store: &dyn custos_store::Store,
+    sqlite_db: Option<&Path>,
+) -> anyhow::Result<Keyring> {
+    let master = master_key(global, dir, store, sqlite_db)?;
+    let keys = Keyring::new(&master).context("cannot derive keys from the master key")?;
+    let previous = match (std::env::var(PREVIOUS_KEY_ENV).ok(), &global.previous_master_key_file) {
+        (Some(hex), _) => Some(master_key::from_env_value(PREVIOUS_KEY_ENV, &hex).map_err(anyhow::Error::msg)?),
+        (None, Some(file)) => Some(master_key::read_key_file(file).map_err(anyhow::Error::msg)?),
+        (None, None) => None,
+    };
+    match previous {
+        Some(previous) => keys.with_previous(&previous).context("the previous master key"),
+        None => Ok(keys),
     }
 }
 
-fn keyring(dir: &Path) -> anyhow::Result<Keyring> {
-    let env_key = std::env::var(MASTER_KEY_ENV).ok();
-    let (master, _) =
-        master_key::load_or_create(env_key.as_deref(), &dir.join("master.key")).map_err(anyhow::Error::msg)?;
-    Keyring::new(&master).context("cannot derive keys from the master key")
-}
-
-/// Opens a data directory's vault, wrapping its store with `wrap` (e.g. into `Arc<dyn Store>`).
-pub fn open_vault_with<S: custos_store::Store>(
+fn master_key(
+    global: &Global,
     dir: &Path,
-    policy: Arc<Policy>,
-    wrap: impl FnOnce(SqliteStore) -> S,
-) -> anyhow::Result<Vault<S>> {
-    create_private_dir(dir)?;
-    let keys = keyring(dir)?;
-    let db = dir.join("custos.db");
-    let store = SqliteStore::open(&db).with_context(|| format!("cannot open the database {}", db.display()))?;
-    Ok(Vault::new(policy, wrap(store), keys, Arc::new(SystemClock)))
+    store: &dyn custos_store::Store,
+    sqlite_db: Option<&Path>,
+) -> anyhow::Result<MasterKey> {
+    if let Ok(hex) = std::env::var(MASTER_KEY_ENV) {
+        return master_key::from_env_value(MASTER_KEY_ENV, &hex).map_err(anyhow::Error::msg);
+    }
+    let Some(db) = sqlite_db else {
+        let Some(file) = &global.master_key_file else {
+            anyhow::bail!(
+                "a PostgreSQL database needs its master key named explicitly: set {MASTER_KEY_ENV} or pass \
+                 --master-key-file FILE (CUSTOS_MASTER_KEY_FILE); no key file is picked up or created implicitly. \
+                 `custos key generate-master` prints a new key"
+            );
+        };
+        return master_key::read_key_file(file).map_err(anyhow::Error::msg);
+    };
+    let file = global.master_key_file.clone().unwrap_or_else(|| dir.join(master_key::KEY_FILE_NAME));
+    match std::fs::symlink_metadata(&file) {
+        Ok(_) => master_key::read_key_file(&file).map_err(anyhow::Error::msg),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let used = store.holds_data().map_err(VaultError::from)?
+                || store.store_identity().map_err(VaultError::from)?.is_some();
+            if used {
+                anyhow::bail!(
+                    "the master key file {} is missing, but the database {} holds data: restore the key file (or \
+                     set {MASTER_KEY_ENV}); a new key would leave that data unreadable, so none is created",
+                    file.display(),
+                    db.display()
+                );
+            }
+            master_key::create_key_file(&file).map_err(anyhow::Error::msg)
+        }
+        Err(e) => anyhow::bail!("cannot read the master key file {}: {e}", file.display()),
+    }
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ mod bench;
 mod bench_http;
 mod cli;
 mod env;
+mod master_key;
 mod serve;
 
 use std::io::{Read as _, Write};
@@ -107,6 +108,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{backend} database is up to date");
             Ok(())
         }
+        Command::Key { command: KeyCommand::GenerateMaster } => {
+            let key = custos_crypto::MasterKey::generate().map_err(anyhow::Error::from)?;
+            println!("{}", key.to_hex().as_str());
+            Ok(())
+        }
         Command::Key { command } => {
             let vault = env::open_vault(global)?;
             match command {
@@ -137,6 +143,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         return Err(Failure::Error(anyhow::anyhow!("no active key with id `{id}`")));
                     }
                 }
+                KeyCommand::RotateMaster { batch } => {
+                    let done = vault.rotate_master_key(batch)?;
+                    println!(
+                        "re-wrapped {} data key(s) in {} batch(es); the store is keyed by the new master key{}",
+                        done.rewrapped,
+                        done.batches,
+                        if done.key_check_moved { " now" } else { " (it already was)" }
+                    );
+                }
+                KeyCommand::GenerateMaster => {}
             }
             Ok(())
         }

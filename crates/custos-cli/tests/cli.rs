@@ -27,12 +27,12 @@ impl Env {
         if let Some(db) = &self.db {
             cmd.arg("--database").arg(db.url());
         }
-        cmd.args(args)
-            .env_remove("CUSTOS_MASTER_KEY")
-            .env_remove("CUSTOS_POLICY")
-            .env_remove("CUSTOS_DATA_DIR")
-            .output()
-            .expect("run custos")
+        cmd.args(args).env_remove("CUSTOS_MASTER_KEY").env_remove("CUSTOS_POLICY").env_remove("CUSTOS_DATA_DIR");
+        if self.db.is_some() {
+            // PostgreSQL needs its master key named explicitly.
+            cmd.env("CUSTOS_MASTER_KEY", POSTGRES_MASTER_KEY);
+        }
+        cmd.output().expect("run custos")
     }
 
     /// Runs and asserts the exit code; returns stdout.
@@ -68,6 +68,9 @@ fn stderr(out: &Output) -> String {
 fn get<'a>(id: &'a str, category: &'a str, purpose: &'a str) -> Vec<&'a str> {
     vec!["data", "get", id, category, "--purpose", purpose]
 }
+
+/// The master key of the PostgreSQL runs.
+const POSTGRES_MASTER_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
 const EMAIL: &str = "ada.lovelace.7731@example.org";
 const CARD: &str = "4111 1111 1111 1111";
@@ -468,7 +471,7 @@ fn a_value_can_come_from_standard_input() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_custos"));
     cmd.arg("--data-dir").arg(env.data());
     if let Some(db) = &env.db {
-        cmd.arg("--database").arg(db.url());
+        cmd.arg("--database").arg(db.url()).env("CUSTOS_MASTER_KEY", POSTGRES_MASTER_KEY);
     }
     let mut child = cmd
         .args(["data", "put", "c-6", "contact.phone", "-", "--source", "provided", "--purpose", "provide_offerings"])

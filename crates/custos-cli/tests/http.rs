@@ -111,6 +111,10 @@ fn custos(data: &Path) -> Command {
     for var in ["CUSTOS_MASTER_KEY", "CUSTOS_POLICY", "CUSTOS_DATA_DIR", "CUSTOS_LISTEN", "CUSTOS_LOG"] {
         c.env_remove(var);
     }
+    if data.parent().is_some_and(|d| d.join("database_url").exists()) {
+        // PostgreSQL needs its master key named explicitly.
+        c.env("CUSTOS_MASTER_KEY", "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0");
+    }
     c
 }
 

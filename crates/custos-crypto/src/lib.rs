@@ -22,7 +22,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::{Zeroize, Zeroizing};
 
 mod wrap;
-pub use wrap::{KEY_ID_LEN, KeyId, wrap_v1_for_tests, wrapped_key_id};
+pub use wrap::{KEY_ID_LEN, KeyId, new_data_key_v1_for_tests, wrap_v1_for_tests, wrapped_key_id};
 
 /// Length of every key, in bytes.
 pub const KEY_LEN: usize = 32;

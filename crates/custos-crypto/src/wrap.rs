@@ -29,7 +29,7 @@ use ring::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
 use ring::{hkdf, hmac};
 use zeroize::Zeroizing;
 
-use crate::{CryptoError, FORMAT_V1, KEY_LEN, Keyring, MasterKey, expand, open_with, seal_with};
+use crate::{CryptoError, DataKey, FORMAT_V1, KEY_LEN, Keyring, MasterKey, expand, open_with, seal_with};
 
 /// Length of a master key id, in bytes.
 pub const KEY_ID_LEN: usize = 8;
@@ -238,6 +238,15 @@ impl Keyring {
             _ => Err(CryptoError::Malformed),
         }
     }
+}
+
+/// A data key for `subject` wrapped in format 1, as earlier builds wrapped
+/// them: for tests of data written before key ids existed.
+#[doc(hidden)]
+pub fn new_data_key_v1_for_tests(master: &MasterKey, subject: &str) -> Result<(DataKey, Vec<u8>), CryptoError> {
+    let mut raw = Zeroizing::new([0u8; KEY_LEN]);
+    crate::fill_random(&mut raw[..])?;
+    Ok((DataKey::from_raw(&raw[..])?, wrap_v1_for_tests(master, subject, &raw)?))
 }
 
 /// The format-1 wrapping of earlier builds, for tests of their data.

@@ -146,6 +146,7 @@ impl From<VaultError> for ApiError {
             e @ VaultError::ItemNotFound(_) => ApiError::new(ProblemKind::NotFound, e.to_string()),
             VaultError::TokenNotFound => ApiError::new(ProblemKind::NotFound, "no such token"),
             e @ (VaultError::Crypto(_) | VaultError::Store(_)) => ApiError::internal(&e),
+            e @ VaultError::Identity(_) => ApiError::internal(&e),
         }
     }
 }

@@ -41,6 +41,9 @@ pub enum VaultError {
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
+    /// The master key or the policy does not match the store (checked before anything else).
+    #[error(transparent)]
+    Identity(crate::identity::IdentityError),
 }
 
 impl From<StoreError> for VaultError {
@@ -57,6 +60,6 @@ impl From<StoreError> for VaultError {
 impl VaultError {
     /// Whether the caller's input caused this error (as opposed to a failure inside Custos).
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, VaultError::Crypto(_) | VaultError::Store(_))
+        !matches!(self, VaultError::Crypto(_) | VaultError::Store(_) | VaultError::Identity(_))
     }
 }

@@ -1,0 +1,193 @@
+//! Where the master key comes from, and the file-system checks around it.
+//!
+//! - `CUSTOS_MASTER_KEY` (64 hex characters) wins; else `--master-key-file`
+//!   (`CUSTOS_MASTER_KEY_FILE`); else, for SQLite only, `<data-dir>/master.key`.
+//!   A PostgreSQL database must name its key: nothing is picked up or created
+//!   implicitly (see `env.rs`).
+//! - A key file must be a regular file (a symlink to one is fine, e.g. a
+//!   mounted secret; a symlink to a device or a FIFO is refused before it is
+//!   opened), at most [`MAX_KEY_FILE_BYTES`], and readable by its owner only.
+//! - A new key file is created (mode 0600, never overwritten) only when the
+//!   caller has checked that the store holds no data.
+//! - A data directory readable or writable by group or others is refused.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use custos_crypto::MasterKey;
+
+/// The environment variable holding the master key in hex.
+pub const MASTER_KEY_ENV: &str = "CUSTOS_MASTER_KEY";
+/// The environment variable holding the previous master key in hex, during a rotation.
+pub const PREVIOUS_KEY_ENV: &str = "CUSTOS_MASTER_KEY_PREVIOUS";
+/// The key file's name in a SQLite data directory.
+pub const KEY_FILE_NAME: &str = "master.key";
+/// The largest key file read (a key is 64 characters and a newline).
+pub const MAX_KEY_FILE_BYTES: u64 = 4096;
+
+/// Parses a key given in the environment variable `var`.
+pub fn from_env_value(var: &str, hex: &str) -> Result<MasterKey, String> {
+    MasterKey::from_hex(hex).map_err(|e| format!("{var}: {e}"))
+}
+
+/// Reads a key file, refusing anything but a small regular file that only
+/// its owner can read.
+pub fn read_key_file(file: &Path) -> Result<MasterKey, String> {
+    let shown = file.display();
+    // `metadata` follows symlinks: the target is what gets opened.
+    let meta = fs::metadata(file).map_err(|e| format!("cannot read the master key file {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "the master key file {shown} is not a regular file (a device, FIFO, socket or directory, or a symlink \
+             to one); it must be a file holding 64 hexadecimal characters"
+        ));
+    }
+    check_owner_only(file, &meta)?;
+    if meta.len() > MAX_KEY_FILE_BYTES {
+        return Err(format!("the master key file {shown} is too large to be a key ({} bytes)", meta.len()));
+    }
+    let f = fs::File::open(file).map_err(|e| format!("cannot read the master key file {shown}: {e}"))?;
+    // The file may have been swapped after the check: read no more than a key file can hold.
+    let mut text = zeroize::Zeroizing::new(String::new());
+    f.take(MAX_KEY_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read the master key file {shown}: {e}"))?;
+    if text.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(format!("the master key file {shown} is too large to be a key"));
+    }
+    MasterKey::from_hex(&text).map_err(|e| format!("{shown}: {e}"))
+}
+
+/// Creates a new key file (mode 0600, never overwriting one) with a fresh key.
+/// If another process created it first, reads that one instead.
+pub fn create_key_file(file: &Path) -> Result<MasterKey, String> {
+    let key = MasterKey::generate().map_err(|e| e.to_string())?;
+    match write_new(file, key.to_hex().as_bytes()) {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(file),
+        Err(e) => Err(format!("cannot create {}: {e}", file.display())),
+    }
+}
+
+/// Refuses a data directory that group or others may read or write.
+#[cfg(unix)]
+pub fn check_data_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::metadata(dir).map_err(|e| format!("cannot read the data directory {}: {e}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("the data directory {} is not a directory", dir.display()));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "the data directory {} is accessible to other users (mode {mode:o}); it holds the database and the \
+             master key: run `chmod 700 {}`",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+pub fn check_data_dir(_dir: &Path) -> Result<(), String> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn write_new(file: &Path, content: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file)?;
+    f.write_all(content)?;
+    f.write_all(b"\n")?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_new(file: &Path, content: &[u8]) -> std::io::Result<()> {
+    let mut f = fs::OpenOptions::new().write(true).create_new(true).open(file)?;
+    f.write_all(content)?;
+    f.sync_all()
+}
+
+#[cfg(unix)]
+fn check_owner_only(file: &Path, meta: &fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} is readable by other users (mode {:o}); run `chmod 600 {}`",
+            file.display(),
+            mode & 0o777,
+            file.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_owner_only(_file: &Path, _meta: &fs::Metadata) -> Result<(), String> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_file_is_created_once_with_mode_0600_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEY_FILE_NAME);
+        let k1 = create_key_file(&path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let k2 = read_key_file(&path).unwrap();
+        assert_eq!(*k1.to_hex(), *k2.to_hex());
+        // A second creation does not overwrite: it reads the existing key.
+        assert_eq!(*create_key_file(&path).unwrap().to_hex(), *k1.to_hex());
+    }
+
+    #[test]
+    fn bad_hex_in_the_environment_is_refused_without_echoing_it() {
+        let e = from_env_value(MASTER_KEY_ENV, "zz-secret").unwrap_err();
+        assert!(e.contains(MASTER_KEY_ENV) && !e.contains("secret"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_world_readable_key_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEY_FILE_NAME);
+        create_key_file(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(read_key_file(&path).unwrap_err().contains("chmod 600"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_to_a_device_or_a_large_file_is_refused_without_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEY_FILE_NAME);
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        assert!(read_key_file(&path).unwrap_err().contains("not a regular file"));
+        let big = dir.path().join("big.key");
+        write_new(&big, &vec![b'a'; 10_000]).unwrap();
+        assert!(read_key_file(&big).unwrap_err().contains("too large"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_open_data_directory_is_refused_with_chmod_700() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        check_data_dir(dir.path()).unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let e = check_data_dir(dir.path()).unwrap_err();
+        assert!(e.contains("chmod 700") && e.contains("777"), "{e}");
+    }
+}
