@@ -27,7 +27,7 @@ const SOURCE: &str = "provided";
 /// Runs every benchmark and prints the figures.
 pub fn run(global: &Global, args: &BenchArgs) -> anyhow::Result<()> {
     let policy = Arc::new(env::load_policy(global)?);
-    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let dir = crate::master_key::private_temp_dir().context("cannot create a temporary directory")?;
     // SQLite in the temporary directory, or the PostgreSQL database given with
     // --database (it should be empty: the benchmark creates its own subjects).
     let vault = env::open_vault_on(global, dir.path(), policy.clone())?;

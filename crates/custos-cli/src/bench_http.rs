@@ -65,7 +65,7 @@ pub fn run(global: &Global, args: &HttpBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
 
     let exe = std::env::current_exe().context("cannot find this program's path to start the server")?;
-    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let dir = crate::master_key::private_temp_dir().context("cannot create a temporary directory")?;
     let key = create_admin_key(&exe, global, dir.path())?;
     // Declared after `dir`, so it is dropped (stopped) before the directory is removed.
     let mut server = Server::start(&exe, global, dir.path())?;

@@ -57,9 +57,10 @@ pub fn open_vault(global: &Global) -> anyhow::Result<Vault<AnyStore>> {
 /// store's, before anything else is done.
 pub fn open_vault_on(global: &Global, dir: &Path, policy: Arc<Policy>) -> anyhow::Result<Vault<AnyStore>> {
     create_private_dir(dir)?;
-    master_key::check_data_dir(dir).map_err(anyhow::Error::msg)?;
     let (store, sqlite_db) = match global.database.as_deref() {
         None => {
+            // The directory holds the database and the key file. (For PostgreSQL it holds at most admin.key, 0600.)
+            master_key::check_data_dir(dir).map_err(anyhow::Error::msg)?;
             let db = dir.join("custos.db");
             let store = SqliteStore::open(&db).with_context(|| format!("cannot open the database {}", db.display()))?;
             (Arc::new(store) as AnyStore, Some(db))

@@ -95,6 +95,17 @@ pub fn check_data_dir(_dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// A temporary directory only its owner may enter (a data directory for the benchmarks).
+pub fn private_temp_dir() -> std::io::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(dir)
+}
+
 #[cfg(unix)]
 fn write_new(file: &Path, content: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -184,7 +195,7 @@ mod tests {
     #[test]
     fn an_open_data_directory_is_refused_with_chmod_700() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_temp_dir().unwrap();
         check_data_dir(dir.path()).unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
         let e = check_data_dir(dir.path()).unwrap_err();
