@@ -506,14 +506,17 @@ fn after_rotation(case: &Case, old: Key<'_>, old_hex: &str, ids: &[String], pseu
 #[test]
 fn a_store_from_before_key_checks_is_recorded_from_the_key_that_opens_it() {
     use custos_store::prelude::*;
-    let case = Case::sqlite();
+    let case = Case::new();
     std::fs::create_dir_all(case.data()).expect("mkdir");
     #[cfg(unix)]
     chmod(&case.data(), 0o700);
     let master = custos_crypto::MasterKey::from_hex(KEY_A).expect("key");
     {
         // Written as an earlier build did: format-1 wrapped key, no identity row.
-        let store = custos_store_sqlite::SqliteStore::open(case.data().join("custos.db")).expect("open");
+        let store: Box<dyn custos_store::Store> = match &case.db {
+            None => Box::new(custos_store_sqlite::SqliteStore::open(case.data().join("custos.db")).expect("open")),
+            Some(db) => Box::new(custos_store_postgres::PostgresStore::connect(db.url()).expect("connect")),
+        };
         let id = custos_core::subject::SubjectId::parse("legacy").expect("id");
         let (dk, wrapped) = custos_crypto::new_data_key_v1_for_tests(&master, "legacy").expect("key");
         let subject = custos_core::subject::Subject::new(id.clone(), "eea", custos_core::time::Timestamp(1));
