@@ -505,7 +505,6 @@ fn after_rotation(case: &Case, old: Key<'_>, old_hex: &str, ids: &[String], pseu
 
 #[test]
 fn a_store_from_before_key_checks_is_recorded_from_the_key_that_opens_it() {
-    use custos_store::prelude::*;
     let case = Case::new();
     std::fs::create_dir_all(case.data()).expect("mkdir");
     #[cfg(unix)]
