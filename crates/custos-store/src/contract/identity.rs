@@ -124,8 +124,8 @@ pub fn replace_key_check_is_a_compare_and_swap(store: &dyn Store) {
     assert_appended(store, before, &events, "replace_key_check");
     assert_eq!(recorded(store), Some(StoreIdentity { key: new.clone(), ..first }), "only the key changes");
     assert!(!ok(store.replace_key_check(&check(1), &check(4), &events), "swapping again"), "the old check is gone");
-    let none = ok(store.replace_key_check(&new, &check(5), &[]), "on the new check");
-    assert!(none, "the new check is the one in force");
+    let swapped = ok(store.replace_key_check(&new, &check(5), &[]), "on the new check");
+    assert!(swapped, "the new check is the one in force");
 }
 
 /// A notice version is adopted only from the recorded notice and version.
