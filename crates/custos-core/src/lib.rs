@@ -5,6 +5,7 @@
 //! is given, and reads time only from the [`time::Clock`] it is handed.
 
 pub mod audit;
+pub mod audit_checkpoint;
 pub mod decision;
 pub mod policy;
 pub mod subject;

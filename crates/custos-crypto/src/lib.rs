@@ -12,6 +12,8 @@
 //!
 //! No primitive is implemented here; everything is `ring`.
 
+pub mod signing;
+
 use std::cell::RefCell;
 use std::fmt;
 
@@ -50,6 +52,9 @@ pub enum CryptoError {
     /// The previous master key given is the current one.
     #[error("the previous master key is the same as the current one")]
     SameKey,
+    /// A public key is not a 32-byte Ed25519 key (in base64url, for a JWK).
+    #[error("a public key is not a 32-byte Ed25519 key")]
+    BadPublicKey,
 }
 
 /// The master key: 32 secret bytes, zeroed on drop, never printed.

@@ -15,8 +15,8 @@ use crate::error::{Describe, OpenError};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_insert_only_versions.sql"),
-    // 0003 belongs to another change of issue 8; until it lands, 0004 is the third.
-    include_str!("../migrations/0004_store_identity.sql"),
+    include_str!("../migrations/0003_store_identity.sql"),
+    include_str!("../migrations/0004_audit_checkpoints.sql"),
 ];
 
 /// The schema version this build creates and understands.

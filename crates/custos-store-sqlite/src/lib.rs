@@ -12,6 +12,7 @@
 //! sealed items are overwritten with zeros in the database pages rather than
 //! left in free space.
 
+mod checkpoints;
 mod error;
 mod migrations;
 mod store;

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_api_keys.sql"),
     include_str!("../migrations/0003_current_versions.sql"),
     include_str!("../migrations/0004_store_identity.sql"),
+    include_str!("../migrations/0005_audit_checkpoints.sql"),
 ];
 
 /// The schema version this build creates and understands.

@@ -126,7 +126,7 @@ mod sql {
 impl SqliteStore {
     /// Runs `f` in one immediate write transaction, with the chain head to
     /// append after; commits, then publishes the moved head.
-    fn write<T>(
+    pub(crate) fn write<T>(
         &self,
         operation: &'static str,
         f: impl FnOnce(&Transaction<'_>, &mut ChainHead) -> Result<T, StoreError>,

@@ -10,7 +10,7 @@
 //!
 //! The persistence is split by capability, one trait and one module each
 //! ([`SubjectStore`], [`ItemStore`], [`AuditStore`], [`KeyStore`],
-//! [`IdempotencyStore`]); [`Store`] is all of them together, implemented for
+//! [`IdempotencyStore`], [`CheckpointStore`]); [`Store`] is all of them together, implemented for
 //! every type that implements each.
 //!
 //! `contract` (feature `contract`, for the backends' tests only) holds the
@@ -18,6 +18,7 @@
 //! runs it with `contract_tests!`.
 
 mod audit;
+mod checkpoints;
 #[cfg(feature = "contract")]
 pub mod contract;
 mod group_commit;
@@ -28,6 +29,7 @@ mod keys;
 mod subjects;
 
 pub use audit::AuditStore;
+pub use checkpoints::CheckpointStore;
 pub use group_commit::AuditGroupCommit;
 pub use idempotency::{IdempotencyStore, IdempotentResponse};
 pub use identity::{IdentityStore, KeyCheck, Rewrap, StoreIdentity, WrappedKey};
@@ -38,14 +40,14 @@ pub use subjects::{StateChange, SubjectColumns, SubjectRecord, SubjectStore};
 /// Every capability trait, for code that calls a concrete store's methods
 /// (`use custos_store::prelude::*;`).
 pub mod prelude {
-    pub use crate::{AuditStore, IdempotencyStore, IdentityStore, ItemStore, KeyStore, Store, SubjectStore};
+    pub use crate::{AuditStore, IdempotencyStore, IdentityStore, ItemStore, KeyStore, Store, SubjectStore, CheckpointStore};
 }
 
 /// Every capability of a Custos store together. Implemented for every type
 /// that implements each capability trait; `Arc<dyn Store>` is a store too.
-pub trait Store: SubjectStore + ItemStore + AuditStore + KeyStore + IdempotencyStore + IdentityStore {}
+pub trait Store: SubjectStore + ItemStore + AuditStore + KeyStore + IdempotencyStore + IdentityStore + CheckpointStore {}
 
-impl<T: SubjectStore + ItemStore + AuditStore + KeyStore + IdempotencyStore + IdentityStore + ?Sized> Store for T {}
+impl<T: SubjectStore + ItemStore + AuditStore + KeyStore + IdempotencyStore + IdentityStore + CheckpointStore + ?Sized> Store for T {}
 
 /// A [`StoreError::Backend`] for stored data that does not decode (never with the value).
 pub fn corrupt(what: &str) -> StoreError {

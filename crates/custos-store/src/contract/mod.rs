@@ -94,6 +94,9 @@ macro_rules! contract_tests {
             identity::rewrap_keys_replaces_only_keys_that_still_match,
             identity::replace_key_check_is_a_compare_and_swap,
             identity::adopt_notice_version_is_a_compare_and_swap,
+            checkpoints::a_fresh_store_has_no_checkpoints,
+            checkpoints::recorded_checkpoints_round_trip_in_sequence_order,
+            checkpoints::one_key_signs_a_sequence_number_once,
         );
     };
     (@cases $make:expr; $($module:ident :: $case:ident),* $(,)?) => {
@@ -323,6 +326,7 @@ pub(crate) fn key_by_hash(store: &dyn Store, hash: &[u8; 32]) -> Option<ApiKeyRe
 }
 
 pub mod audit;
+pub mod checkpoints;
 pub mod idempotency;
 pub mod identity;
 pub mod items;

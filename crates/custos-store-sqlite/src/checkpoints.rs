@@ -1,0 +1,79 @@
+//! [`CheckpointStore`] for [`SqliteStore`]: signed checkpoints of the audit
+//! chain in `audit_checkpoints` (migration 0005).
+
+use custos_core::audit_checkpoint::AuditCheckpoint;
+use custos_core::time::Timestamp;
+use custos_store::{CheckpointStore, StoreError};
+use rusqlite::{Connection, Row, params};
+
+use crate::SqliteStore;
+use crate::error::{Context, corrupt};
+
+/// The columns of `audit_checkpoints`, in the order [`checkpoint_from_row`] reads them.
+macro_rules! checkpoint_columns {
+    () => {
+        "seq, key_id, head, at, signature"
+    };
+}
+
+const INSERT_CHECKPOINT: &str = concat!(
+    "INSERT INTO audit_checkpoints (",
+    checkpoint_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (seq, key_id) DO NOTHING"
+);
+const CHECKPOINTS: &str =
+    concat!("SELECT ", checkpoint_columns!(), " FROM audit_checkpoints ORDER BY seq, key_id");
+const LATEST_CHECKPOINT: &str =
+    concat!("SELECT ", checkpoint_columns!(), " FROM audit_checkpoints ORDER BY seq DESC, at DESC, key_id LIMIT 1");
+
+fn checkpoint_from_row(row: &Row<'_>) -> Result<AuditCheckpoint, StoreError> {
+    let what = "reading a checkpoint";
+    let seq: i64 = row.get(0).during(what)?;
+    let head: Vec<u8> = row.get(2).during(what)?;
+    Ok(AuditCheckpoint {
+        seq: u64::try_from(seq).map_err(|_| corrupt("a checkpoint has a negative sequence number"))?,
+        key_id: row.get(1).during(what)?,
+        head: head.try_into().map_err(|_| corrupt("a checkpoint's head hash is not 32 bytes"))?,
+        at: Timestamp(row.get(3).during(what)?),
+        signature: row.get(4).during(what)?,
+    })
+}
+
+fn query(conn: &Connection, sql: &str, what: &'static str) -> Result<Vec<AuditCheckpoint>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).during(what)?;
+    let mut rows = stmt.query([]).during(what)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().during(what)? {
+        out.push(checkpoint_from_row(row)?);
+    }
+    Ok(out)
+}
+
+impl CheckpointStore for SqliteStore {
+    fn record_checkpoint(&self, checkpoint: &AuditCheckpoint) -> Result<bool, StoreError> {
+        let seq = i64::try_from(checkpoint.seq).map_err(|_| corrupt("the checkpoint sequence number overflowed"))?;
+        self.write("recording a checkpoint", |tx, _head| {
+            let inserted = tx
+                .prepare_cached(INSERT_CHECKPOINT)
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        seq,
+                        checkpoint.key_id,
+                        &checkpoint.head[..],
+                        checkpoint.at.0,
+                        checkpoint.signature
+                    ])
+                })
+                .during("recording a checkpoint")?;
+            Ok(inserted == 1)
+        })
+    }
+
+    fn checkpoints(&self) -> Result<Vec<AuditCheckpoint>, StoreError> {
+        self.read(|conn| query(conn, CHECKPOINTS, "listing checkpoints"))
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError> {
+        self.read(|conn| Ok(query(conn, LATEST_CHECKPOINT, "reading the latest checkpoint")?.pop()))
+    }
+}
