@@ -111,6 +111,12 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Sign an audit checkpoint once the chain is this many entries past the last one (0: off).
+    #[arg(long, env = "CUSTOS_CHECKPOINT_EVERY_ENTRIES", default_value_t = 1000)]
+    pub checkpoint_every_entries: u64,
+    /// Sign an audit checkpoint this many seconds after the last one if the chain moved (0: off).
+    #[arg(long, env = "CUSTOS_CHECKPOINT_EVERY_SECONDS", default_value_t = 10)]
+    pub checkpoint_every_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -298,8 +304,18 @@ pub enum ConsentCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Verify the hash chain: exit 0 with `ok: N entries`, or 1 naming the first bad entry.
-    Verify,
+    /// Verify the hash chain and every signed checkpoint: exit 0 with `ok: N entries, …` (and the
+    /// number of entries after the last checkpoint, unsigned), or 1 naming the first bad checkpoint or entry.
+    Verify {
+        /// A JWK set (JSON) of further trusted checkpoint keys, e.g. a previous master key's
+        /// (`GET /.well-known/custos/audit-keys` of that deployment).
+        #[arg(long, value_name = "FILE")]
+        trusted_keys: Option<PathBuf>,
+        /// A checkpoint exported earlier (`custos audit checkpoint --export`) and kept elsewhere:
+        /// the chain must still hold it.
+        #[arg(long, value_name = "FILE")]
+        anchor: Option<PathBuf>,
+    },
     /// Print entries (sequence number and JSON body).
     List {
         /// Start after this sequence number.
@@ -313,6 +329,13 @@ pub enum AuditCommand {
     Pseudonym {
         /// Subject id.
         id: String,
+    },
+    /// Sign the chain head now (after checking the entries since the last checkpoint).
+    Checkpoint {
+        /// Print the signed head as JSON (seq, head hash, time, key id, public key, signature),
+        /// to anchor it outside the database; check it later with `audit verify --anchor FILE`.
+        #[arg(long)]
+        export: bool,
     },
 }
 

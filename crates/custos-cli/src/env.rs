@@ -43,11 +43,58 @@ pub fn load_policy(global: &Global) -> anyhow::Result<Policy> {
 /// `CUSTOS_DATABASE_URL`) is given, else SQLite in the data directory.
 pub type AnyStore = Arc<dyn custos_store::Store>;
 
-/// Opens the vault over the configured store, after checking the master key
-/// and the policy against the store (see [`open_vault_on`]).
-pub fn open_vault(global: &Global) -> anyhow::Result<Vault<AnyStore>> {
+/// Opens the vault over the configured store, for one command: if the
+/// command appends to the audit chain, the head is signed (a checkpoint)
+/// before the process exits ([`SignsOnExit`]).
+pub fn open_vault(global: &Global) -> anyhow::Result<SignsOnExit> {
+    Ok(SignsOnExit::new(open_plain_vault(global)?))
+}
+
+/// Opens the vault over the configured store. The master key always comes
+/// from `CUSTOS_MASTER_KEY` or the data directory's key file.
+pub fn open_plain_vault(global: &Global) -> anyhow::Result<Vault<AnyStore>> {
     let policy = Arc::new(load_policy(global)?);
     open_vault_on(global, &global.data_dir, policy)
+}
+
+/// A command's vault that signs an audit checkpoint when it is dropped, if
+/// the chain head moved while it was open: every CLI command that appends
+/// audit entries (successful or denied) leaves them signed. A chain that does
+/// not verify since the last checkpoint is not signed (a warning says why).
+pub struct SignsOnExit {
+    vault: Vault<AnyStore>,
+    opened_at: Option<custos_core::audit::ChainHead>,
+}
+
+impl SignsOnExit {
+    fn new(vault: Vault<AnyStore>) -> SignsOnExit {
+        let opened_at = vault.store().audit_head().ok();
+        SignsOnExit { vault, opened_at }
+    }
+}
+
+impl std::ops::Deref for SignsOnExit {
+    type Target = Vault<AnyStore>;
+
+    fn deref(&self) -> &Vault<AnyStore> {
+        &self.vault
+    }
+}
+
+impl Drop for SignsOnExit {
+    fn drop(&mut self) {
+        match self.vault.store().audit_head() {
+            Ok(now) if Some(now) != self.opened_at => {}
+            _ => return,
+        }
+        match self.vault.sign_checkpoint() {
+            Ok(Ok(_)) => {}
+            Ok(Err(broken)) => {
+                eprintln!("warning: the audit chain does not verify, so no checkpoint was signed: {broken}")
+            }
+            Err(e) => eprintln!("warning: could not sign an audit checkpoint: {e}"),
+        }
+    }
 }
 
 /// Opens the vault on `--database` (PostgreSQL) or, when absent, on SQLite in

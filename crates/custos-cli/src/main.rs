@@ -4,6 +4,7 @@
 //! Values are printed only by the commands that read them (`data get`,
 //! `data all`, `data history`, `data detokenize`); no error message contains one.
 
+mod audit;
 mod bench;
 mod bench_http;
 mod cli;
@@ -295,14 +296,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Audit { command } => {
             let vault = env::open_vault(global)?;
             match command {
-                AuditCommand::Verify => match vault.verify_audit()? {
-                    Ok(head) => {
-                        println!("ok: {} entries", head.seq);
-                        println!("head: {}", hex(&head.hash));
-                        Ok(())
-                    }
-                    Err(b) => Err(Failure::Error(anyhow::anyhow!("audit chain broken at {b}"))),
-                },
+                AuditCommand::Verify { trusted_keys, anchor } => {
+                    audit::verify(&vault, trusted_keys.as_deref(), anchor.as_deref())
+                }
+                AuditCommand::Checkpoint { export } => audit::checkpoint(&vault, export),
                 AuditCommand::List { after, limit } => {
                     let entries = vault.store().audit_entries(after, limit).map_err(VaultError::from)?;
                     for e in entries {

@@ -15,7 +15,7 @@ pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(custos_server::tls::TlsConfig::load(cert, key)?),
         _ => None,
     };
-    let vault = env::open_vault(global)?;
+    let vault = env::open_plain_vault(global)?;
     bootstrap_admin_key(&vault, &global.data_dir)?;
     let config = Config { max_body_bytes: args.max_body_bytes, max_ingest_bytes: args.max_ingest_bytes };
     let state = AppState::new(vault, config);
@@ -31,7 +31,12 @@ pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
     // The last reference to the state (and so to the store) is dropped below,
     // outside the async runtime: closing a PostgreSQL connection blocks.
     let keep = state.clone();
+    let schedule = custos_server::checkpoints::CheckpointSchedule {
+        every_entries: args.checkpoint_every_entries,
+        every: std::time::Duration::from_secs(args.checkpoint_every_seconds),
+    };
     let served = runtime.block_on(async {
+        let checkpointer = custos_server::checkpoints::spawn(state.clone(), schedule);
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -52,6 +57,7 @@ pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
                     .context("server error")?;
             }
         }
+        checkpointer.abort();
         tracing::info!("stopped");
         Ok(())
     });
@@ -59,6 +65,10 @@ pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
     // state, and must let go of it inside the runtime. Only then may the last
     // reference go, outside any runtime.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    // The last entries are signed on the way out (blocking, outside the runtime).
+    if let Some(seq) = custos_server::checkpoints::sign_now(&keep.vault) {
+        tracing::info!(seq, "signed the audit chain head");
+    }
     drop(keep);
     served
 }

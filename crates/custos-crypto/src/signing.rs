@@ -99,7 +99,8 @@ impl AuditPublicKey {
 
     /// Whether `signature` is this key's Ed25519 signature of `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        signature.len() == SIGNATURE_LEN && UnparsedPublicKey::new(&ED25519, &self.bytes).verify(message, signature).is_ok()
+        signature.len() == SIGNATURE_LEN
+            && UnparsedPublicKey::new(&ED25519, &self.bytes).verify(message, signature).is_ok()
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod checkpoints;
 pub mod extract;
 pub mod idempotency;
 pub mod metrics;
@@ -117,6 +118,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
+    ("GET", "/.well-known/custos/audit-keys"),
 ];
 
 /// The routes of [`ROUTES`] that write, and so accept an `Idempotency-Key`
@@ -160,7 +162,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .read("GET", "/healthz", ops::healthz)
         .read("GET", "/readyz", ops::readyz)
         .read("GET", "/metrics", ops::metrics)
-        .read("GET", "/openapi.json", ops::openapi);
+        .read("GET", "/openapi.json", ops::openapi)
+        .read("GET", "/.well-known/custos/audit-keys", checkpoints::audit_keys);
     debug_assert_eq!(routes.check(), Ok(()), "the router and ROUTES / WRITE_ROUTES disagree");
     routes
         .router

@@ -279,6 +279,10 @@ pub struct Verification {
     pub head: Option<String>,
     /// The first break, when it did not.
     pub error: Option<String>,
+    /// Signed checkpoints checked (their signatures and positions in the chain).
+    pub checkpoints: usize,
+    /// Entries after the last checkpoint: no signature vouches for them yet.
+    pub unsigned: u64,
 }
 
 /// Verifies the audit chain end to end (auditor and admin keys).
@@ -291,14 +295,28 @@ pub async fn audit_verify(State(state): State<Arc<AppState>>, auth: Auth) -> Res
     auth.require(&[Role::Admin, Role::Auditor], "verify the audit log")?;
     let result = state.run(|v| Ok(v.verify_audit()?)).await?;
     Ok(match result {
-        Ok(head) => (
+        Ok(found) => (
             StatusCode::OK,
-            axum::Json(Verification { ok: true, entries: head.seq, head: Some(hex(&head.hash)), error: None }),
+            axum::Json(Verification {
+                ok: true,
+                entries: found.head.seq,
+                head: Some(hex(&found.head.hash)),
+                error: None,
+                checkpoints: found.checkpoints,
+                unsigned: found.unsigned,
+            }),
         )
             .into_response(),
         Err(broken) => (
             StatusCode::CONFLICT,
-            axum::Json(Verification { ok: false, entries: 0, head: None, error: Some(broken.to_string()) }),
+            axum::Json(Verification {
+                ok: false,
+                entries: 0,
+                head: None,
+                error: Some(broken.to_string()),
+                checkpoints: 0,
+                unsigned: 0,
+            }),
         )
             .into_response(),
     })
@@ -317,7 +335,8 @@ fn hex(bytes: &[u8]) -> String {
         crate::api::read_item, crate::api::read_history, crate::api::grant_consent, crate::api::withdraw_consent,
         crate::api::object, crate::api::restrict, crate::api::lift_restriction, crate::api::erase,
         crate::api::detokenize, crate::api::ingest,
-        policy, audit_entries, audit_verify, notice, healthz, readyz, metrics, openapi
+        policy, audit_entries, audit_verify, notice, healthz, readyz, metrics, openapi,
+        crate::checkpoints::audit_keys
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &Idempotency),

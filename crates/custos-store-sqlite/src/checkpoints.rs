@@ -21,8 +21,7 @@ const INSERT_CHECKPOINT: &str = concat!(
     checkpoint_columns!(),
     ") VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (seq, key_id) DO NOTHING"
 );
-const CHECKPOINTS: &str =
-    concat!("SELECT ", checkpoint_columns!(), " FROM audit_checkpoints ORDER BY seq, key_id");
+const CHECKPOINTS: &str = concat!("SELECT ", checkpoint_columns!(), " FROM audit_checkpoints ORDER BY seq, key_id");
 const LATEST_CHECKPOINT: &str =
     concat!("SELECT ", checkpoint_columns!(), " FROM audit_checkpoints ORDER BY seq DESC, at DESC, key_id LIMIT 1");
 

@@ -30,7 +30,7 @@ use custos_crypto::Keyring;
 use custos_store::Store;
 
 pub use access::KeyScope;
-pub use audit::verify_chain;
+pub use audit::{AuditVerification, verify_chain};
 pub use error::{Denied, VaultError};
 pub use identity::{Binding, IdentityError, Rotation, bind_store};
 pub use read::{Read, ReadAll, Revealed};
