@@ -749,7 +749,7 @@ fn every_role_gets_the_right_status_on_every_route() -> R<()> {
         check("GET", "/v1/audit", "/v1/audit", None, OVERSIGHT)?;
         check("POST", "/v1/audit/verify", "/v1/audit/verify", None, OVERSIGHT)?;
         check("GET", "/metrics", "/metrics", None, OVERSIGHT)?;
-        for route in ["/notice", "/healthz", "/readyz", "/openapi.json"] {
+        for route in ["/notice", "/healthz", "/readyz", "/openapi.json", "/.well-known/custos/audit-keys"] {
             check("GET", route, route, None, PUBLIC)?;
         }
         check("POST", "/v1/subjects/{id}/erasure", &format!("{s}/erasure"), None, ADMIN_ONLY)?;
