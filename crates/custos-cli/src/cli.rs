@@ -112,7 +112,7 @@ pub struct ServeArgs {
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Sign an audit checkpoint once the chain is this many entries past the last one (0: off).
-    #[arg(long, env = "CUSTOS_CHECKPOINT_EVERY_ENTRIES", default_value_t = 1000)]
+    #[arg(long, env = "CUSTOS_CHECKPOINT_EVERY_ENTRIES", default_value_t = 100_000)]
     pub checkpoint_every_entries: u64,
     /// Sign an audit checkpoint this many seconds after the last one if the chain moved (0: off).
     #[arg(long, env = "CUSTOS_CHECKPOINT_EVERY_SECONDS", default_value_t = 10)]

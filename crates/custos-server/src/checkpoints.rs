@@ -70,7 +70,7 @@ pub struct CheckpointSchedule {
 
 impl Default for CheckpointSchedule {
     fn default() -> Self {
-        CheckpointSchedule { every_entries: 1000, every: Duration::from_secs(10) }
+        CheckpointSchedule { every_entries: 100_000, every: Duration::from_secs(10) }
     }
 }
 

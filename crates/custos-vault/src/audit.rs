@@ -128,21 +128,22 @@ impl<S: Store> Vault<S> {
         let signer = self.audit_signer()?;
         let key = signer.public_key();
         let head = self.store.audit_head()?;
-        let own: Vec<AuditCheckpoint> = self
-            .store
-            .checkpoints()?
-            .into_iter()
-            .filter(|c| c.key_id == key.id() && key.verify(&c.signed_message(), &c.signature))
-            .collect();
-        if let Some(beyond) = own.iter().rfind(|c| c.seq > head.seq) {
+        let is_own = |c: &AuditCheckpoint| c.key_id == key.id() && key.verify(&c.signed_message(), &c.signature);
+        // Usually the latest checkpoint is this key's own (one read); only
+        // after a key change or a planted row are all of them searched.
+        let base = match self.store.latest_checkpoint()? {
+            Some(latest) if is_own(&latest) => Some(latest),
+            None => None,
+            Some(_) => self.store.checkpoints()?.into_iter().rfind(|c| is_own(c)),
+        };
+        if let Some(beyond) = base.as_ref().filter(|b| b.seq > head.seq) {
             let seq = beyond.seq;
             return Ok(Err(AuditBreak::Checkpoint(CheckpointBreak::ChainTooShort { seq, found: head.seq })));
         }
-        let base = own.last();
-        if let Some(b) = base.filter(|b| b.seq == head.seq && b.head == head.hash) {
+        if let Some(b) = base.as_ref().filter(|b| b.seq == head.seq && b.head == head.hash) {
             return Ok(Ok(b.clone()));
         }
-        let from = base.map_or(ChainHead::EMPTY, |b| ChainHead { seq: b.seq, hash: b.head });
+        let from = base.as_ref().map_or(ChainHead::EMPTY, |b| ChainHead { seq: b.seq, hash: b.head });
         if let Err(broken) = self.check_segment(from, head)? {
             return Ok(Err(match broken {
                 Segment::Chain(b) => AuditBreak::Chain(b),
