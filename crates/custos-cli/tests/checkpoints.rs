@@ -32,10 +32,11 @@ impl Env {
     fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_custos"));
         cmd.arg("--data-dir").arg(self.data());
-        if let Some(db) = &self.db {
-            cmd.arg("--database").arg(db.url());
-        }
         cmd.env_remove("CUSTOS_MASTER_KEY").env_remove("CUSTOS_POLICY").env_remove("CUSTOS_DATA_DIR");
+        if let Some(db) = &self.db {
+            // A PostgreSQL deployment names its master key explicitly.
+            cmd.arg("--database").arg(db.url()).env("CUSTOS_MASTER_KEY", "5a".repeat(32));
+        }
         cmd
     }
 
@@ -134,7 +135,7 @@ fn populated() -> Env {
     ]);
     env.ok(&["data", "get", "c-1", "contact.email", "--purpose", "provide_offerings"]);
     let out = env.ok(&["audit", "verify"]);
-    assert!(out.starts_with("ok: 3 entries, 3 signed checkpoints checked, 0 unsigned"), "{out}");
+    assert!(out.starts_with("ok: 4 entries, 3 signed checkpoints checked, 0 unsigned"), "{out}");
     env
 }
 
@@ -147,12 +148,13 @@ fn regression_rewritten_chain_with_recomputed_head_fails_verify() {
     // The attacker removes the write from the log and recomputes every hash and the head.
     let bodies: Vec<String> =
         env.entries().into_iter().map(|(_, b)| b).filter(|b| !b.contains("\"data_written\"")).collect();
-    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies.len(), 3);
     env.rewrite_chain(&bodies);
 
     let err = env.verify_fails(&[]);
     assert!(err.contains("signature check failed"), "{err}");
-    assert!(err.contains("checkpoint at entry 2: the signed head hash does not match"), "{err}");
+    // Entry 1 (the store identity) and 2 (the subject) are unchanged; entry 3 was the write.
+    assert!(err.contains("checkpoint at entry 3: the signed head hash does not match"), "{err}");
     // Nothing signs over the rewrite: a command appending now refuses to sign it.
     let out = env.run(&["subject", "add", "c-2", "--jurisdiction", "california"]);
     assert!(stderr(&out).contains("no checkpoint was signed"), "{}", stderr(&out));
@@ -164,7 +166,7 @@ fn regression_rewritten_chain_with_recomputed_head_fails_verify() {
     let out = env.ok(&["audit", "verify"]);
     assert!(out.contains("(no checkpoint yet)"), "{out}");
     let err = env.verify_fails(&["--anchor", anchor.to_str().expect("utf-8 path")]);
-    assert!(err.contains("the anchored checkpoint at entry 3"), "{err}");
+    assert!(err.contains("the anchored checkpoint at entry 4"), "{err}");
 }
 
 #[test]
@@ -173,7 +175,7 @@ fn regression_deleting_every_audit_entry_fails_verify() {
     env.rewrite_chain(&[]);
     let err = env.verify_fails(&[]);
     assert!(err.contains("signature check failed"), "{err}");
-    assert!(err.contains("checkpoint at entry 1") && err.contains("signed entries were removed"), "{err}");
+    assert!(err.contains("checkpoint at entry 2") && err.contains("signed entries were removed"), "{err}");
 }
 
 #[test]
@@ -217,7 +219,7 @@ fn regression_forged_checkpoint_signature_fails_verify() {
     );
     std::fs::write(&keys, jwks).expect("write keys");
     let out = env.ok(&["audit", "verify", "--trusted-keys", keys.to_str().expect("utf-8 path")]);
-    assert!(out.starts_with("ok: 2 entries, 1 signed checkpoints checked, 0 unsigned"), "{out}");
+    assert!(out.starts_with("ok: 3 entries, 1 signed checkpoints checked, 0 unsigned"), "{out}");
 }
 
 #[test]
@@ -225,14 +227,14 @@ fn an_exported_checkpoint_names_a_published_key_and_verifies_as_an_anchor() {
     let env = populated();
     let exported: serde_json::Value =
         serde_json::from_str(&env.ok(&["audit", "checkpoint", "--export"])).expect("JSON");
-    assert_eq!(exported["seq"], 3);
+    assert_eq!(exported["seq"], 4);
     assert_eq!(exported["alg"], "EdDSA");
     assert_eq!(exported["head"].as_str().map(str::len), Some(64));
     let anchor = env.data().join("anchor.json");
     std::fs::write(&anchor, exported.to_string()).expect("write");
     env.ok(&["subject", "add", "c-2", "--jurisdiction", "california"]);
     let out = env.ok(&["audit", "verify", "--anchor", anchor.to_str().expect("utf-8 path")]);
-    assert!(out.contains("anchor: entry 3"), "{out}");
+    assert!(out.contains("anchor: entry 4"), "{out}");
 
     // One changed byte of the anchor's signature, and it no longer verifies.
     let mut forged = exported.clone();
@@ -241,7 +243,7 @@ fn an_exported_checkpoint_names_a_published_key_and_verifies_as_an_anchor() {
     forged["signature"] = flipped.into();
     std::fs::write(&anchor, forged.to_string()).expect("write");
     let err = env.verify_fails(&["--anchor", anchor.to_str().expect("utf-8 path")]);
-    assert!(err.contains("the anchored checkpoint at entry 3: its signature does not match"), "{err}");
+    assert!(err.contains("the anchored checkpoint at entry 4: its signature does not match"), "{err}");
 
     // A file that is not an export is refused with a clear message.
     std::fs::write(&anchor, "{\"seq\": 1}").expect("write");
@@ -310,16 +312,16 @@ fn the_server_signs_every_n_entries_and_on_shutdown() {
             .expect("create");
         assert_eq!(r.status(), 201);
     };
-    // The admin key's creation is entry 1; two subjects make 3: a checkpoint is due.
+    // The store's identity is entry 1 and the admin key's creation entry 2;
+    // a subject makes 3: a checkpoint is due.
     create("s-1");
-    create("s-2");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while unsigned(&env) != 0 {
         assert!(std::time::Instant::now() < deadline, "no checkpoint after 3 entries");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     // One more entry stays unsigned while the server runs (3 are needed)...
-    create("s-3");
+    create("s-2");
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(unsigned(&env), 1);
     // ...and is signed on shutdown.

@@ -40,14 +40,22 @@ pub use subjects::{StateChange, SubjectColumns, SubjectRecord, SubjectStore};
 /// Every capability trait, for code that calls a concrete store's methods
 /// (`use custos_store::prelude::*;`).
 pub mod prelude {
-    pub use crate::{AuditStore, IdempotencyStore, IdentityStore, ItemStore, KeyStore, Store, SubjectStore, CheckpointStore};
+    pub use crate::{
+        AuditStore, CheckpointStore, IdempotencyStore, IdentityStore, ItemStore, KeyStore, Store, SubjectStore,
+    };
 }
 
 /// Every capability of a Custos store together. Implemented for every type
 /// that implements each capability trait; `Arc<dyn Store>` is a store too.
-pub trait Store: SubjectStore + ItemStore + AuditStore + KeyStore + IdempotencyStore + IdentityStore + CheckpointStore {}
+pub trait Store:
+    SubjectStore + ItemStore + AuditStore + KeyStore + IdempotencyStore + IdentityStore + CheckpointStore
+{
+}
 
-impl<T: SubjectStore + ItemStore + AuditStore + KeyStore + IdempotencyStore + IdentityStore + CheckpointStore + ?Sized> Store for T {}
+impl<T: SubjectStore + ItemStore + AuditStore + KeyStore + IdempotencyStore + IdentityStore + CheckpointStore + ?Sized>
+    Store for T
+{
+}
 
 /// A [`StoreError::Backend`] for stored data that does not decode (never with the value).
 pub fn corrupt(what: &str) -> StoreError {
