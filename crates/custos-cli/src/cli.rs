@@ -105,6 +105,11 @@ pub struct ServeArgs {
     /// Largest ingestion batch accepted, in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub max_ingest_bytes: usize,
+    /// How long a response recorded for an `Idempotency-Key` is replayed, in
+    /// hours (1 to 8760); older records are pruned and a retry runs anew.
+    #[arg(long, env = "CUSTOS_IDEMPOTENCY_TTL_HOURS", default_value_t = 24,
+        value_parser = clap::value_parser!(u64).range(1..=8760))]
+    pub idempotency_ttl_hours: u64,
     /// TLS certificate chain (PEM); serves HTTPS together with --tls-key.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -199,10 +204,15 @@ pub enum SubjectCommand {
         #[arg(long)]
         guardian: Option<String>,
     },
-    /// Show a subject's metadata, consents, objections and restriction (no values).
+    /// Show a subject's consents, objections and restriction (no values);
+    /// with --purpose, also their region, birth date and guardian (decided
+    /// and audited like a read).
     Show {
         /// Subject id.
         id: String,
+        /// Purpose of reading the metadata (region, birth date, guardian).
+        #[arg(long)]
+        purpose: Option<String>,
     },
     /// Erase a subject: destroy their data key, making every value unreadable.
     Erase {

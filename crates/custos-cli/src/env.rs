@@ -126,7 +126,9 @@ pub fn open_vault_on(global: &Global, dir: &Path, policy: Arc<Policy>) -> anyhow
     if let Some((from, to)) = &binding.adopted_notice {
         eprintln!("note: adopted notice version {to} (was {from}) for this store");
     }
-    Ok(Vault::new(policy, store, keys, Arc::new(SystemClock)))
+    let vault = Vault::new(policy, store, keys, Arc::new(SystemClock));
+    vault.seal_legacy_subjects().context("cannot seal the metadata of subjects stored before it was sealed")?;
+    Ok(vault)
 }
 
 /// The keyring: the master key, plus the previous one during a rotation.

@@ -173,10 +173,20 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         birth_date,
                         guardian: guardian.as_deref(),
                     })?;
+                    for warning in s.id.warnings() {
+                        eprintln!("warning: {warning}");
+                    }
                     println!("added subject {} ({})", s.id, s.jurisdiction);
                 }
-                SubjectCommand::Show { id } => {
-                    let s = vault.subject(&id)?;
+                SubjectCommand::Show { id, purpose } => {
+                    let s = match &purpose {
+                        Some(p) => vault.subject_metadata(&Read {
+                            subject: &id,
+                            purpose: p,
+                            actor: custos_vault::CONTROLLER,
+                        })?,
+                        None => vault.subject(&id)?,
+                    };
                     println!("id: {}", s.id);
                     println!("jurisdiction: {}", s.jurisdiction);
                     if let Some(r) = &s.region {

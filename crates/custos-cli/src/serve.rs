@@ -17,7 +17,11 @@ pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
     };
     let vault = env::open_plain_vault(global)?;
     bootstrap_admin_key(&vault, &global.data_dir)?;
-    let config = Config { max_body_bytes: args.max_body_bytes, max_ingest_bytes: args.max_ingest_bytes };
+    let config = Config {
+        max_body_bytes: args.max_body_bytes,
+        max_ingest_bytes: args.max_ingest_bytes,
+        idempotency_ttl: std::time::Duration::from_secs(args.idempotency_ttl_hours.saturating_mul(3600)),
+    };
     let state = AppState::new(vault, config);
     // Vault calls block (SQLite); a few threads per core keep the cores busy
     // without the context switches and per-thread allocator arenas of tokio's

@@ -680,7 +680,7 @@ fn every_role_gets_the_right_status_on_every_route() -> R<()> {
         if created.status != 201 {
             server.create_subject(&id, "california")?;
         }
-        check("GET", "/v1/subjects/{id}", &s, None, WRITERS)?;
+        check("GET", "/v1/subjects/{id}", &format!("{s}?purpose=provide_offerings"), None, WRITERS)?;
         let put = check(
             "PUT",
             "/v1/subjects/{id}/data/{category}",
@@ -942,7 +942,7 @@ fn bad_input_is_a_problem_and_writes_nothing() -> R<()> {
             &put_body(&v, "provided", "provide_offerings"),
         )?
         .problem(400, "invalid_request")?;
-    server.get("/v1/subjects/nobody", Who::Admin)?.problem(404, "not_found")?;
+    server.get("/v1/subjects/nobody?purpose=provide_offerings", Who::Admin)?.problem(404, "not_found")?;
     // Subjects: unknown jurisdiction, unknown field, bad date, duplicate id.
     let subjects = "/v1/subjects";
     server
@@ -1031,8 +1031,8 @@ fn bad_input_is_a_problem_and_writes_nothing() -> R<()> {
     let versions = h["versions"].as_array().ok_or("no versions")?;
     assert_eq!(versions.len(), 1, "{h}");
     assert_eq!(versions[0]["value"], email.as_str());
-    server.get("/v1/subjects/carl", Who::Admin)?.problem(404, "not_found")?;
-    let bob = server.get("/v1/subjects/bob", Who::Admin)?.want_json(200)?;
+    server.get("/v1/subjects/carl?purpose=provide_offerings", Who::Admin)?.problem(404, "not_found")?;
+    let bob = server.get("/v1/subjects/bob?purpose=provide_offerings", Who::Admin)?.want_json(200)?;
     assert_eq!(bob["consents"], json!([]), "{bob}");
     assert_eq!(bob["objections"], json!([]), "{bob}");
     server.finish()

@@ -60,6 +60,9 @@ pub enum AuditAction {
     DataKeysRewrapped,
     /// The store's key check moved to a new master key (rotation complete).
     MasterKeyRotated,
+    /// A subject's sealed metadata (region, birth date, guardian) was opened
+    /// and released for a purpose.
+    MetadataRead,
 }
 
 /// One audited event, as the vault describes it (no personal values).

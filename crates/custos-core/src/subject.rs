@@ -34,6 +34,49 @@ impl SubjectId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Warnings about an id that is itself personal data: one that looks like
+    /// an email address or a phone number. Such an id is accepted (it may be
+    /// what the company keys people by), but it names the person wherever it
+    /// goes (URLs, logs of the caller, the subject row): prefer an opaque id.
+    pub fn warnings(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if looks_like_email(&self.0) {
+            out.push(
+                "the subject id looks like an email address, which is personal data; prefer an opaque id (it is kept only as a pseudonym after erasure)",
+            );
+        }
+        if looks_like_phone(&self.0) {
+            out.push(
+                "the subject id looks like a phone number, which is personal data; prefer an opaque id (it is kept only as a pseudonym after erasure)",
+            );
+        }
+        out
+    }
+}
+
+/// `local@domain.tld`: something before one `@`, and a dot inside what follows.
+fn looks_like_email(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else { return false };
+    !local.is_empty()
+        && domain.len() >= 3
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
+/// A phone number as people write one: an optional leading `+`, then 7 to 15
+/// digits (E.164 allows at most 15), optionally separated by `-`, `.`, `(`, `)`.
+fn looks_like_phone(s: &str) -> bool {
+    let b = s.as_bytes();
+    let iso_date = b.len() == 10 && b[4] == b'-' && b[7] == b'-';
+    if iso_date {
+        return false;
+    }
+    let rest = s.strip_prefix('+').unwrap_or(s);
+    let digits = rest.bytes().filter(u8::is_ascii_digit).count();
+    (7..=15).contains(&digits) && rest.bytes().all(|b| b.is_ascii_digit() || b"-.()".contains(&b))
 }
 
 impl TryFrom<String> for SubjectId {
@@ -55,7 +98,12 @@ impl std::fmt::Display for SubjectId {
     }
 }
 
-/// A data subject's metadata (no personal values: those live encrypted in items).
+/// A data subject as the vault decides about them.
+///
+/// `region`, `birth_date` and `guardian` are personal data: the store keeps
+/// them only sealed under the subject's data key (one column), and a subject
+/// loaded from the store has them empty until the vault opens them. After
+/// erasure only a tombstone under a pseudonym of the id remains.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
     /// Identifier.
@@ -90,6 +138,11 @@ impl Subject {
             erased_at: None,
             state: SubjectState::default(),
         }
+    }
+
+    /// Whether any of the sealed metadata (region, birth date, guardian) is set.
+    pub fn has_metadata(&self) -> bool {
+        self.region.is_some() || self.birth_date.is_some() || self.guardian.is_some()
     }
 }
 
@@ -127,4 +180,40 @@ pub enum ConsentStatus {
     Granted,
     /// Consent withdrawn (not retroactive: stops further processing).
     Withdrawn,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warns(id: &str) -> usize {
+        SubjectId::parse(id).map(|s| s.warnings().len()).unwrap_or(99)
+    }
+
+    #[test]
+    fn ids_that_look_like_email_addresses_or_phone_numbers_warn() {
+        assert_eq!(warns("alice@example.org"), 1);
+        assert_eq!(warns("a.b+tag@mail.example.co.uk"), 1);
+        assert_eq!(warns("+14155550123"), 1);
+        assert_eq!(warns("+1-415-555-0123"), 1);
+        assert_eq!(warns("(415)555.0123"), 1);
+        assert_eq!(warns("0301234567"), 1);
+    }
+
+    #[test]
+    fn opaque_ids_do_not_warn() {
+        for id in [
+            "alice",
+            "cus_8f3a2b",
+            "user-42",
+            "123456",
+            "order@",
+            "@example.org",
+            "a@b",
+            "2024-01-01",
+            "550e8400-e29b-41d4",
+        ] {
+            assert_eq!(warns(id), 0, "{id}");
+        }
+    }
 }

@@ -298,6 +298,44 @@ fn fill_random(out: &mut [u8]) -> Result<(), CryptoError> {
     SystemRandom::new().fill(out).map_err(|_| CryptoError::Random)
 }
 
+// Keys for records that belong to the deployment rather than to one subject
+// (idempotency records): a keyed hash and a sealing key, both derived from the
+// master key under a label.
+
+impl Keyring {
+    /// HMAC-SHA256 of `parts` (each length-prefixed, so no two part lists share
+    /// an encoding) under the subkey derived for `label`. Without the master
+    /// key the tag cannot be computed, so it cannot be brute-forced from a guess.
+    pub fn keyed_hash(&self, label: &[u8], parts: &[&[u8]]) -> Result<[u8; 32], CryptoError> {
+        let raw = self.derive_subkey(label)?;
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &raw[..]);
+        let mut ctx = hmac::Context::with_key(&key);
+        for part in parts {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        Ok(out)
+    }
+
+    /// An AES-256-GCM key derived for `label`, for sealing records that are
+    /// not any one subject's (they are erased by deleting their rows).
+    pub fn derived_data_key(&self, label: &[u8]) -> Result<DataKey, CryptoError> {
+        let raw = self.derive_subkey(label)?;
+        DataKey::from_raw(&raw[..])
+    }
+}
+
+/// Associated data for a subject's sealed metadata (birth date, guardian,
+/// region): binds it to the subject, so it fails to open in another row.
+pub fn metadata_context(subject: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(20 + subject.len());
+    aad.extend_from_slice(b"custos-metadata-v1\0");
+    aad.extend_from_slice(subject.as_bytes());
+    aad
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,7 +43,8 @@ pub struct CreateSubject {
     pub guardian: Option<String>,
 }
 
-/// A subject's metadata (never values).
+/// A subject's metadata (never values). Region, birth date and guardian are
+/// personal data, released only by a purpose-checked, audited read.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubjectView {
     /// Subject id.
@@ -66,6 +67,10 @@ pub struct SubjectView {
     pub objections: Vec<String>,
     /// Restricted since, if restricted.
     pub restricted_since: Option<String>,
+    /// Warnings about the request, e.g. a subject id that looks like an email
+    /// address or a phone number (personal data in every URL that names it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl From<custos_core::subject::Subject> for SubjectView {
@@ -88,11 +93,14 @@ impl From<custos_core::subject::Subject> for SubjectView {
                 .collect(),
             objections: s.state.objections.keys().cloned().collect(),
             restricted_since: s.state.restricted_since.map(|t| t.to_string()),
+            warnings: Vec::new(),
         }
     }
 }
 
-/// Creates a subject (and their data key).
+/// Creates a subject (and their data key). Region, birth date and guardian
+/// are sealed under the subject's key. An id that looks like an email address
+/// or a phone number is accepted with a warning in `warnings`.
 #[utoipa::path(post, path = "/v1/subjects", tag = "subjects", request_body = CreateSubject,
     responses((status = 201, body = SubjectView), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem)),
@@ -115,22 +123,36 @@ pub async fn create_subject(
             })?)
         })
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(subject.into())))
+    let warnings = subject.id.warnings().into_iter().map(str::to_string).collect();
+    Ok((StatusCode::CREATED, axum::Json(SubjectView { warnings, ..subject.into() })))
 }
 
-/// A subject's metadata, consents, objections and restriction (no values).
-#[utoipa::path(get, path = "/v1/subjects/{id}", tag = "subjects", params(("id" = String, Path, description = "Subject id")),
+/// A subject's metadata, consents, objections and restriction (no values),
+/// for a purpose.
+///
+/// Region, birth date and guardian are personal data: they are released to
+/// the key's actor for `purpose` when the policy lets that actor read at least
+/// one category of the subject's data for it (the same decision as a read,
+/// with its reason when denied), and the release is audited. A service key
+/// asking for a purpose outside its scope is refused (403, audited).
+#[utoipa::path(get, path = "/v1/subjects/{id}", tag = "subjects",
+    params(("id" = String, Path, description = "Subject id"), PurposeQuery),
     responses((status = 200, body = SubjectView), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem)),
+        (status = 403, body = Problem, description = "Forbidden for the key's role or purposes, or denied by the policy (with `reason`)"),
+        (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn get_subject(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<axum::Json<SubjectView>, ApiError> {
     auth.require(WRITERS, "read subjects")?;
-    let subject = state.run(move |v| Ok(v.subject(&id)?)).await?;
-    Ok(axum::Json(subject.into()))
+    let actor = reader(&state, &auth, Some(&id), &q.purpose, None).await?;
+    let result =
+        state.run(move |v| Ok(v.subject_metadata(&Read { subject: &id, purpose: &q.purpose, actor: &actor })?)).await;
+    count_decision(&state, &result, 1);
+    Ok(axum::Json(result?.into()))
 }
 
 /// A value to store.

@@ -9,19 +9,31 @@
 //!    header: 1 to 255 visible ASCII characters, else 400;
 //! 2. scopes the key by the API key's id (`{key_id}:{client_key}`), so two
 //!    callers can never see each other's responses, and fingerprints the
-//!    request as SHA-256 of its method, path and body;
+//!    request as HMAC-SHA256 of the scoped key, method, path and body under a
+//!    key derived from the master key ([`custos_vault::Vault::idempotency_fingerprint`]):
+//!    a guessed request cannot be checked against a stored fingerprint;
 //! 3. takes an in-process lock on the scoped key ([`InFlight`]), so two
 //!    concurrent requests with the same key run one after the other: the
 //!    second waits, then finds the first one's response;
-//! 4. if a response is recorded for the key: the same fingerprint replays its
-//!    status and body with `Idempotent-Replayed: true`; a different one is a
-//!    409 (`idempotency key reused with a different request`);
+//! 4. if a live response is recorded for the key (one younger than
+//!    [`crate::Config::idempotency_ttl`], 24 hours by default): the same
+//!    fingerprint replays its status and body with `Idempotent-Replayed:
+//!    true`; a different one is a 409 (`idempotency key reused with a
+//!    different request`). An expired record is treated as absent: the
+//!    request runs as a new one;
 //! 5. otherwise runs the handler and records its response, unless it is a 5xx:
-//!    a retry after a server error runs again.
+//!    a retry after a server error runs again. Recording prunes every expired
+//!    record in the same transaction.
 //!
-//! Only write responses are recorded. They carry versions, counts and
-//! metadata, never a personal value, so storing them keeps the invariant that
-//! no personal value is stored in clear. Read routes never pass through here.
+//! A record holds nothing personal in clear. Write responses can echo a
+//! subject id (which can itself be an email address) and the metadata given
+//! at creation, and 4xx bodies can describe the input, so every recorded body
+//! is sealed under a key derived from the master key, bound to the scoped key
+//! ([`custos_vault::Vault::seal_idempotent_body`]). Each record lists, by
+//! pseudonym, the subjects its request named (the `{id}` of the path, the
+//! `id` of a created subject, the `subject` of each ingested line), and
+//! erasing a subject deletes those records in the erasure's transaction.
+//! Read routes never pass through here.
 //!
 //! # What this does not cover
 //!
@@ -34,17 +46,22 @@
 //!   processes sharing a database can both run a request with the same key;
 //!   the second to record gets [`StoreError::IdempotencyKeyExists`], which is
 //!   logged, and both writes happen.
-//! - **Expiry.** Recorded responses are kept; nothing prunes them yet.
+//! - **Records before the upgrade.** Migration 6 dropped the records made
+//!   before fingerprints were keyed and bodies sealed; a retry of such a
+//!   request runs again as a new one.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use custos_core::time::Timestamp;
 use custos_store::{IdempotentResponse, StoreError};
+use serde::Deserialize;
 use tokio::sync::Notify;
 
 use crate::AppState;
@@ -62,6 +79,9 @@ pub const MAX_KEY_LEN: usize = 255;
 
 /// The detail of the 409 for a key reused with another request.
 pub const REUSED: &str = "idempotency key reused with a different request";
+
+/// How long a recorded response is replayed unless configured otherwise.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Scoped idempotency keys with a request in progress in this process.
 #[derive(Debug, Default)]
@@ -125,17 +145,62 @@ pub fn validate_key(value: &HeaderValue) -> Result<&str, ApiError> {
     value.to_str().map_err(|_| ApiError::invalid("Idempotency-Key must be visible ASCII"))
 }
 
-/// SHA-256 of the method, the path (with its query) and the body, each
-/// length-prefixed so that no two requests share an encoding.
-pub fn fingerprint(method: &Method, path: &str, body: &[u8]) -> [u8; 32] {
-    const DOMAIN: &[u8] = b"custos-idempotency-v1";
-    let mut buf = Vec::with_capacity(DOMAIN.len() + 24 + method.as_str().len() + path.len() + body.len());
-    buf.extend_from_slice(DOMAIN);
-    for part in [method.as_str().as_bytes(), path.as_bytes(), body] {
-        buf.extend_from_slice(&(part.len() as u64).to_be_bytes());
-        buf.extend_from_slice(part);
+/// The subject ids a write request names: the `{id}` of a `/v1/subjects/{id}/…`
+/// path, the `id` of a created subject, the `subject` of each ingested line.
+/// (A body that does not parse names nothing: the handler will refuse it.)
+pub fn named_subjects(path: &str, body: &[u8]) -> BTreeSet<String> {
+    #[derive(Deserialize)]
+    struct Created {
+        id: Option<String>,
     }
-    custos_crypto::sha256(&buf)
+    #[derive(Deserialize)]
+    struct Line {
+        subject: Option<String>,
+    }
+    let mut out = BTreeSet::new();
+    let path = path.split('?').next().unwrap_or(path);
+    if let Some(rest) = path.strip_prefix("/v1/subjects/") {
+        let segment = rest.split('/').next().unwrap_or(rest);
+        if let Some(id) = percent_decode(segment) {
+            out.insert(id);
+        }
+    } else if path == "/v1/subjects" {
+        if let Ok(Created { id: Some(id) }) = serde_json::from_slice::<Created>(body) {
+            out.insert(id);
+        }
+    } else if path == "/v1/ingest" {
+        for line in body.split(|b| *b == b'\n') {
+            if let Ok(Line { subject: Some(id) }) = serde_json::from_slice::<Line>(line) {
+                out.insert(id);
+            }
+        }
+    }
+    out
+}
+
+/// A path segment with `%XX` escapes decoded, if it is valid UTF-8 after.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%'
+            && let Some(hex) = segment.get(i + 1..i + 3)
+            && let Ok(v) = u8::from_str_radix(hex, 16)
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The oldest creation time of a record still live at `now`.
+fn live_since(now: Timestamp, ttl: Duration) -> Timestamp {
+    Timestamp(now.0.saturating_sub(i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX)))
 }
 
 /// The idempotency layer of a write route (see the module documentation).
@@ -157,11 +222,13 @@ pub async fn middleware(State(state): State<Arc<AppState>>, req: Request, next: 
     }
 }
 
-/// A request ready to run once: its scoped key, fingerprint, and itself with
-/// the body buffered and the principal in its extensions.
+/// A request ready to run once: its scoped key, fingerprint, the pseudonyms
+/// of the subjects it names, and itself with the body buffered and the
+/// principal in its extensions.
 struct Prepared {
     key: String,
     fingerprint: [u8; 32],
+    subjects: Vec<String>,
     req: Request,
 }
 
@@ -183,20 +250,35 @@ async fn prepare(state: &Arc<AppState>, req: Request) -> Result<Prepared, ApiErr
         }
     })?;
     let path = parts.uri.path_and_query().map_or_else(|| parts.uri.path(), |p| p.as_str());
-    let fingerprint = fingerprint(&parts.method, path, &bytes);
-    Ok(Prepared { key, fingerprint, req: Request::from_parts(parts, Body::from(bytes)) })
+    let vault = &state.vault;
+    let fingerprint =
+        vault.idempotency_fingerprint(&key, parts.method.as_str(), path, &bytes).map_err(|e| ApiError::internal(&e))?;
+    let subjects = named_subjects(path, &bytes).iter().map(|id| vault.pseudonym(id)).collect();
+    Ok(Prepared { key, fingerprint, subjects, req: Request::from_parts(parts, Body::from(bytes)) })
 }
 
 async fn run_once(state: Arc<AppState>, prepared: Prepared, next: Next) -> Response {
-    let Prepared { key, fingerprint, req } = prepared;
+    let Prepared { key, fingerprint, subjects, req } = prepared;
+    let ttl = state.config.idempotency_ttl;
     let _held = state.idempotency.acquire(key.clone()).await;
     let lookup_key = key.clone();
-    let recorded =
-        state.run(move |v| v.store().idempotent_response(&lookup_key).map_err(|e| ApiError::internal(&e))).await;
+    let recorded = state
+        .run(move |v| {
+            let since = live_since(v.clock_now(), ttl);
+            match v.store().idempotent_response(&lookup_key, since).map_err(|e| ApiError::internal(&e))? {
+                Some(first) if first.fingerprint == fingerprint => {
+                    let body = v.open_idempotent_body(&lookup_key, &first.body).map_err(|e| ApiError::internal(&e))?;
+                    Ok(Some(Ok((first.status, body.to_vec()))))
+                }
+                Some(_) => Ok(Some(Err(()))),
+                None => Ok(None),
+            }
+        })
+        .await;
     match recorded {
         Err(e) => return e.into_response(),
-        Ok(Some(first)) if first.fingerprint == fingerprint => return replay(&first),
-        Ok(Some(_)) => return ApiError::new(ProblemKind::Conflict, REUSED).into_response(),
+        Ok(Some(Ok((status, body)))) => return replay(status, body),
+        Ok(Some(Err(()))) => return ApiError::new(ProblemKind::Conflict, REUSED).into_response(),
         Ok(None) => {}
     }
     let resp = next.run(req).await;
@@ -209,16 +291,14 @@ async fn run_once(state: Arc<AppState>, prepared: Prepared, next: Next) -> Respo
         Ok(b) => b,
         Err(e) => return ApiError::internal(&e).into_response(),
     };
-    let record_body = body.to_vec();
+    let record_body = body.clone();
     let saved = state
         .run(move |v| {
-            let response = IdempotentResponse {
-                fingerprint,
-                status: status.as_u16(),
-                body: record_body,
-                created_at: v.clock_now(),
-            };
-            Ok(v.store().save_idempotent_response(&key, &response))
+            let now = v.clock_now();
+            let sealed = v.seal_idempotent_body(&key, &record_body).map_err(|e| ApiError::internal(&e))?;
+            let response =
+                IdempotentResponse { fingerprint, status: status.as_u16(), body: sealed, created_at: now, subjects };
+            Ok(v.store().save_idempotent_response(&key, &response, live_since(now, ttl)))
         })
         .await;
     match saved {
@@ -234,10 +314,10 @@ async fn run_once(state: Arc<AppState>, prepared: Prepared, next: Next) -> Respo
 
 /// The recorded response again. Write routes answer JSON, and problem+json
 /// for errors, so the content type follows from the status.
-fn replay(first: &IdempotentResponse) -> Response {
-    let status = StatusCode::from_u16(first.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+fn replay(status: u16, body: Vec<u8>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let content_type = if status.is_client_error() { "application/problem+json" } else { "application/json" };
-    let mut resp = (status, first.body.clone()).into_response();
+    let mut resp = (status, body).into_response();
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(IDEMPOTENT_REPLAYED.clone(), HeaderValue::from_static("true"));
@@ -263,14 +343,28 @@ mod tests {
     }
 
     #[test]
-    fn fingerprints_differ_by_method_path_and_body() {
-        let a = fingerprint(&Method::PUT, "/v1/x", b"{}");
-        assert_eq!(a, fingerprint(&Method::PUT, "/v1/x", b"{}"));
-        assert_ne!(a, fingerprint(&Method::POST, "/v1/x", b"{}"));
-        assert_ne!(a, fingerprint(&Method::PUT, "/v1/y", b"{}"));
-        assert_ne!(a, fingerprint(&Method::PUT, "/v1/x", b"{ }"));
-        // Length prefixes: moving bytes between path and body changes the fingerprint.
-        assert_ne!(fingerprint(&Method::PUT, "/v1/x", b"ab"), fingerprint(&Method::PUT, "/v1/xa", b"b"));
+    fn the_subjects_a_request_names_are_found_in_its_path_or_body() {
+        let names = |path: &str, body: &[u8]| named_subjects(path, body).into_iter().collect::<Vec<_>>();
+        assert_eq!(names("/v1/subjects/alice%40example.org/data/contact.email", b"{}"), ["alice@example.org"]);
+        assert_eq!(names("/v1/subjects/bob/erasure?x=1", b""), ["bob"]);
+        assert_eq!(names("/v1/subjects", br#"{"id":"carol","jurisdiction":"eea"}"#), ["carol"]);
+        assert_eq!(
+            names(
+                "/v1/ingest",
+                b"{\"subject\":\"b\",\"value\":\"x\"}\n\nnot json\n{\"subject\":\"a\"}\n{\"subject\":\"b\"}"
+            ),
+            ["a", "b"]
+        );
+        assert!(names("/v1/subjects", b"not json").is_empty());
+        assert_eq!(percent_decode("a%2Fb%zz%4"), Some("a/b%zz%4".to_string()));
+        assert_eq!(percent_decode("%ff"), None);
+    }
+
+    #[test]
+    fn a_record_is_live_for_the_ttl() {
+        let now = Timestamp(10 * 3_600_000_000);
+        assert_eq!(live_since(now, Duration::from_secs(3600)), Timestamp(9 * 3_600_000_000));
+        assert_eq!(live_since(Timestamp(0), Duration::MAX).0, -i64::MAX);
     }
 
     #[tokio::test]

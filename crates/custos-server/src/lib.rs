@@ -44,11 +44,18 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Largest NDJSON ingestion body accepted, in bytes.
     pub max_ingest_bytes: usize,
+    /// How long a response recorded for an `Idempotency-Key` is replayed
+    /// (24 hours by default); older records are treated as absent and pruned.
+    pub idempotency_ttl: std::time::Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { max_body_bytes: 256 * 1024, max_ingest_bytes: 64 * 1024 * 1024 }
+        Config {
+            max_body_bytes: 256 * 1024,
+            max_ingest_bytes: 64 * 1024 * 1024,
+            idempotency_ttl: idempotency::DEFAULT_TTL,
+        }
     }
 }
 

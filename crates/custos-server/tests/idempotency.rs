@@ -140,7 +140,11 @@ async fn keys_are_scoped_by_api_key() {
     assert_eq!((mine.json()["version"].clone(), theirs.json()["version"].clone()), (1.into(), 2.into()));
     // Recorded under `{key_id}:{client_key}`.
     let key_id = f.admin.split('_').nth(1).expect("cst_<id>_<secret>");
-    let recorded = f.with_vault(|v| v.store().idempotent_response(&format!("{key_id}:shared"))).expect("lookup");
+    let recorded = f
+        .with_vault(|v| {
+            v.store().idempotent_response(&format!("{key_id}:shared"), custos_core::time::Timestamp(i64::MIN))
+        })
+        .expect("lookup");
     assert_eq!(recorded.map(|r| r.status), Some(200));
 }
 
@@ -221,7 +225,7 @@ async fn unauthenticated_and_oversized_requests_are_not_recorded() {
 async fn reads_are_never_recorded() {
     let f = with_alice().await;
     for _ in 0..2 {
-        let r = f.send(Method::GET, "/v1/subjects/alice", None, Some("read")).await;
+        let r = f.send(Method::GET, "/v1/subjects/alice?purpose=provide_offerings", None, Some("read")).await;
         assert_eq!(r.status, StatusCode::OK);
         assert!(!r.replayed());
     }

@@ -17,6 +17,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_insert_only_versions.sql"),
     include_str!("../migrations/0003_store_identity.sql"),
     include_str!("../migrations/0004_audit_checkpoints.sql"),
+    include_str!("../migrations/0005_idempotency_keyed.sql"),
+    include_str!("../migrations/0006_sealed_subject_metadata.sql"),
 ];
 
 /// The schema version this build creates and understands.

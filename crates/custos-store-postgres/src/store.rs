@@ -11,10 +11,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use custos_core::audit::{AuditEntry, AuditEvent, ChainBreak, ChainHead};
 use custos_core::subject::{Subject, SubjectId, SubjectState};
-use custos_core::time::{Timestamp, format_date};
+use custos_core::time::Timestamp;
 use custos_store::{
-    ApiKeyRecord, AuditStore, IdempotencyStore, IdempotentResponse, ItemStore, KeyStore, NewItem, StateChange,
-    StoreError, StoredItem, SubjectColumns, SubjectRecord, SubjectStore,
+    ApiKeyRecord, AuditStore, IdempotencyStore, IdempotentResponse, ItemStore, KeyStore, LegacySubject, NewItem,
+    StateChange, StoreError, StoredItem, SubjectColumns, SubjectRecord, SubjectStore, Tombstone,
 };
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{BorrowToSql, ToSql};
@@ -28,7 +28,7 @@ mod identity;
 /// The columns of `subjects`, in the order [`subject_from_row`] reads them.
 macro_rules! subject_columns {
     () => {
-        "id, jurisdiction, region, birth_date, guardian, created_at, erased_at, wrapped_key, state::text"
+        "id, jurisdiction, metadata, created_at, erased_at, wrapped_key, state::text"
     };
 }
 
@@ -80,14 +80,23 @@ mod sql {
     pub(super) const LOCK_SUBJECT: &str =
         concat!("SELECT ", subject_columns!(), " FROM subjects WHERE id = $1 FOR UPDATE");
     pub(super) const SUBJECTS: &str = concat!("SELECT ", subject_columns!(), " FROM subjects WHERE id = ANY($1)");
-    pub(super) const INSERT_SUBJECT: &str = "INSERT INTO subjects (id, jurisdiction, region, birth_date, guardian, \
-         created_at, erased_at, wrapped_key, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb) \
+    pub(super) const INSERT_SUBJECT: &str = "INSERT INTO subjects (id, jurisdiction, metadata, \
+         created_at, erased_at, wrapped_key, state) VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb) \
          ON CONFLICT (id) DO NOTHING";
     pub(super) const UPDATE_STATE: &str = "UPDATE subjects SET state = $2::text::jsonb WHERE id = $1";
     pub(super) const LOCK_SUBJECTS_FOR_WRITE: &str =
         "SELECT id, erased_at FROM subjects WHERE id = ANY($1) ORDER BY id FOR UPDATE";
     pub(super) const LOCK_SUBJECT_FOR_ERASURE: &str = "SELECT erased_at FROM subjects WHERE id = $1 FOR UPDATE";
-    pub(super) const ERASE_SUBJECT: &str = "UPDATE subjects SET wrapped_key = NULL, erased_at = $2 WHERE id = $1";
+    /// Erasure deletes the row (metadata and wrapped key with it) and leaves a tombstone by pseudonym.
+    pub(super) const DELETE_SUBJECT: &str = "DELETE FROM subjects WHERE id = $1";
+    pub(super) const INSERT_TOMBSTONE: &str =
+        "INSERT INTO tombstones (pseudonym, erased_at) VALUES ($1, $2) ON CONFLICT (pseudonym) DO NOTHING";
+    pub(super) const TOMBSTONE: &str = "SELECT erased_at FROM tombstones WHERE pseudonym = $1";
+    pub(super) const LEGACY_SUBJECTS: &str = "SELECT id, region, birth_date, guardian, erased_at, wrapped_key \
+         FROM subjects WHERE erased_at IS NOT NULL OR region IS NOT NULL OR birth_date IS NOT NULL \
+         OR guardian IS NOT NULL ORDER BY id LIMIT $1";
+    pub(super) const SEAL_LEGACY_METADATA: &str =
+        "UPDATE subjects SET metadata = $2, region = NULL, birth_date = NULL, guardian = NULL WHERE id = $1";
 
     // Versions are insert-only (migration 2): an item's current version is
     // its highest, found by a backward scan of the primary key, and a version
@@ -146,8 +155,19 @@ mod sql {
     pub(super) const API_KEYS: &str = concat!("SELECT ", api_key_columns!(), " FROM api_keys ORDER BY created_at, id");
     pub(super) const REVOKE_API_KEY: &str = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 
-    pub(super) const IDEMPOTENT_RESPONSE: &str =
-        "SELECT fingerprint, status, body, created_at FROM idempotency WHERE key = $1";
+    pub(super) const IDEMPOTENT_RESPONSE: &str = "SELECT fingerprint, status, body, created_at, \
+         ARRAY(SELECT s.subject FROM idempotency_subjects s WHERE s.key = $1 ORDER BY s.subject) \
+         FROM idempotency WHERE key = $1 AND created_at >= $2";
+    pub(super) const INSERT_IDEMPOTENT_SUBJECTS: &str = "INSERT INTO idempotency_subjects (subject, key) \
+         SELECT DISTINCT unnest($1::text[]), $2 ON CONFLICT DO NOTHING";
+    pub(super) const PRUNE_IDEMPOTENT_SUBJECTS: &str =
+        "DELETE FROM idempotency_subjects WHERE key IN (SELECT key FROM idempotency WHERE created_at < $1)";
+    pub(super) const PRUNE_IDEMPOTENT_RESPONSES: &str = "DELETE FROM idempotency WHERE created_at < $1";
+    /// A subject's records, and every subject link of those records.
+    pub(super) const ERASE_IDEMPOTENT_RESPONSES: &str =
+        "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency_subjects WHERE subject = $1)";
+    pub(super) const ERASE_IDEMPOTENT_SUBJECTS: &str = "DELETE FROM idempotency_subjects WHERE key IN \
+         (SELECT key FROM idempotency_subjects WHERE subject = $1)";
     pub(super) const INSERT_IDEMPOTENT_RESPONSE: &str = "INSERT INTO idempotency (key, fingerprint, status, body, \
          created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING";
 }
@@ -314,19 +334,17 @@ fn subject_from_row(row: &Row) -> Result<SubjectRecord, StoreError> {
     SubjectColumns {
         id: row.try_get(0).during(OP)?,
         jurisdiction: row.try_get(1).during(OP)?,
-        region: row.try_get(2).during(OP)?,
-        birth_date: row.try_get(3).during(OP)?,
-        guardian: row.try_get(4).during(OP)?,
-        created_at: row.try_get(5).during(OP)?,
-        erased_at: row.try_get(6).during(OP)?,
-        wrapped_key: row.try_get(7).during(OP)?,
-        state: row.try_get(8).during(OP)?,
+        metadata: row.try_get(2).during(OP)?,
+        created_at: row.try_get(3).during(OP)?,
+        erased_at: row.try_get(4).during(OP)?,
+        wrapped_key: row.try_get(5).during(OP)?,
+        state: row.try_get(6).during(OP)?,
     }
     .decode()
 }
 
 /// How many columns [`subject_columns!`] selects.
-const SUBJECT_COLUMNS: usize = 9;
+const SUBJECT_COLUMNS: usize = 7;
 
 fn item_from_row(row: &Row) -> Result<StoredItem, StoreError> {
     item_from_row_at(row, 0)
@@ -380,7 +398,21 @@ fn idempotent_response_from_row(row: &Row) -> Result<IdempotentResponse, StoreEr
         status: u16::try_from(status).map_err(|_| corrupt("a response status is out of range"))?,
         body: row.try_get(2).during(OP)?,
         created_at: Timestamp(row.try_get(3).during(OP)?),
+        subjects: row.try_get(4).during(OP)?,
     })
+}
+
+/// When the subject whose id has `pseudonym` was erased, if a tombstone holds it.
+fn tombstone_at<C: GenericClient>(conn: &mut Session<'_, C>, pseudonym: &str) -> Result<Option<i64>, StoreError> {
+    let row = conn.query_opt(sql::TOMBSTONE, &[&pseudonym]).during("looking up a tombstone")?;
+    row.map(|r| r.try_get(0).during("looking up a tombstone")).transpose()
+}
+
+/// Deletes every idempotency record made before `before`; returns how many.
+fn prune_idempotency(tx: &mut Session<'_, Transaction<'_>>, before: Timestamp) -> Result<u64, StoreError> {
+    const OP: &str = "pruning idempotent responses";
+    tx.execute(sql::PRUNE_IDEMPOTENT_SUBJECTS, &[&before.0]).during(OP)?;
+    tx.execute(sql::PRUNE_IDEMPOTENT_RESPONSES, &[&before.0]).during(OP)
 }
 
 fn entry_from_row(row: &Row) -> Result<AuditEntry, StoreError> {
@@ -559,10 +591,15 @@ struct ItemColumns<'a> {
 }
 
 impl SubjectStore for PostgresStore {
-    fn create_subject(&self, subject: &Subject, wrapped_key: &[u8], audit: &[AuditEvent]) -> Result<(), StoreError> {
+    fn create_subject(
+        &self,
+        subject: &Subject,
+        wrapped_key: &[u8],
+        sealed_metadata: Option<&[u8]>,
+        pseudonym: &str,
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError> {
         let state = encode_state(&subject.state)?;
-        let birth_date = subject.birth_date.map(format_date);
-        let guardian = subject.guardian.as_ref().map(SubjectId::as_str);
         let erased_at = subject.erased_at.map(|t| t.0);
         self.write("creating a subject", |tx| {
             let inserted = tx
@@ -571,9 +608,7 @@ impl SubjectStore for PostgresStore {
                     &[
                         &subject.id.as_str(),
                         &subject.jurisdiction,
-                        &subject.region,
-                        &birth_date,
-                        &guardian,
+                        &sealed_metadata,
                         &subject.created_at.0,
                         &erased_at,
                         &wrapped_key,
@@ -583,6 +618,11 @@ impl SubjectStore for PostgresStore {
                 .or_exists(StoreError::SubjectExists, "creating a subject")?;
             if inserted == 0 {
                 return Err(StoreError::SubjectExists);
+            }
+            // After the insert: an erasure of the same id committing meanwhile
+            // made the insert wait for its row, and its tombstone is visible now.
+            if tombstone_at(tx, pseudonym)?.is_some() {
+                return Err(StoreError::SubjectErased);
             }
             append_if_any(tx, audit)
         })
@@ -628,11 +668,20 @@ impl SubjectStore for PostgresStore {
         })
     }
 
-    fn erase_subject(&self, id: &SubjectId, at: Timestamp, audit: &[AuditEvent]) -> Result<u64, StoreError> {
+    fn erase_subject(
+        &self,
+        id: &SubjectId,
+        pseudonym: &str,
+        at: Timestamp,
+        audit: &[AuditEvent],
+    ) -> Result<u64, StoreError> {
         const OP: &str = "erasing a subject";
         self.write(OP, |tx| {
             let row = tx.query_opt(sql::LOCK_SUBJECT_FOR_ERASURE, &[&id.as_str()]).during(OP)?;
             let Some(row) = row else {
+                if tombstone_at(tx, pseudonym)?.is_some() {
+                    return Err(StoreError::SubjectErased);
+                }
                 return Err(StoreError::SubjectNotFound);
             };
             if row.try_get::<_, Option<i64>>(0).during(OP)?.is_some() {
@@ -648,9 +697,59 @@ impl SubjectStore for PostgresStore {
             if !tokens.is_empty() {
                 tx.execute(sql::DELETE_TOKENS, &[&tokens]).during(OP)?;
             }
-            tx.execute(sql::ERASE_SUBJECT, &[&id.as_str(), &at.0]).during(OP)?;
+            tx.execute(sql::ERASE_IDEMPOTENT_RESPONSES, &[&pseudonym]).during(OP)?;
+            tx.execute(sql::ERASE_IDEMPOTENT_SUBJECTS, &[&pseudonym]).during(OP)?;
+            tx.execute(sql::DELETE_SUBJECT, &[&id.as_str()]).during(OP)?;
+            tx.execute(sql::INSERT_TOMBSTONE, &[&pseudonym, &at.0]).during(OP)?;
             append_if_any(tx, audit)?;
             Ok(deleted.len() as u64)
+        })
+    }
+
+    fn tombstone(&self, pseudonym: &str) -> Result<Option<Tombstone>, StoreError> {
+        let at = self.read(|conn| tombstone_at(conn, pseudonym))?;
+        Ok(at.map(|t| Tombstone { pseudonym: pseudonym.to_string(), erased_at: Timestamp(t) }))
+    }
+
+    fn legacy_subjects(&self, limit: usize) -> Result<Vec<LegacySubject>, StoreError> {
+        const OP: &str = "listing legacy subjects";
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.read(|conn| conn.query(sql::LEGACY_SUBJECTS, &[&limit]).during(OP))?;
+        rows.iter()
+            .map(|row| {
+                let id: &str = row.try_get(0).during(OP)?;
+                LegacySubject::decode(
+                    id,
+                    row.try_get(1).during(OP)?,
+                    row.try_get(2).during(OP)?,
+                    row.try_get(3).during(OP)?,
+                    row.try_get(4).during(OP)?,
+                    row.try_get(5).during(OP)?,
+                )
+            })
+            .collect()
+    }
+
+    fn upgrade_legacy_subject(
+        &self,
+        id: &SubjectId,
+        sealed_metadata: Option<&[u8]>,
+        pseudonym: &str,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "upgrading a legacy subject";
+        self.write(OP, |tx| {
+            let row = tx.query_opt(sql::LOCK_SUBJECT_FOR_ERASURE, &[&id.as_str()]).during(OP)?;
+            let Some(row) = row else { return Ok(()) };
+            match row.try_get::<_, Option<i64>>(0).during(OP)? {
+                Some(at) => {
+                    tx.execute(sql::DELETE_SUBJECT, &[&id.as_str()]).during(OP)?;
+                    tx.execute(sql::INSERT_TOMBSTONE, &[&pseudonym, &at]).during(OP)?;
+                }
+                None => {
+                    tx.execute(sql::SEAL_LEGACY_METADATA, &[&id.as_str(), &sealed_metadata]).during(OP)?;
+                }
+            }
+            Ok(())
         })
     }
 }
@@ -831,17 +930,29 @@ impl KeyStore for PostgresStore {
 }
 
 impl IdempotencyStore for PostgresStore {
-    fn idempotent_response(&self, key: &str) -> Result<Option<IdempotentResponse>, StoreError> {
+    fn idempotent_response(&self, key: &str, live_since: Timestamp) -> Result<Option<IdempotentResponse>, StoreError> {
         self.read(|conn| {
-            let row = conn.query_opt(sql::IDEMPOTENT_RESPONSE, &[&key]).during("looking up an idempotent response")?;
+            let row = conn
+                .query_opt(sql::IDEMPOTENT_RESPONSE, &[&key, &live_since.0])
+                .during("looking up an idempotent response")?;
             row.as_ref().map(idempotent_response_from_row).transpose()
         })
     }
 
-    fn save_idempotent_response(&self, key: &str, response: &IdempotentResponse) -> Result<(), StoreError> {
+    fn prune_idempotent_responses(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.write("pruning idempotent responses", |tx| prune_idempotency(tx, before))
+    }
+
+    fn save_idempotent_response(
+        &self,
+        key: &str,
+        response: &IdempotentResponse,
+        live_since: Timestamp,
+    ) -> Result<(), StoreError> {
         const OP: &str = "recording an idempotent response";
         let status = i32::from(response.status);
-        self.read(|conn| {
+        self.write(OP, |conn| {
+            prune_idempotency(conn, live_since)?;
             let inserted = conn
                 .execute(
                     sql::INSERT_IDEMPOTENT_RESPONSE,
@@ -850,6 +961,9 @@ impl IdempotencyStore for PostgresStore {
                 .or_exists(StoreError::IdempotencyKeyExists, OP)?;
             if inserted == 0 {
                 return Err(StoreError::IdempotencyKeyExists);
+            }
+            if !response.subjects.is_empty() {
+                conn.execute(sql::INSERT_IDEMPOTENT_SUBJECTS, &[&response.subjects, &key]).during(OP)?;
             }
             Ok(())
         })

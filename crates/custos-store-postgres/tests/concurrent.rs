@@ -42,9 +42,11 @@ fn two_stores_on_one_database_keep_one_chain_and_every_version() {
     const ROUNDS: i64 = 30;
     let db = common::TestDb::create();
     let stores = [db.store(), db.store()];
-    stores[0].create_subject(&subject("shared"), b"key", &[event(AuditAction::SubjectCreated, 0)]).unwrap();
+    stores[0]
+        .create_subject(&subject("shared"), b"key", None, "p-shared", &[event(AuditAction::SubjectCreated, 0)])
+        .unwrap();
     for t in 0..THREADS {
-        stores[1].create_subject(&subject(&format!("own-{t}")), b"key", &[]).unwrap();
+        stores[1].create_subject(&subject(&format!("own-{t}")), b"key", None, &format!("p-own-{t}"), &[]).unwrap();
     }
     let before = stores[0].audit_head().unwrap();
     assert_eq!(before.seq, 1);
@@ -99,7 +101,7 @@ fn two_stores_on_one_database_keep_one_chain_and_every_version() {
 fn a_version_committed_while_a_writer_waits_for_the_subject_is_not_reused() {
     let db = common::TestDb::create();
     let store = db.store();
-    store.create_subject(&subject("alice"), b"key", &[]).unwrap();
+    store.create_subject(&subject("alice"), b"key", None, "p-alice", &[]).unwrap();
     assert_eq!(store.put_items(&[item("alice", "email", 1)], &[]).unwrap(), [1]);
 
     // Another process holds alice's row, as a concurrent writer would.

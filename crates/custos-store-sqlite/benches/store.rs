@@ -64,7 +64,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let started = Instant::now();
     for n in 0..SUBJECTS {
-        store.create_subject(&subject(n), &[7; 40], &event(AuditAction::SubjectCreated))?;
+        store.create_subject(&subject(n), &[7; 40], None, &format!("p{n}"), &event(AuditAction::SubjectCreated))?;
     }
     println!("create_subject, one per call: {}", rate(SUBJECTS, started.elapsed()));
 
@@ -134,11 +134,22 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut times = Vec::new();
     for n in 0..9 {
         let heavy = SUBJECTS + n;
-        store.create_subject(&subject(heavy), &[7; 40], &event(AuditAction::SubjectCreated))?;
+        store.create_subject(
+            &subject(heavy),
+            &[7; 40],
+            None,
+            &format!("p{heavy}"),
+            &event(AuditAction::SubjectCreated),
+        )?;
         let items: Vec<NewItem> = (0..1_000).map(|i| item(&id(heavy), CATEGORIES[i % 8], i as i64)).collect();
         store.put_items(&items, &event(AuditAction::DataWritten))?;
         let started = Instant::now();
-        let destroyed = store.erase_subject(&id(heavy), Timestamp(5_000), &event(AuditAction::SubjectErased))?;
+        let destroyed = store.erase_subject(
+            &id(heavy),
+            &format!("p{heavy}"),
+            Timestamp(5_000),
+            &event(AuditAction::SubjectErased),
+        )?;
         times.push(started.elapsed());
         assert_eq!(destroyed, 1_000);
     }

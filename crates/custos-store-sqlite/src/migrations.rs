@@ -16,6 +16,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_current_versions.sql"),
     include_str!("../migrations/0004_store_identity.sql"),
     include_str!("../migrations/0005_audit_checkpoints.sql"),
+    include_str!("../migrations/0006_idempotency_keyed.sql"),
+    include_str!("../migrations/0007_sealed_subject_metadata.sql"),
 ];
 
 /// The schema version this build creates and understands.
@@ -90,7 +92,7 @@ mod tests {
         let ev = AuditEvent::new(Timestamp(1), AuditAction::SubjectCreated, "controller");
         let head = {
             let store = SqliteStore::open(&path).unwrap();
-            store.create_subject(&alice(), b"key", std::slice::from_ref(&ev)).unwrap();
+            store.create_subject(&alice(), b"key", None, "p-alice", std::slice::from_ref(&ev)).unwrap();
             let item = NewItem {
                 subject: alice().id,
                 category: "email".into(),
@@ -198,10 +200,15 @@ mod tests {
         store.create_api_key(&key, std::slice::from_ref(&ev)).unwrap();
         assert_eq!(store.api_key_by_hash(&[7; 32]).unwrap(), Some(key.clone()));
         assert!(store.revoke_api_key("k1", Timestamp(5), std::slice::from_ref(&ev)).unwrap());
-        let response =
-            IdempotentResponse { fingerprint: [9; 32], status: 201, body: b"{}".to_vec(), created_at: Timestamp(5) };
-        store.save_idempotent_response("k1:retry", &response).unwrap();
-        assert_eq!(store.idempotent_response("k1:retry").unwrap(), Some(response));
+        let response = IdempotentResponse {
+            fingerprint: [9; 32],
+            status: 201,
+            body: b"{}".to_vec(),
+            created_at: Timestamp(5),
+            subjects: vec!["p-alice".into()],
+        };
+        store.save_idempotent_response("k1:retry", &response, Timestamp(0)).unwrap();
+        assert_eq!(store.idempotent_response("k1:retry", Timestamp(0)).unwrap(), Some(response));
         let mut verifier = ChainVerifier::default();
         let recorded = store.scan_audit(&mut |s, p, b, h| verifier.check(s, p, b, h)).unwrap().unwrap();
         assert_eq!(verifier.finish(recorded).unwrap().seq, 5);

@@ -7,10 +7,10 @@
 
 use custos_core::audit::{AuditEntry, AuditEvent, ChainBreak, ChainHead};
 use custos_core::subject::{Subject, SubjectId};
-use custos_core::time::{Timestamp, format_date};
+use custos_core::time::Timestamp;
 use custos_store::{
-    ApiKeyRecord, AuditStore, IdempotencyStore, IdempotentResponse, ItemStore, KeyStore, NewItem, StateChange,
-    StoreError, StoredItem, SubjectColumns, SubjectRecord, SubjectStore,
+    ApiKeyRecord, AuditStore, IdempotencyStore, IdempotentResponse, ItemStore, KeyStore, LegacySubject, NewItem,
+    StateChange, StoreError, StoredItem, SubjectColumns, SubjectRecord, SubjectStore, Tombstone,
 };
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, ffi, params};
@@ -23,7 +23,7 @@ mod identity;
 /// The columns of `subjects`, in the order [`subject_from_row`] reads them.
 macro_rules! subject_columns {
     () => {
-        "id, jurisdiction, region, birth_date, guardian, created_at, erased_at, wrapped_key, state"
+        "id, jurisdiction, metadata, created_at, erased_at, wrapped_key, state"
     };
 }
 
@@ -53,9 +53,17 @@ mod sql {
     pub(super) const SUBJECT_ERASED_AT: &str = "SELECT erased_at FROM subjects WHERE id = ?1";
     pub(super) const SUBJECT: &str = concat!("SELECT ", subject_columns!(), " FROM subjects WHERE id = ?1");
     pub(super) const INSERT_SUBJECT: &str =
-        concat!("INSERT INTO subjects (", subject_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+        concat!("INSERT INTO subjects (", subject_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     pub(super) const UPDATE_STATE: &str = "UPDATE subjects SET state = ?2 WHERE id = ?1";
-    pub(super) const ERASE_SUBJECT: &str = "UPDATE subjects SET wrapped_key = NULL, erased_at = ?2 WHERE id = ?1";
+    /// Erasure deletes the row (metadata and wrapped key with it) and leaves a tombstone by pseudonym.
+    pub(super) const DELETE_SUBJECT: &str = "DELETE FROM subjects WHERE id = ?1";
+    pub(super) const INSERT_TOMBSTONE: &str = "INSERT INTO tombstones (pseudonym, erased_at) VALUES (?1, ?2)";
+    pub(super) const TOMBSTONE: &str = "SELECT erased_at FROM tombstones WHERE pseudonym = ?1";
+    pub(super) const LEGACY_SUBJECTS: &str = "SELECT id, region, birth_date, guardian, erased_at, wrapped_key \
+         FROM subjects WHERE erased_at IS NOT NULL OR region IS NOT NULL OR birth_date IS NOT NULL \
+         OR guardian IS NOT NULL ORDER BY id LIMIT ?1";
+    pub(super) const SEAL_LEGACY_METADATA: &str =
+        "UPDATE subjects SET metadata = ?2, region = NULL, birth_date = NULL, guardian = NULL WHERE id = ?1";
 
     // `INDEXED BY`: the planner would otherwise walk the primary key, which
     // reads every version of the subject (and is an error if the index cannot serve).
@@ -89,9 +97,21 @@ mod sql {
     pub(super) const REVOKE_API_KEY: &str = "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
 
     pub(super) const IDEMPOTENT_RESPONSE: &str =
-        "SELECT fingerprint, status, body, created_at FROM idempotency WHERE key = ?1";
+        "SELECT fingerprint, status, body, created_at FROM idempotency WHERE key = ?1 AND created_at >= ?2";
+    pub(super) const IDEMPOTENT_SUBJECTS: &str =
+        "SELECT subject FROM idempotency_subjects WHERE key = ?1 ORDER BY subject";
     pub(super) const INSERT_IDEMPOTENT_RESPONSE: &str =
         "INSERT INTO idempotency (key, fingerprint, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+    pub(super) const INSERT_IDEMPOTENT_SUBJECT: &str =
+        "INSERT OR IGNORE INTO idempotency_subjects (subject, key) VALUES (?1, ?2)";
+    pub(super) const PRUNE_IDEMPOTENT_SUBJECTS: &str =
+        "DELETE FROM idempotency_subjects WHERE key IN (SELECT key FROM idempotency WHERE created_at < ?1)";
+    pub(super) const PRUNE_IDEMPOTENT_RESPONSES: &str = "DELETE FROM idempotency WHERE created_at < ?1";
+    /// A subject's records, and every subject link of those records.
+    pub(super) const ERASE_IDEMPOTENT_RESPONSES: &str =
+        "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency_subjects WHERE subject = ?1)";
+    pub(super) const ERASE_IDEMPOTENT_SUBJECTS: &str = "DELETE FROM idempotency_subjects WHERE key IN \
+         (SELECT key FROM idempotency_subjects WHERE subject = ?1)";
 
     /// All of them, for tests.
     #[cfg(test)]
@@ -105,7 +125,11 @@ mod sql {
         SUBJECT,
         INSERT_SUBJECT,
         UPDATE_STATE,
-        ERASE_SUBJECT,
+        DELETE_SUBJECT,
+        INSERT_TOMBSTONE,
+        TOMBSTONE,
+        LEGACY_SUBJECTS,
+        SEAL_LEGACY_METADATA,
         CURRENT_VERSIONS,
         SUPERSEDE,
         INSERT_ITEM,
@@ -119,7 +143,13 @@ mod sql {
         API_KEYS,
         REVOKE_API_KEY,
         IDEMPOTENT_RESPONSE,
+        IDEMPOTENT_SUBJECTS,
         INSERT_IDEMPOTENT_RESPONSE,
+        INSERT_IDEMPOTENT_SUBJECT,
+        PRUNE_IDEMPOTENT_SUBJECTS,
+        PRUNE_IDEMPOTENT_RESPONSES,
+        ERASE_IDEMPOTENT_RESPONSES,
+        ERASE_IDEMPOTENT_SUBJECTS,
     ];
 }
 
@@ -214,13 +244,11 @@ fn subject_from_row(row: &Row<'_>) -> Result<SubjectRecord, StoreError> {
     SubjectColumns {
         id: row.get(0).map_err(read)?,
         jurisdiction: row.get(1).map_err(read)?,
-        region: row.get(2).map_err(read)?,
-        birth_date: row.get(3).map_err(read)?,
-        guardian: row.get(4).map_err(read)?,
-        created_at: row.get(5).map_err(read)?,
-        erased_at: row.get(6).map_err(read)?,
-        wrapped_key: row.get(7).map_err(read)?,
-        state: row.get(8).map_err(read)?,
+        metadata: row.get(2).map_err(read)?,
+        created_at: row.get(3).map_err(read)?,
+        erased_at: row.get(4).map_err(read)?,
+        wrapped_key: row.get(5).map_err(read)?,
+        state: row.get(6).map_err(read)?,
     }
     .decode()
 }
@@ -291,7 +319,27 @@ fn idempotent_response_from_row(row: &Row<'_>) -> Result<IdempotentResponse, Sto
         status: u16::try_from(status).map_err(|_| corrupt("a response status is out of range"))?,
         body: row.get(2).map_err(read)?,
         created_at: Timestamp(row.get(3).map_err(read)?),
+        subjects: Vec::new(),
     })
+}
+
+/// Whether a tombstone holds `pseudonym`, and when that subject was erased.
+fn tombstone_at(conn: &Connection, pseudonym: &str) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached(sql::TOMBSTONE)
+        .and_then(|mut stmt| stmt.query_row([pseudonym], |r| r.get(0)).optional())
+        .during("looking up a tombstone")
+}
+
+/// Deletes every idempotency record made before `before`; returns how many.
+fn prune_idempotency(tx: &Transaction<'_>, before: Timestamp) -> Result<u64, StoreError> {
+    tx.prepare_cached(sql::PRUNE_IDEMPOTENT_SUBJECTS)
+        .and_then(|mut stmt| stmt.execute([before.0]))
+        .during("pruning idempotent responses")?;
+    let n = tx
+        .prepare_cached(sql::PRUNE_IDEMPOTENT_RESPONSES)
+        .and_then(|mut stmt| stmt.execute([before.0]))
+        .during("pruning idempotent responses")?;
+    Ok(n as u64)
 }
 
 /// Whether `e` is a violation of a PRIMARY KEY or UNIQUE constraint, told by
@@ -315,10 +363,20 @@ fn hash32(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
 }
 
 impl SubjectStore for SqliteStore {
-    fn create_subject(&self, subject: &Subject, wrapped_key: &[u8], audit: &[AuditEvent]) -> Result<(), StoreError> {
+    fn create_subject(
+        &self,
+        subject: &Subject,
+        wrapped_key: &[u8],
+        sealed_metadata: Option<&[u8]>,
+        pseudonym: &str,
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError> {
         let state = serde_json::to_string(&subject.state)
             .map_err(|_| StoreError::Backend("encoding a subject's state failed".into()))?;
         self.write("creating a subject", |tx, head| {
+            if tombstone_at(tx, pseudonym)?.is_some() {
+                return Err(StoreError::SubjectErased);
+            }
             if erased_at(tx, &subject.id)?.is_some() {
                 return Err(StoreError::SubjectExists);
             }
@@ -327,9 +385,7 @@ impl SubjectStore for SqliteStore {
                     stmt.execute(params![
                         subject.id.as_str(),
                         subject.jurisdiction,
-                        subject.region,
-                        subject.birth_date.map(format_date),
-                        subject.guardian.as_ref().map(SubjectId::as_str),
+                        sealed_metadata,
                         subject.created_at.0,
                         subject.erased_at.map(|t| t.0),
                         wrapped_key,
@@ -385,8 +441,17 @@ impl SubjectStore for SqliteStore {
         })
     }
 
-    fn erase_subject(&self, id: &SubjectId, at: Timestamp, audit: &[AuditEvent]) -> Result<u64, StoreError> {
+    fn erase_subject(
+        &self,
+        id: &SubjectId,
+        pseudonym: &str,
+        at: Timestamp,
+        audit: &[AuditEvent],
+    ) -> Result<u64, StoreError> {
         self.write("erasing a subject", |tx, head| {
+            if tombstone_at(tx, pseudonym)?.is_some() {
+                return Err(StoreError::SubjectErased);
+            }
             match erased_at(tx, id)? {
                 None => return Err(StoreError::SubjectNotFound),
                 Some(Some(_)) => return Err(StoreError::SubjectErased),
@@ -397,11 +462,74 @@ impl SubjectStore for SqliteStore {
                 .prepare_cached(sql::DELETE_ITEMS)
                 .and_then(|mut stmt| stmt.execute([id.as_str()]))
                 .during("erasing a subject")?;
-            tx.prepare_cached(sql::ERASE_SUBJECT)
-                .and_then(|mut stmt| stmt.execute(params![id.as_str(), at.0]))
+            for statement in [sql::ERASE_IDEMPOTENT_RESPONSES, sql::ERASE_IDEMPOTENT_SUBJECTS] {
+                tx.prepare_cached(statement)
+                    .and_then(|mut stmt| stmt.execute([pseudonym]))
+                    .during("erasing a subject's idempotency records")?;
+            }
+            tx.prepare_cached(sql::DELETE_SUBJECT)
+                .and_then(|mut stmt| stmt.execute([id.as_str()]))
+                .during("erasing a subject")?;
+            tx.prepare_cached(sql::INSERT_TOMBSTONE)
+                .and_then(|mut stmt| stmt.execute(params![pseudonym, at.0]))
                 .during("erasing a subject")?;
             append(tx, head, audit)?;
             Ok(destroyed as u64)
+        })
+    }
+
+    fn tombstone(&self, pseudonym: &str) -> Result<Option<Tombstone>, StoreError> {
+        let at = self.read(|conn| tombstone_at(conn, pseudonym))?;
+        Ok(at.map(|t| Tombstone { pseudonym: pseudonym.to_string(), erased_at: Timestamp(t) }))
+    }
+
+    fn legacy_subjects(&self, limit: usize) -> Result<Vec<LegacySubject>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(sql::LEGACY_SUBJECTS).during("listing legacy subjects")?;
+            let mut rows = stmt.query([limit]).during("listing legacy subjects")?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().during("listing legacy subjects")? {
+                let read = |e: rusqlite::Error| crate::error::backend("reading a legacy subject", &e);
+                let id: String = row.get(0).map_err(read)?;
+                out.push(LegacySubject::decode(
+                    &id,
+                    row.get(1).map_err(read)?,
+                    row.get(2).map_err(read)?,
+                    row.get(3).map_err(read)?,
+                    row.get(4).map_err(read)?,
+                    row.get(5).map_err(read)?,
+                )?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn upgrade_legacy_subject(
+        &self,
+        id: &SubjectId,
+        sealed_metadata: Option<&[u8]>,
+        pseudonym: &str,
+    ) -> Result<(), StoreError> {
+        self.write("upgrading a legacy subject", |tx, _head| match erased_at(tx, id)? {
+            None => Ok(()),
+            Some(Some(at)) => {
+                tx.prepare_cached(sql::DELETE_SUBJECT)
+                    .and_then(|mut stmt| stmt.execute([id.as_str()]))
+                    .during("upgrading a legacy subject")?;
+                if tombstone_at(tx, pseudonym)?.is_none() {
+                    tx.prepare_cached(sql::INSERT_TOMBSTONE)
+                        .and_then(|mut stmt| stmt.execute(params![pseudonym, at]))
+                        .during("upgrading a legacy subject")?;
+                }
+                Ok(())
+            }
+            Some(None) => {
+                tx.prepare_cached(sql::SEAL_LEGACY_METADATA)
+                    .and_then(|mut stmt| stmt.execute(params![id.as_str(), sealed_metadata]))
+                    .during("upgrading a legacy subject")?;
+                Ok(())
+            }
         })
     }
 }
@@ -670,19 +798,47 @@ impl KeyStore for SqliteStore {
 }
 
 impl IdempotencyStore for SqliteStore {
-    fn idempotent_response(&self, key: &str) -> Result<Option<IdempotentResponse>, StoreError> {
+    fn idempotent_response(&self, key: &str, live_since: Timestamp) -> Result<Option<IdempotentResponse>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(sql::IDEMPOTENT_RESPONSE).during("looking up an idempotent response")?;
-            let mut rows = stmt.query([key]).during("looking up an idempotent response")?;
-            match rows.next().during("looking up an idempotent response")? {
-                Some(row) => idempotent_response_from_row(row).map(Some),
-                None => Ok(None),
+            let tx = conn.unchecked_transaction().during("looking up an idempotent response")?;
+            let found = {
+                let mut stmt =
+                    tx.prepare_cached(sql::IDEMPOTENT_RESPONSE).during("looking up an idempotent response")?;
+                let mut rows = stmt.query(params![key, live_since.0]).during("looking up an idempotent response")?;
+                match rows.next().during("looking up an idempotent response")? {
+                    Some(row) => Some(idempotent_response_from_row(row)?),
+                    None => None,
+                }
+            };
+            let Some(mut found) = found else {
+                tx.finish().during("looking up an idempotent response")?;
+                return Ok(None);
+            };
+            {
+                let mut stmt =
+                    tx.prepare_cached(sql::IDEMPOTENT_SUBJECTS).during("looking up an idempotent response")?;
+                let mut rows = stmt.query([key]).during("looking up an idempotent response")?;
+                while let Some(row) = rows.next().during("looking up an idempotent response")? {
+                    found.subjects.push(row.get(0).during("looking up an idempotent response")?);
+                }
             }
+            tx.finish().during("looking up an idempotent response")?;
+            Ok(Some(found))
         })
     }
 
-    fn save_idempotent_response(&self, key: &str, response: &IdempotentResponse) -> Result<(), StoreError> {
+    fn prune_idempotent_responses(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.write("pruning idempotent responses", |tx, _head| prune_idempotency(tx, before))
+    }
+
+    fn save_idempotent_response(
+        &self,
+        key: &str,
+        response: &IdempotentResponse,
+        live_since: Timestamp,
+    ) -> Result<(), StoreError> {
         self.write("recording an idempotent response", |tx, _head| {
+            prune_idempotency(tx, live_since)?;
             let mut insert =
                 tx.prepare_cached(sql::INSERT_IDEMPOTENT_RESPONSE).during("recording an idempotent response")?;
             or_exists(
@@ -696,6 +852,11 @@ impl IdempotencyStore for SqliteStore {
                 StoreError::IdempotencyKeyExists,
                 "recording an idempotent response",
             )?;
+            let mut link =
+                tx.prepare_cached(sql::INSERT_IDEMPOTENT_SUBJECT).during("recording an idempotent response")?;
+            for subject in &response.subjects {
+                link.execute(params![subject, key]).during("recording an idempotent response")?;
+            }
             Ok(())
         })
     }
@@ -736,7 +897,7 @@ mod tests {
     fn statements_are_prepared_once_and_never_re_prepared() {
         let store = SqliteStore::open_in_memory().unwrap();
         for name in ["alice", "bob", "carol"] {
-            store.create_subject(&subject(name), b"key", &[]).unwrap();
+            store.create_subject(&subject(name), b"key", Some(b"sealed"), &format!("p-{name}"), &[]).unwrap();
             let id = SubjectId::parse(name).unwrap();
             for round in 0..2 {
                 let token = format!("tok-{name}-{round}");
@@ -759,18 +920,27 @@ mod tests {
             store.api_key_by_hash(&key.secret_hash).unwrap().unwrap();
             store.api_keys().unwrap();
             store.revoke_api_key(&key.id, Timestamp(3), &[]).unwrap();
-            let response =
-                IdempotentResponse { fingerprint: [n; 32], status: 201, body: vec![n], created_at: Timestamp(3) };
+            let response = IdempotentResponse {
+                fingerprint: [n; 32],
+                status: 201,
+                body: vec![n],
+                created_at: Timestamp(3),
+                subjects: vec!["p-alice".into()],
+            };
             let idempotency_key = format!("key-{n}:retry");
-            store.save_idempotent_response(&idempotency_key, &response).unwrap();
+            store.save_idempotent_response(&idempotency_key, &response, Timestamp(1)).unwrap();
             assert!(matches!(
-                store.save_idempotent_response(&idempotency_key, &response),
+                store.save_idempotent_response(&idempotency_key, &response, Timestamp(1)),
                 Err(StoreError::IdempotencyKeyExists)
             ));
-            store.idempotent_response(&idempotency_key).unwrap().unwrap();
+            store.idempotent_response(&idempotency_key, Timestamp(1)).unwrap().unwrap();
+            store.prune_idempotent_responses(Timestamp(0)).unwrap();
         }
-        store.erase_subject(&SubjectId::parse("alice").unwrap(), Timestamp(3), &[]).unwrap();
-        store.erase_subject(&SubjectId::parse("bob").unwrap(), Timestamp(3), &[]).unwrap();
+        store.erase_subject(&SubjectId::parse("alice").unwrap(), "p-alice", Timestamp(3), &[]).unwrap();
+        store.erase_subject(&SubjectId::parse("bob").unwrap(), "p-bob", Timestamp(3), &[]).unwrap();
+        store.tombstone("p-alice").unwrap().unwrap();
+        store.legacy_subjects(10).unwrap();
+        store.upgrade_legacy_subject(&SubjectId::parse("carol").unwrap(), Some(b"sealed"), "p-carol").unwrap();
         let writer = store.writer();
         for sql in sql::ALL {
             let stmt = writer.conn.prepare_cached(sql).unwrap();
@@ -833,7 +1003,7 @@ mod tests {
     fn reads_of_a_file_do_not_wait_for_a_write_in_progress() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("custos.db")).unwrap();
-        store.create_subject(&subject("alice"), b"key", &[]).unwrap();
+        store.create_subject(&subject("alice"), b"key", None, "p-alice", &[]).unwrap();
         let writer = store.writer();
         writer.conn.execute_batch("BEGIN IMMEDIATE; UPDATE subjects SET jurisdiction = 'eu'").unwrap();
         let (sent, received) = mpsc::channel();

@@ -59,7 +59,7 @@ fn an_erased_subjects_key_and_sealed_bytes_are_gone_from_the_file() {
         let store = SqliteStore::open(&path).unwrap();
         for name in ["erased", "kept"] {
             let key = format!("\u{1}WRAPPED-KEY-{name}\u{2}");
-            store.create_subject(&subject(name), key.as_bytes(), &ev(AuditAction::SubjectCreated)).unwrap();
+            store.create_subject(&subject(name), key.as_bytes(), None, name, &ev(AuditAction::SubjectCreated)).unwrap();
         }
         // Several batches, so that some pages reach the database file before the erasure.
         for b in 0..3 {
@@ -68,7 +68,12 @@ fn an_erased_subjects_key_and_sealed_bytes_are_gone_from_the_file() {
             store.put_items(&batch, &ev(AuditAction::DataWritten)).unwrap();
         }
         let destroyed = store
-            .erase_subject(&SubjectId::parse("erased").unwrap(), Timestamp(99), &ev(AuditAction::SubjectErased))
+            .erase_subject(
+                &SubjectId::parse("erased").unwrap(),
+                "p-erased",
+                Timestamp(99),
+                &ev(AuditAction::SubjectErased),
+            )
             .unwrap();
         assert_eq!(destroyed, 1200);
     }

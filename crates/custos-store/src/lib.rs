@@ -35,7 +35,7 @@ pub use idempotency::{IdempotencyStore, IdempotentResponse};
 pub use identity::{IdentityStore, KeyCheck, Rewrap, StoreIdentity, WrappedKey};
 pub use items::{ItemStore, NewItem, StoredItem};
 pub use keys::{ApiKeyRecord, KeyStore};
-pub use subjects::{StateChange, SubjectColumns, SubjectRecord, SubjectStore};
+pub use subjects::{LegacySubject, StateChange, SubjectColumns, SubjectRecord, SubjectStore, Tombstone};
 
 /// Every capability trait, for code that calls a concrete store's methods
 /// (`use custos_store::prelude::*;`).

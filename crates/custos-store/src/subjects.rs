@@ -6,13 +6,31 @@ use custos_core::time::Timestamp;
 
 use crate::{StoreError, corrupt};
 
-/// A subject as stored: metadata plus the wrapped data key.
+/// A subject as stored: id, jurisdiction, state, the wrapped data key and the
+/// sealed metadata.
+///
+/// The store never holds `region`, `birth_date` or `guardian` in clear: a
+/// loaded [`Subject`] has them empty, and the vault opens [`Self::sealed_metadata`]
+/// (sealed under the subject's data key) when a decision or an audited read needs them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubjectRecord {
-    /// Metadata, consents, objections, restriction.
+    /// Jurisdiction, consents, objections, restriction (metadata fields empty).
     pub subject: Subject,
     /// The subject's data key wrapped by the master key; `None` once erased.
     pub wrapped_key: Option<Vec<u8>>,
+    /// Region, birth date and guardian sealed under the subject's data key; `None` if none was given.
+    pub sealed_metadata: Option<Vec<u8>>,
+}
+
+/// What a tombstone holds: the erased subject's pseudonym (never the id, which
+/// may itself be personal data) and when they were erased. That is all that
+/// denying later requests needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    /// Pseudonym of the subject id (the audit log's).
+    pub pseudonym: String,
+    /// When the subject was erased.
+    pub erased_at: Timestamp,
 }
 
 /// A subject row as a backend reads it, before decoding.
@@ -21,12 +39,8 @@ pub struct SubjectColumns {
     pub id: String,
     /// `jurisdiction`.
     pub jurisdiction: String,
-    /// `region`.
-    pub region: Option<String>,
-    /// `birth_date`, `YYYY-MM-DD`.
-    pub birth_date: Option<String>,
-    /// `guardian`.
-    pub guardian: Option<String>,
+    /// `metadata`: region, birth date and guardian, sealed by the vault.
+    pub metadata: Option<Vec<u8>>,
     /// `created_at`, microseconds.
     pub created_at: i64,
     /// `erased_at`, microseconds.
@@ -44,25 +58,11 @@ impl SubjectColumns {
         let state: SubjectState = serde_json::from_str(&self.state).map_err(|e| {
             corrupt(&format!("a subject's state is not valid JSON (line {}, column {})", e.line(), e.column()))
         })?;
-        let subject = Subject {
-            id: SubjectId::parse(&self.id).map_err(|_| corrupt("a subject id is not valid"))?,
-            jurisdiction: self.jurisdiction,
-            region: self.region,
-            birth_date: self
-                .birth_date
-                .map(|d| custos_core::time::parse_date(&d))
-                .transpose()
-                .map_err(|_| corrupt("a subject's birth date is not a date"))?,
-            guardian: self
-                .guardian
-                .map(|g| SubjectId::parse(&g))
-                .transpose()
-                .map_err(|_| corrupt("a guardian id is not valid"))?,
-            created_at: Timestamp(self.created_at),
-            erased_at: self.erased_at.map(Timestamp),
-            state,
-        };
-        Ok(SubjectRecord { subject, wrapped_key: self.wrapped_key })
+        let id = SubjectId::parse(&self.id).map_err(|_| corrupt("a subject id is not valid"))?;
+        let mut subject = Subject::new(id, self.jurisdiction, Timestamp(self.created_at));
+        subject.erased_at = self.erased_at.map(Timestamp);
+        subject.state = state;
+        Ok(SubjectRecord { subject, wrapped_key: self.wrapped_key, sealed_metadata: self.metadata })
     }
 }
 
@@ -76,10 +76,23 @@ pub struct StateChange {
 
 /// Subjects with their wrapped data key and state, and their erasure. Every mutating call commits its audit events in the same transaction.
 pub trait SubjectStore: Send + Sync {
-    /// Creates a subject with its wrapped key. Fails with [`StoreError::SubjectExists`].
-    fn create_subject(&self, subject: &Subject, wrapped_key: &[u8], audit: &[AuditEvent]) -> Result<(), StoreError>;
+    /// Creates a subject with its wrapped key and sealed metadata. Stores the
+    /// subject's id, jurisdiction, creation time and state; never its
+    /// `region`, `birth_date` or `guardian` (those arrive sealed in
+    /// `sealed_metadata`). Fails with [`StoreError::SubjectExists`] if the id
+    /// exists, and with [`StoreError::SubjectErased`] if a tombstone holds
+    /// `pseudonym` (an erased id is never re-created).
+    fn create_subject(
+        &self,
+        subject: &Subject,
+        wrapped_key: &[u8],
+        sealed_metadata: Option<&[u8]>,
+        pseudonym: &str,
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError>;
 
-    /// Loads a subject, erased or not.
+    /// Loads a live subject. An erased one is not found by id: its tombstone
+    /// is found by pseudonym with [`SubjectStore::tombstone`].
     fn subject(&self, id: &SubjectId) -> Result<Option<SubjectRecord>, StoreError>;
 
     /// Loads several subjects at once (missing ones are left out).
@@ -95,17 +108,95 @@ pub trait SubjectStore: Send + Sync {
         apply: &mut dyn FnMut(&Subject) -> Option<StateChange>,
     ) -> Result<bool, StoreError>;
 
-    /// Crypto-shreds a subject: destroys the wrapped key and every sealed item,
-    /// keeps the subject row as a tombstone with `erased_at`, and commits the
-    /// audit events. Returns how many item versions were destroyed. Erasing an
-    /// erased subject fails with [`StoreError::SubjectErased`].
-    fn erase_subject(&self, id: &SubjectId, at: Timestamp, audit: &[AuditEvent]) -> Result<u64, StoreError>;
+    /// Crypto-shreds a subject in one transaction: destroys the wrapped key,
+    /// the sealed metadata, every sealed item and token, and every
+    /// idempotency record naming `pseudonym`; deletes the subject row and
+    /// leaves a [`Tombstone`] under `pseudonym` (the audit log's pseudonym of
+    /// the id); commits the audit events. Returns how many item versions were
+    /// destroyed. Erasing an erased subject fails with [`StoreError::SubjectErased`].
+    fn erase_subject(
+        &self,
+        id: &SubjectId,
+        pseudonym: &str,
+        at: Timestamp,
+        audit: &[AuditEvent],
+    ) -> Result<u64, StoreError>;
+
+    /// The tombstone of an erased subject, by the pseudonym of their id.
+    fn tombstone(&self, pseudonym: &str) -> Result<Option<Tombstone>, StoreError>;
+
+    /// Up to `limit` rows written before metadata was sealed: live subjects
+    /// with region, birth date or guardian in clear columns, and subjects
+    /// erased before tombstones were kept by pseudonym (their row still holds the id).
+    fn legacy_subjects(&self, limit: usize) -> Result<Vec<LegacySubject>, StoreError>;
+
+    /// Upgrades one legacy row in one transaction: a live subject gets
+    /// `sealed_metadata` and its clear columns emptied; an erased one's row
+    /// is deleted and a tombstone left under `pseudonym`. Nothing is audited
+    /// (no personal data is read or released: it moves from clear to sealed).
+    fn upgrade_legacy_subject(
+        &self,
+        id: &SubjectId,
+        sealed_metadata: Option<&[u8]>,
+        pseudonym: &str,
+    ) -> Result<(), StoreError>;
+}
+
+/// A subject row written before metadata was sealed, as [`SubjectStore::legacy_subjects`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacySubject {
+    /// Subject id.
+    pub id: SubjectId,
+    /// The clear `region` column.
+    pub region: Option<String>,
+    /// The clear `birth_date` column (`YYYY-MM-DD`), checked to be a date.
+    pub birth_date: Option<time::Date>,
+    /// The clear `guardian` column.
+    pub guardian: Option<SubjectId>,
+    /// When erased, for a row erased before tombstones were kept by pseudonym.
+    pub erased_at: Option<Timestamp>,
+    /// The wrapped data key (to seal the metadata under); `None` if erased.
+    pub wrapped_key: Option<Vec<u8>>,
+}
+
+impl LegacySubject {
+    /// Decodes a legacy row's clear columns (a value that does not decode is corrupt data).
+    pub fn decode(
+        id: &str,
+        region: Option<String>,
+        birth_date: Option<String>,
+        guardian: Option<String>,
+        erased_at: Option<i64>,
+        wrapped_key: Option<Vec<u8>>,
+    ) -> Result<LegacySubject, StoreError> {
+        Ok(LegacySubject {
+            id: SubjectId::parse(id).map_err(|_| corrupt("a subject id is not valid"))?,
+            region,
+            birth_date: birth_date
+                .map(|d| custos_core::time::parse_date(&d))
+                .transpose()
+                .map_err(|_| corrupt("a subject's birth date is not a date"))?,
+            guardian: guardian
+                .map(|g| SubjectId::parse(&g))
+                .transpose()
+                .map_err(|_| corrupt("a guardian id is not valid"))?,
+            erased_at: erased_at.map(Timestamp),
+            wrapped_key,
+        })
+    }
 }
 
 /// A shared store is a store: lets a vault or server hold `Arc<dyn Store>`.
 impl<T: SubjectStore + ?Sized> SubjectStore for std::sync::Arc<T> {
-    fn create_subject(&self, subject: &Subject, wrapped_key: &[u8], audit: &[AuditEvent]) -> Result<(), StoreError> {
-        (**self).create_subject(subject, wrapped_key, audit)
+    fn create_subject(
+        &self,
+        subject: &Subject,
+        wrapped_key: &[u8],
+        sealed_metadata: Option<&[u8]>,
+        pseudonym: &str,
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        (**self).create_subject(subject, wrapped_key, sealed_metadata, pseudonym, audit)
     }
 
     fn subject(&self, id: &SubjectId) -> Result<Option<SubjectRecord>, StoreError> {
@@ -124,7 +215,30 @@ impl<T: SubjectStore + ?Sized> SubjectStore for std::sync::Arc<T> {
         (**self).update_state(id, apply)
     }
 
-    fn erase_subject(&self, id: &SubjectId, at: Timestamp, audit: &[AuditEvent]) -> Result<u64, StoreError> {
-        (**self).erase_subject(id, at, audit)
+    fn erase_subject(
+        &self,
+        id: &SubjectId,
+        pseudonym: &str,
+        at: Timestamp,
+        audit: &[AuditEvent],
+    ) -> Result<u64, StoreError> {
+        (**self).erase_subject(id, pseudonym, at, audit)
+    }
+
+    fn tombstone(&self, pseudonym: &str) -> Result<Option<Tombstone>, StoreError> {
+        (**self).tombstone(pseudonym)
+    }
+
+    fn legacy_subjects(&self, limit: usize) -> Result<Vec<LegacySubject>, StoreError> {
+        (**self).legacy_subjects(limit)
+    }
+
+    fn upgrade_legacy_subject(
+        &self,
+        id: &SubjectId,
+        sealed_metadata: Option<&[u8]>,
+        pseudonym: &str,
+    ) -> Result<(), StoreError> {
+        (**self).upgrade_legacy_subject(id, sealed_metadata, pseudonym)
     }
 }

@@ -90,12 +90,19 @@ impl<S: Store> Vault<S> {
     ) -> Result<(), VaultError> {
         let now = self.clock.now();
         let mut problem = None;
-        self.store.update_state(sid, &mut |s| {
+        // Metadata never changes after creation: open it once, before the
+        // store's lock, and combine it with the state read under the lock.
+        let opened = self.record(sid.as_str())?.subject;
+        if opened.erased_at.is_some() {
+            return self.refused(Some(erased_denial()), actor, sid.as_str(), purpose);
+        }
+        let updated = self.store.update_state(sid, &mut |s| {
             if s.erased_at.is_some() {
                 problem = Some(erased_denial());
                 return None;
             }
             let mut state = s.state.clone();
+            let s = &Subject { state: s.state.clone(), ..opened.clone() };
             match change(s, &mut state, now) {
                 Ok(action) => {
                     let mut ev = self.event(now, action, actor, sid.as_str());
@@ -107,7 +114,16 @@ impl<S: Store> Vault<S> {
                     None
                 }
             }
-        })?;
+        });
+        match updated {
+            // Erased between the lookup and the lock: the row is gone, the tombstone is there.
+            Err(custos_store::StoreError::SubjectNotFound) if self.tombstone_record(sid)?.is_some() => {
+                problem = Some(erased_denial());
+            }
+            other => {
+                other?;
+            }
+        }
         self.refused(problem, actor, sid.as_str(), purpose)
     }
 

@@ -14,6 +14,7 @@ mod choices;
 mod erasure;
 mod error;
 pub mod identity;
+mod idempotency;
 mod read;
 mod subjects;
 mod write;

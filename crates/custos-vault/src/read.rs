@@ -199,7 +199,10 @@ impl<S: Store> Vault<S> {
         let access = Access { actor, scope, operation: Operation::Detokenize };
         self.admit_caller(access, pid, None, None)?;
         let item = self.store.item_by_token(token)?.ok_or(VaultError::TokenNotFound)?;
-        let record = self.store.subject(&item.subject)?.ok_or(VaultError::TokenNotFound)?;
+        let record = self.record(item.subject.as_str()).map_err(|e| match e {
+            VaultError::SubjectNotFound => VaultError::TokenNotFound,
+            other => other,
+        })?;
         let cat = self.policy.category(&item.category).ok_or(VaultError::TokenNotFound)?;
         let now = self.clock.now();
         let mut denials = Vec::new();

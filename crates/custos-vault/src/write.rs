@@ -123,7 +123,7 @@ impl<S: Store> Vault<S> {
         let mut ids: Vec<SubjectId> = valid.iter().map(|(_, r)| r.0.clone()).collect();
         ids.dedup();
         let records: HashMap<SubjectId, SubjectRecord> =
-            self.store.subjects(&ids)?.into_iter().map(|r| (r.subject.id.clone(), r)).collect();
+            self.records(&ids)?.into_iter().map(|r| (r.subject.id.clone(), r)).collect();
 
         let mut items = Vec::with_capacity(valid.len());
         let mut positions = Vec::with_capacity(valid.len());
@@ -192,7 +192,7 @@ impl<S: Store> Vault<S> {
             writes.extend(denials);
             let versions = self.store.put_items(&items, &writes).map_err(|e| match e {
                 // Only reachable if a subject was erased between the decision and the write.
-                custos_store::StoreError::SubjectErased => erased_denial(),
+                custos_store::StoreError::SubjectErased | custos_store::StoreError::SubjectNotFound => erased_denial(),
                 other => other.into(),
             })?;
             for (pos, v) in positions.into_iter().zip(versions) {

@@ -14,7 +14,7 @@ pub fn a_fresh_store_has_an_empty_audit_chain(store: &dyn Store) {
 pub fn every_mutating_call_appends_exactly_its_events_in_sequence(store: &dyn Store) {
     let before = head(store);
     let created = [event(AuditAction::SubjectCreated, Some("alice"), 1)];
-    ok(store.create_subject(&subject("alice"), &key_of("alice"), &created), "creating");
+    ok(store.create_subject(&subject("alice"), &key_of("alice"), None, &pseudo("alice"), &created), "creating");
     assert_appended(store, before, &created, "create_subject");
 
     let before = head(store);
@@ -49,7 +49,7 @@ pub fn every_mutating_call_appends_exactly_its_events_in_sequence(store: &dyn St
 
     let before = head(store);
     let erased = [event(AuditAction::SubjectErased, Some("alice"), 5)];
-    ok(store.erase_subject(&id("alice"), at(5), &erased), "erasing");
+    ok(erase(store, "alice", 5, &erased), "erasing");
     assert_appended(store, before, &erased, "erase_subject");
 
     assert_eq!(verify_chain(store).seq, 8);
@@ -120,15 +120,16 @@ pub fn audit_entries_paginates_in_sequence_order(store: &dyn Store) {
 /// No failing call moves the audit chain; later appends continue the same chain.
 pub fn failed_operations_append_nothing(store: &dyn Store) {
     create(store, "alice");
-    ok(store.erase_subject(&id("alice"), at(2), &[]), "erasing");
+    ok(erase(store, "alice", 2, &[]), "erasing");
     create(store, "bob");
     let before = head(store);
     let ev = || vec![event(AuditAction::DataWritten, Some("x"), 3)];
-    assert!(store.create_subject(&subject("bob"), b"k", &ev()).is_err());
+    assert!(store.create_subject(&subject("bob"), b"k", None, &pseudo("bob"), &ev()).is_err());
+    assert!(store.create_subject(&subject("alice"), b"k", None, &pseudo("alice"), &ev()).is_err());
     assert!(store.put_items(&[item("nobody", "email", 3)], &ev()).is_err());
     assert!(store.put_items(&[item("alice", "email", 3)], &ev()).is_err());
-    assert!(store.erase_subject(&id("alice"), at(3), &ev()).is_err());
-    assert!(store.erase_subject(&id("nobody"), at(3), &ev()).is_err());
+    assert!(erase(store, "alice", 3, &ev()).is_err());
+    assert!(erase(store, "nobody", 3, &ev()).is_err());
     assert!(
         store
             .update_state(&id("nobody"), &mut |_| Some(StateChange { state: SubjectState::default(), audit: ev() }))

@@ -19,7 +19,9 @@ use custos_core::audit::{AuditAction, AuditEvent, ChainBreak, ChainHead, ChainVe
 use custos_core::subject::{ConsentRecord, ConsentStatus, Subject, SubjectId, SubjectState};
 use custos_core::time::Timestamp;
 
-use crate::{ApiKeyRecord, IdempotentResponse, NewItem, StateChange, Store, StoreError, StoredItem, SubjectRecord};
+use crate::{
+    ApiKeyRecord, IdempotentResponse, NewItem, StateChange, Store, StoreError, StoredItem, SubjectRecord, Tombstone,
+};
 
 /// What a [`contract_tests!`](crate::contract_tests) factory returns: a store,
 /// or a store together with what must outlive it.
@@ -58,6 +60,9 @@ macro_rules! contract_tests {
             subjects::erasing_an_erased_subject_fails_and_appends_nothing,
             subjects::erasing_a_missing_subject_fails_and_appends_nothing,
             subjects::erasing_one_subject_leaves_the_others_alone,
+            subjects::the_store_never_keeps_region_birth_date_or_guardian_in_clear,
+            subjects::an_erased_id_cannot_be_created_again,
+            subjects::a_tombstone_is_found_only_by_its_pseudonym,
             items::put_items_numbers_versions_from_one_per_subject_and_category,
             items::put_items_returns_versions_in_input_order_for_a_mixed_batch,
             items::a_new_version_supersedes_the_previous_one_at_its_collection_time,
@@ -97,6 +102,8 @@ macro_rules! contract_tests {
             checkpoints::a_fresh_store_has_no_checkpoints,
             checkpoints::recorded_checkpoints_round_trip_in_sequence_order,
             checkpoints::one_key_signs_a_sequence_number_once,
+            idempotency::an_expired_response_is_absent_replaced_and_pruned,
+            idempotency::erasure_deletes_every_idempotency_record_naming_the_subject,
         );
     };
     (@cases $make:expr; $($module:ident :: $case:ident),* $(,)?) => {
@@ -150,16 +157,31 @@ pub(crate) fn full_subject(name: &str) -> Subject {
     );
     let mut objections = BTreeMap::new();
     objections.insert("interest-based-ads".to_string(), at(7));
+    // Region, birth date and guardian are never stored in clear: they travel
+    // sealed ([`metadata_of`]), so a loaded subject has them empty.
     Subject {
         id: id(name),
         jurisdiction: "eu".into(),
-        region: Some("eu-central-1".into()),
-        birth_date: Some(time::macros::date!(2010 - 06 - 15)),
-        guardian: Some(id("parent-1")),
+        region: None,
+        birth_date: None,
+        guardian: None,
         created_at: at(1),
         erased_at: None,
         state: SubjectState { consents, objections, restricted_since: Some(at(8)) },
     }
+}
+
+/// A subject's sealed metadata as the vault would hand it over (opaque bytes).
+pub(crate) fn metadata_of(name: &str) -> Vec<u8> {
+    let mut sealed = b"sealed-metadata:".to_vec();
+    sealed.extend_from_slice(name.as_bytes());
+    sealed.extend_from_slice(&[0, 255]);
+    sealed
+}
+
+/// The pseudonym the vault would compute for a subject id (the audit events' too).
+pub(crate) fn pseudo(name: &str) -> String {
+    format!("pseudo:{name}")
 }
 
 pub(crate) fn key_of(name: &str) -> Vec<u8> {
@@ -178,10 +200,21 @@ pub(crate) fn event(action: AuditAction, subject: Option<&str>, second: i64) -> 
 pub(crate) fn create(store: &dyn Store, name: &str) -> Subject {
     let s = subject(name);
     ok(
-        store.create_subject(&s, &key_of(name), &[event(AuditAction::SubjectCreated, Some(name), 0)]),
+        store.create_subject(
+            &s,
+            &key_of(name),
+            None,
+            &pseudo(name),
+            &[event(AuditAction::SubjectCreated, Some(name), 0)],
+        ),
         "creating a subject",
     );
     s
+}
+
+/// Erases a subject under its test pseudonym.
+pub(crate) fn erase(store: &dyn Store, name: &str, second: i64, audit: &[AuditEvent]) -> Result<u64, StoreError> {
+    store.erase_subject(&id(name), &pseudo(name), at(second), audit)
 }
 
 pub(crate) fn item(subject: &str, category: &str, second: i64) -> NewItem {

@@ -2,19 +2,46 @@
 
 use super::*;
 
-/// Every field of a subject, including its state and wrapped key, survives a round trip.
+/// Every stored field of a subject, including its state, wrapped key and
+/// sealed metadata (byte for byte), survives a round trip.
 pub fn a_created_subject_loads_back_with_every_field(store: &dyn Store) {
     let s = full_subject("alice");
     let key = key_of("alice");
-    ok(store.create_subject(&s, &key, &[event(AuditAction::SubjectCreated, Some("alice"), 1)]), "creating");
+    let metadata = metadata_of("alice");
+    ok(
+        store.create_subject(
+            &s,
+            &key,
+            Some(&metadata),
+            &pseudo("alice"),
+            &[event(AuditAction::SubjectCreated, Some("alice"), 1)],
+        ),
+        "creating",
+    );
     let r = record(store, "alice");
-    assert_eq!(r, SubjectRecord { subject: s, wrapped_key: Some(key) });
+    assert_eq!(r, SubjectRecord { subject: s, wrapped_key: Some(key), sealed_metadata: Some(metadata) });
 }
 
 /// Optional fields left empty stay empty.
 pub fn a_subject_with_only_required_fields_loads_back(store: &dyn Store) {
     let s = create(store, "bob");
-    assert_eq!(record(store, "bob"), SubjectRecord { subject: s, wrapped_key: Some(key_of("bob")) });
+    assert_eq!(
+        record(store, "bob"),
+        SubjectRecord { subject: s, wrapped_key: Some(key_of("bob")), sealed_metadata: None }
+    );
+}
+
+/// Region, birth date and guardian given in clear on the subject are not
+/// stored: only the sealed metadata is (issue 8, defect 5).
+pub fn the_store_never_keeps_region_birth_date_or_guardian_in_clear(store: &dyn Store) {
+    let mut s = subject("alice");
+    s.region = Some("eu-central-1".into());
+    s.birth_date = Some(time::macros::date!(2010 - 06 - 15));
+    s.guardian = Some(id("parent-1"));
+    ok(store.create_subject(&s, &key_of("alice"), None, &pseudo("alice"), &[]), "creating");
+    let r = record(store, "alice");
+    assert_eq!((r.subject.region, r.subject.birth_date, r.subject.guardian), (None, None, None));
+    assert_eq!(r.sealed_metadata, None);
 }
 
 /// A second create with the same id fails with `SubjectExists` and changes nothing.
@@ -23,9 +50,18 @@ pub fn creating_a_subject_twice_fails_and_changes_nothing(store: &dyn Store) {
     let before = head(store);
     let mut other = full_subject("alice");
     other.jurisdiction = "jp".into();
-    let result = store.create_subject(&other, b"another key", &[event(AuditAction::SubjectCreated, Some("alice"), 9)]);
+    let result = store.create_subject(
+        &other,
+        b"another key",
+        Some(b"other metadata"),
+        &pseudo("alice"),
+        &[event(AuditAction::SubjectCreated, Some("alice"), 9)],
+    );
     assert!(matches!(result, Err(StoreError::SubjectExists)), "expected SubjectExists, got {result:?}");
-    assert_eq!(record(store, "alice"), SubjectRecord { subject: original, wrapped_key: Some(key_of("alice")) });
+    assert_eq!(
+        record(store, "alice"),
+        SubjectRecord { subject: original, wrapped_key: Some(key_of("alice")), sealed_metadata: None }
+    );
     assert_unchanged(store, before, "a failed create");
 }
 
@@ -37,8 +73,8 @@ pub fn subjects_loads_several_at_once_and_leaves_out_missing_ones(store: &dyn St
     let got = ok(store.subjects(&[id("bob"), id("nobody"), id("alice")]), "loading subjects");
     let ids: Vec<&str> = got.iter().map(|r| r.subject.id.as_str()).collect();
     assert_eq!(ids, ["bob", "alice"]);
-    assert_eq!(got[0], SubjectRecord { subject: b, wrapped_key: Some(key_of("bob")) });
-    assert_eq!(got[1], SubjectRecord { subject: a, wrapped_key: Some(key_of("alice")) });
+    assert_eq!(got[0], SubjectRecord { subject: b, wrapped_key: Some(key_of("bob")), sealed_metadata: None });
+    assert_eq!(got[1], SubjectRecord { subject: a, wrapped_key: Some(key_of("alice")), sealed_metadata: None });
     assert!(ok(store.subjects(&[]), "loading no subjects").is_empty());
 }
 
@@ -103,20 +139,32 @@ pub fn update_state_of_a_missing_subject_fails_and_appends_nothing(store: &dyn S
     assert_unchanged(store, before, "an update of a missing subject");
 }
 
-/// Erasure removes the wrapped key and every item version, keeps the tombstone and audits.
+/// Erasure removes the wrapped key, the sealed metadata and every item
+/// version, and keeps only a tombstone under the pseudonym, holding the
+/// erasure time and nothing else of the subject; it audits.
 pub fn erase_subject_destroys_the_key_and_every_item_and_keeps_a_tombstone(store: &dyn Store) {
-    let original = create(store, "alice");
+    let s = full_subject("alice");
+    ok(store.create_subject(&s, &key_of("alice"), Some(&metadata_of("alice")), &pseudo("alice"), &[]), "creating");
     let mut card = item("alice", "payment-card", 1);
     card.token = Some("tok_a".into());
     put(store, &[item("alice", "email", 1), item("alice", "name", 1), card]);
     put(store, &[item("alice", "email", 2)]);
     let before = head(store);
     let events = [event(AuditAction::SubjectErased, Some("alice"), 9)];
-    let destroyed = ok(store.erase_subject(&id("alice"), at(9), &events), "erasing");
+    let destroyed = ok(erase(store, "alice", 9, &events), "erasing");
     assert_eq!(destroyed, 4, "every stored version counts");
-    let r = record(store, "alice");
-    assert_eq!(r.wrapped_key, None, "the wrapped key is gone");
-    assert_eq!(r.subject, Subject { erased_at: Some(at(9)), ..original }, "the tombstone keeps the rest");
+    assert_eq!(
+        ok(store.subject(&id("alice")), "loading an erased subject"),
+        None,
+        "the subject row is gone: no wrapped key, metadata, jurisdiction or state remains under the id"
+    );
+    assert!(ok(store.subjects(&[id("alice")]), "loading an erased subject").is_empty());
+    assert_eq!(ok(store.subject_with_items(&id("alice"), &[]), "loading an erased subject"), None);
+    assert_eq!(
+        ok(store.tombstone(&pseudo("alice")), "looking up the tombstone"),
+        Some(Tombstone { pseudonym: pseudo("alice"), erased_at: at(9) }),
+        "the tombstone holds the pseudonym and the erasure time only"
+    );
     assert!(current(store, "alice").is_empty());
     assert!(history(store, "alice", "email").is_empty());
     assert!(history(store, "alice", "name").is_empty());
@@ -127,11 +175,12 @@ pub fn erase_subject_destroys_the_key_and_every_item_and_keeps_a_tombstone(store
 /// A second erasure fails with `SubjectErased` and appends nothing.
 pub fn erasing_an_erased_subject_fails_and_appends_nothing(store: &dyn Store) {
     create(store, "alice");
-    ok(store.erase_subject(&id("alice"), at(9), &[event(AuditAction::SubjectErased, Some("alice"), 9)]), "erasing");
+    ok(erase(store, "alice", 9, &[event(AuditAction::SubjectErased, Some("alice"), 9)]), "erasing");
     let before = head(store);
-    let result = store.erase_subject(&id("alice"), at(10), &[event(AuditAction::SubjectErased, Some("alice"), 10)]);
+    let result = erase(store, "alice", 10, &[event(AuditAction::SubjectErased, Some("alice"), 10)]);
     assert!(matches!(result, Err(StoreError::SubjectErased)), "expected SubjectErased, got {result:?}");
-    assert_eq!(record(store, "alice").subject.erased_at, Some(at(9)), "the first erasure time stays");
+    let tombstone = ok(store.tombstone(&pseudo("alice")), "looking up the tombstone");
+    assert_eq!(tombstone.map(|t| t.erased_at), Some(at(9)), "the first erasure time stays");
     assert_unchanged(store, before, "a second erasure");
 }
 
@@ -139,7 +188,7 @@ pub fn erasing_an_erased_subject_fails_and_appends_nothing(store: &dyn Store) {
 pub fn erasing_a_missing_subject_fails_and_appends_nothing(store: &dyn Store) {
     create(store, "alice");
     let before = head(store);
-    let result = store.erase_subject(&id("nobody"), at(10), &[event(AuditAction::SubjectErased, Some("nobody"), 10)]);
+    let result = erase(store, "nobody", 10, &[event(AuditAction::SubjectErased, Some("nobody"), 10)]);
     assert!(matches!(result, Err(StoreError::SubjectNotFound)), "expected SubjectNotFound, got {result:?}");
     assert_unchanged(store, before, "erasing a missing subject");
 }
@@ -149,7 +198,39 @@ pub fn erasing_one_subject_leaves_the_others_alone(store: &dyn Store) {
     create(store, "alice");
     create(store, "bob");
     put(store, &[item("alice", "email", 1), item("bob", "email", 1), item("bob", "name", 1)]);
-    ok(store.erase_subject(&id("alice"), at(9), &[]), "erasing");
+    ok(erase(store, "alice", 9, &[]), "erasing");
     assert_eq!(record(store, "bob").wrapped_key, Some(key_of("bob")));
+    assert_eq!(ok(store.tombstone(&pseudo("bob")), "looking up a tombstone"), None);
     assert_eq!(versions(&current(store, "bob")), [("email".to_string(), 1), ("name".to_string(), 1)]);
+}
+
+/// An erased id is never created again: the tombstone (by pseudonym) refuses
+/// it with `SubjectErased`, and nothing changes.
+pub fn an_erased_id_cannot_be_created_again(store: &dyn Store) {
+    create(store, "alice");
+    ok(erase(store, "alice", 9, &[]), "erasing");
+    let before = head(store);
+    let result = store.create_subject(
+        &subject("alice"),
+        &key_of("alice"),
+        Some(&metadata_of("alice")),
+        &pseudo("alice"),
+        &[event(AuditAction::SubjectCreated, Some("alice"), 10)],
+    );
+    assert!(matches!(result, Err(StoreError::SubjectErased)), "expected SubjectErased, got {result:?}");
+    assert_eq!(ok(store.subject(&id("alice")), "loading an erased subject"), None);
+    assert_unchanged(store, before, "re-creating an erased subject");
+}
+
+/// A tombstone is keyed by pseudonym alone: another pseudonym finds nothing,
+/// and a live subject has none.
+pub fn a_tombstone_is_found_only_by_its_pseudonym(store: &dyn Store) {
+    create(store, "alice");
+    create(store, "bob");
+    assert_eq!(ok(store.tombstone(&pseudo("alice")), "looking up a tombstone"), None);
+    ok(erase(store, "alice", 9, &[]), "erasing");
+    assert!(ok(store.tombstone(&pseudo("alice")), "looking up a tombstone").is_some());
+    assert_eq!(ok(store.tombstone("alice"), "looking up a tombstone by the id"), None, "never by the id itself");
+    assert_eq!(ok(store.tombstone(&pseudo("bob")), "looking up a tombstone"), None);
+    assert_eq!(ok(store.tombstone(&pseudo("nobody")), "looking up a tombstone"), None);
 }
