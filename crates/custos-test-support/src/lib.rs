@@ -247,6 +247,27 @@ impl TestStorage {
     }
 }
 
+impl TestStorage {
+    /// Everything the storage holds at rest, to search for values that must
+    /// not be there: the SQLite file and its WAL byte for byte, or every row
+    /// of every table of the PostgreSQL database as text ([`TestDatabase::dump`]).
+    /// Not available for SQLite in memory.
+    pub fn dump(&self) -> Result<Vec<u8>, String> {
+        match &self.place {
+            Place::Memory => Err("SQLite in memory has no files to dump: use TestStorage::reopenable".into()),
+            Place::File { path, .. } => {
+                let mut bytes = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+                let wal = path.with_extension("db-wal");
+                if wal.exists() {
+                    bytes.extend(std::fs::read(&wal).map_err(|e| format!("read {}: {e}", wal.display()))?);
+                }
+                Ok(bytes)
+            }
+            Place::Postgres(db) => db.dump().map(String::into_bytes),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

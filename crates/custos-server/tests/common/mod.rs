@@ -69,6 +69,24 @@ pub fn fixture() -> Fixture {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// [`fixture`] with its own limits and clock (e.g. a [`custos_core::time::FixedClock`] a test moves).
+pub fn fixture_with(config: Config, clock: Arc<dyn custos_core::time::Clock>) -> Fixture {
+    off_runtime(|| {
+        let storage = TestStorage::fresh()?;
+        let store = storage.open()?;
+        let policy = Arc::new(Policy::from_yaml(POLICY).map_err(|e| format!("the bundled policy: {e}"))?);
+        let keys = Keyring::new(&MasterKey::generate().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let vault = Vault::new(policy, store.clone(), keys, clock);
+        let admin = vault.create_api_key(Role::Admin, None, &[]).map_err(|e| format!("an admin key: {e}"))?;
+        Ok::<_, String>(Fixture {
+            state: AppState::new(vault, config),
+            admin: admin.secret.to_string(),
+            _backing: Backing { store: Some(store), storage: Some(storage) },
+        })
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Runs `f` on a thread of its own, outside the test's async runtime, and
 /// returns what it returns (a panic in `f` goes on in the caller).
 pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
