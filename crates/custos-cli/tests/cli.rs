@@ -493,3 +493,39 @@ mod env {
         .expect("bundled policy")
     }
 }
+
+#[test]
+fn regression_email_like_subject_id_warns_and_tombstone_is_pseudonymous() {
+    let env = Env::new();
+    let id = "ada.7x@example.org";
+    let out = env.run(&["subject", "add", id, "--jurisdiction", "eea", "--region", "xq-cli-region"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.lines().any(|l| l.starts_with("warning: ") && l.contains("email address")), "{err}");
+    let out = env.run(&["subject", "add", "+14155550123", "--jurisdiction", "eea"]);
+    assert!(stderr(&out).contains("phone number"), "{}", stderr(&out));
+    let out = env.run(&["subject", "add", "cus-8f3a", "--jurisdiction", "eea"]);
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+
+    // The metadata only for a purpose; without one, nothing of it is shown.
+    assert!(env.ok(&["subject", "show", id, "--purpose", "provide_offerings"]).contains("region: xq-cli-region"));
+    assert!(!env.ok(&["subject", "show", id]).contains("xq-cli-region"));
+    let before = env.audit_count();
+    env.ok(&["subject", "show", id, "--purpose", "provide_offerings"]);
+    assert_eq!(env.audit_count(), before + 1, "the metadata read is audited");
+
+    env.ok(&["subject", "erase", id]);
+    assert_eq!(env.denied(&["subject", "show", id, "--purpose", "provide_offerings"]), "erased");
+    assert!(env.ok(&["subject", "show", id]).contains("erased_at:"));
+    let out = env.run(&["subject", "add", id, "--jurisdiction", "eea"]);
+    assert_eq!(out.status.code(), Some(1), "an erased id is not created again: {}", stderr(&out));
+}
+
+#[test]
+fn the_idempotency_time_to_live_is_checked() {
+    let env = Env::new();
+    for bad in ["0", "8761", "soon"] {
+        let out = env.run(&["serve", "--idempotency-ttl-hours", bad]);
+        assert_eq!(out.status.code(), Some(2), "--idempotency-ttl-hours {bad}: {}", stderr(&out));
+    }
+}
