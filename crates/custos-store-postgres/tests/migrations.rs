@@ -206,3 +206,51 @@ fn a_version_1_database_is_migrated_forward_without_loss() {
     assert_eq!(store.put_items(std::slice::from_ref(&next), &[]).unwrap(), vec![4]);
     assert_eq!(history("contact.email")[..2], [(4, None, vec![6]), (3, Some(40), vec![3])]);
 }
+
+/// Rows written before metadata was sealed (schema version 2): migration 7
+/// empties the clear metadata of erased rows at once, lists every legacy row
+/// (and only those) for the vault, and an upgrade seals a live row's metadata
+/// and turns an erased row into a tombstone under its pseudonym.
+#[test]
+fn subjects_written_before_sealed_metadata_are_listed_and_upgraded() {
+    let db = common::TestDb::create();
+    db.client()
+        .batch_execute(concat!(
+            "CREATE TABLE custos_schema_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL \
+             DEFAULT now());",
+            include_str!("../migrations/0001_init.sql"),
+            include_str!("../migrations/0002_insert_only_versions.sql"),
+            "INSERT INTO custos_schema_migrations (version) VALUES (1), (2);
+             INSERT INTO subjects (id, jurisdiction, region, birth_date, guardian, created_at, erased_at,
+                                   wrapped_key, state) VALUES
+                 ('kid', 'eea', 'xq-legacy-region', '2012-05-05', 'parent', 1, NULL, '\\x6b6579', '{}'),
+                 ('parent', 'eea', NULL, NULL, NULL, 1, NULL, '\\x6b6579', '{}'),
+                 ('gone@example.org', 'eea', 'xq-gone-region', '1990-01-01', NULL, 1, 7, NULL, '{}');"
+        ))
+        .unwrap();
+    let store = db.store();
+    let legacy = store.legacy_subjects(10).unwrap();
+    let ids: Vec<&str> = legacy.iter().map(|l| l.id.as_str()).collect();
+    assert_eq!(ids, ["gone@example.org", "kid"], "only rows with clear metadata or an erased row by id");
+    let (gone, kid) = (&legacy[0], &legacy[1]);
+    assert_eq!((gone.erased_at, &gone.region, gone.birth_date), (Some(Timestamp(7)), &None, None));
+    assert_eq!(kid.region.as_deref(), Some("xq-legacy-region"));
+    assert_eq!(kid.birth_date.map(custos_core::time::format_date).as_deref(), Some("2012-05-05"));
+    assert_eq!(kid.guardian.as_ref().map(SubjectId::as_str), Some("parent"));
+    assert_eq!(kid.wrapped_key.as_deref(), Some(&b"key"[..]));
+
+    store.upgrade_legacy_subject(&kid.id, Some(b"sealed-metadata"), "p-kid").unwrap();
+    store.upgrade_legacy_subject(&gone.id, None, "p-gone").unwrap();
+    assert!(store.legacy_subjects(10).unwrap().is_empty());
+    let record = store.subject(&kid.id).unwrap().unwrap();
+    assert_eq!(record.sealed_metadata.as_deref(), Some(&b"sealed-metadata"[..]));
+    assert_eq!(store.subject(&gone.id).unwrap(), None);
+    assert_eq!(store.tombstone("p-gone").unwrap().map(|t| t.erased_at), Some(Timestamp(7)));
+    let mut client = db.client();
+    let rows = client.query("SELECT s::text FROM subjects s UNION ALL SELECT t::text FROM tombstones t", &[]).unwrap();
+    let text: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let text = text.join("\n");
+    for clear in ["xq-legacy-region", "2012-05-05", "xq-gone-region", "1990-01-01", "gone@example.org"] {
+        assert!(!text.contains(clear), "`{clear}` is still stored: {text}");
+    }
+}

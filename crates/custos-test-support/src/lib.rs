@@ -266,6 +266,19 @@ impl TestStorage {
             Place::Postgres(db) => db.dump().map(String::into_bytes),
         }
     }
+
+    /// Runs one SQL statement on the storage directly, behind the store's back
+    /// (to build the rows an older version left, or to tamper as an attacker would).
+    /// Not available for SQLite in memory.
+    pub fn execute(&self, sql: &str) -> Result<(), String> {
+        match &self.place {
+            Place::Memory => Err("SQLite in memory cannot be reached from outside: use TestStorage::reopenable".into()),
+            Place::File { path, .. } => {
+                rusqlite::Connection::open(path).and_then(|c| c.execute_batch(sql)).map_err(|e| format!("{sql}: {e}"))
+            }
+            Place::Postgres(db) => db.execute(sql).map(|_| ()),
+        }
+    }
 }
 
 #[cfg(test)]

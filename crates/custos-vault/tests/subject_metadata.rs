@@ -176,3 +176,42 @@ fn regression_email_like_subject_id_warns_and_tombstone_is_pseudonymous() -> Tes
     assert!(!contains(&dump, "erin.tomb"), "part of the email address is still stored after erasure");
     Ok(())
 }
+
+/// Rows an older version left (metadata in clear columns, an erased row kept
+/// under its id) are sealed and turned into a tombstone when the vault opens
+/// the store, and nothing of them stays in clear.
+#[test]
+fn metadata_stored_in_clear_by_an_older_version_is_sealed_at_open() -> TestResult {
+    let storage = TestStorage::reopenable()?;
+    let master = MasterKey::generate()?;
+    let gone = "old-gone.7x@example.org";
+    {
+        let v = vault(storage.open()?, &master)?;
+        for id in ["parent-old", "kid-old", gone] {
+            v.add_subject(&NewSubject { id, jurisdiction: "eea", region: None, birth_date: None, guardian: None })?;
+        }
+    }
+    storage.execute(
+        "UPDATE subjects SET region = 'xq-old-region', birth_date = '2012-05-05', guardian = 'parent-old' \
+         WHERE id = 'kid-old'",
+    )?;
+    storage.execute(&format!("UPDATE subjects SET wrapped_key = NULL, erased_at = 5 WHERE id = '{gone}'"))?;
+    let v = vault(storage.open()?, &master)?;
+    assert_eq!(v.seal_legacy_subjects()?, 2);
+    assert_eq!(v.seal_legacy_subjects()?, 0, "nothing is left to upgrade");
+    // The child's metadata is sealed and still decides: the guardian rule applies.
+    assert_eq!(denial(v.subject_metadata(&read("kid-old", "provide_offerings"))), DenyReason::GuardianConsentMissing);
+    v.grant_consent("kid-old", "provide_offerings", Some("parent-old"))?;
+    let kid = v.subject_metadata(&read("kid-old", "provide_offerings"))?;
+    assert_eq!(kid.region.as_deref(), Some("xq-old-region"));
+    assert_eq!(kid.birth_date, Some(date!(2012 - 05 - 05)));
+    // The erased row became a tombstone under the pseudonym.
+    assert!(v.store().tombstone(&v.pseudonym(gone))?.is_some());
+    assert_eq!(v.subject(gone)?.erased_at, Some(Timestamp(5)));
+    drop(v);
+    let dump = storage.dump()?;
+    for clear in ["xq-old-region", "2012-05-05", gone] {
+        assert!(!contains(&dump, clear), "`{clear}` is still stored in clear");
+    }
+    Ok(())
+}
