@@ -160,9 +160,12 @@ mod sql {
          FROM idempotency WHERE key = $1 AND created_at >= $2";
     pub(super) const INSERT_IDEMPOTENT_SUBJECTS: &str = "INSERT INTO idempotency_subjects (subject, key) \
          SELECT DISTINCT unnest($1::text[]), $2 ON CONFLICT DO NOTHING";
-    pub(super) const PRUNE_IDEMPOTENT_SUBJECTS: &str =
-        "DELETE FROM idempotency_subjects WHERE key IN (SELECT key FROM idempotency WHERE created_at < $1)";
-    pub(super) const PRUNE_IDEMPOTENT_RESPONSES: &str = "DELETE FROM idempotency WHERE created_at < $1";
+    // Every write prunes; concurrent writers lock (and delete) disjoint sets
+    // of expired records instead of waiting on, or deadlocking with, each other.
+    pub(super) const PRUNE_IDEMPOTENT_SUBJECTS: &str = "DELETE FROM idempotency_subjects WHERE key IN \
+         (SELECT key FROM idempotency WHERE created_at < $1 FOR UPDATE SKIP LOCKED)";
+    pub(super) const PRUNE_IDEMPOTENT_RESPONSES: &str = "DELETE FROM idempotency WHERE key IN \
+         (SELECT key FROM idempotency WHERE created_at < $1 FOR UPDATE SKIP LOCKED)";
     /// A subject's records, and every subject link of those records.
     pub(super) const ERASE_IDEMPOTENT_RESPONSES: &str =
         "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency_subjects WHERE subject = $1)";
