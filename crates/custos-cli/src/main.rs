@@ -184,6 +184,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                             subject: &id,
                             purpose: p,
                             actor: custos_vault::CONTROLLER,
+                            scope: None,
                         })?,
                         None => vault.subject(&id)?,
                     };

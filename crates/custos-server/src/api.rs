@@ -148,9 +148,12 @@ pub async fn get_subject(
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<axum::Json<SubjectView>, ApiError> {
     auth.require(WRITERS, "read subjects")?;
-    let actor = reader(&state, &auth, Some(&id), &q.purpose, None).await?;
-    let result =
-        state.run(move |v| Ok(v.subject_metadata(&Read { subject: &id, purpose: &q.purpose, actor: &actor })?)).await;
+    let (actor, scope) = reader(&auth)?;
+    let result = state
+        .run(move |v| {
+            Ok(v.subject_metadata(&Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref() })?)
+        })
+        .await;
     count_decision(&state, &result, 1);
     Ok(axum::Json(result?.into()))
 }

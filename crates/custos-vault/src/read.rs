@@ -29,7 +29,7 @@ pub struct Read<'a> {
 }
 
 impl<'a> Read<'a> {
-    fn access(&self, operation: Operation) -> Access<'a> {
+    pub(crate) fn access(&self, operation: Operation) -> Access<'a> {
         Access { actor: self.actor, scope: self.scope, operation }
     }
 }

@@ -10,7 +10,7 @@
 //! id, so lookups of an erased id find it by pseudonym.
 
 use custos_core::audit::AuditAction;
-use custos_core::decision::DenyReason;
+use custos_core::decision::{DenyReason, Operation};
 use custos_core::subject::{Subject, SubjectId, SubjectState};
 use custos_core::time::{Timestamp, format_date, parse_date};
 use custos_crypto::{CryptoError, DataKey, metadata_context};
@@ -162,13 +162,15 @@ impl<S: Store> Vault<S> {
     /// `metadata_read` with the purpose and basis.
     pub fn subject_metadata(&self, read: &Read<'_>) -> Result<Subject, VaultError> {
         let (purpose, _) = self.resolve(read.purpose, None)?;
+        let access = read.access(Operation::Read);
+        self.admit_caller(access, purpose, Some(read.subject), None)?;
         let record = self.record(read.subject)?;
         let now = self.clock.now();
         let mut first_denial = None;
         let rules = self.policy.purpose_rules(purpose);
         for category in self.policy.category_ids().filter(|c| rules.allows(*c)) {
             let mut denials = Vec::new();
-            match self.check(&record.subject, purpose, category, read.actor, now, &mut denials) {
+            match self.check(&record.subject, purpose, category, access, now, &mut denials) {
                 Ok(basis) => {
                     let mut ev = self.event(now, AuditAction::MetadataRead, read.actor, read.subject);
                     ev.purpose = Some(read.purpose.to_string());

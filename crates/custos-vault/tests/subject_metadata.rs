@@ -30,7 +30,7 @@ fn vault(store: TestStore, master: &MasterKey) -> TestResult<Vault<TestStore>> {
 }
 
 fn read<'a>(subject: &'a str, purpose: &'a str) -> Read<'a> {
-    Read { subject, purpose, actor: CONTROLLER }
+    Read { subject, purpose, actor: CONTROLLER, scope: None }
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
