@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// Largest ingestion batch accepted, in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub max_ingest_bytes: usize,
+    /// Most ingestion batches read and written at once (others wait, unread);
+    /// peak memory is about this many times --max-ingest-bytes above the baseline.
+    #[arg(long, env = "CUSTOS_MAX_CONCURRENT_INGESTIONS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_ingestions: u16,
     /// TLS certificate chain (PEM); serves HTTPS together with --tls-key.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

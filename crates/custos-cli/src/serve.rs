@@ -17,7 +17,11 @@ pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
     };
     let vault = env::open_vault(global)?;
     bootstrap_admin_key(&vault, &global.data_dir)?;
-    let config = Config { max_body_bytes: args.max_body_bytes, max_ingest_bytes: args.max_ingest_bytes };
+    let config = Config {
+        max_body_bytes: args.max_body_bytes,
+        max_ingest_bytes: args.max_ingest_bytes,
+        max_concurrent_ingestions: usize::from(args.max_concurrent_ingestions),
+    };
     let state = AppState::new(vault, config);
     // Vault calls block (SQLite); a few threads per core keep the cores busy
     // without the context switches and per-thread allocator arenas of tokio's
@@ -71,7 +75,7 @@ fn bootstrap_admin_key(vault: &custos_server::SharedVault, data_dir: &std::path:
         return Ok(());
     }
     let path = data_dir.join("admin.key");
-    let key = vault.create_api_key(custos_vault::access::Role::Admin, None, &[])?;
+    let key = vault.create_api_key(custos_vault::access::Role::Admin, None, &[], &custos_vault::By::Cli)?;
     write_private(&path, key.secret.as_bytes())
         .with_context(|| format!("cannot write the initial admin key to {}", path.display()))?;
     tracing::info!(key_id = %key.id, file = %path.display(), "no API key existed: created an admin key");

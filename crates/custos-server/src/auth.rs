@@ -35,7 +35,11 @@ impl Auth {
         if self.0.may_read_for(purpose) {
             Ok(&self.0)
         } else if self.0.role == Role::Service {
-            Err(ApiError::forbidden(format!("this service key is not bound to purpose `{purpose}`")))
+            // The purpose is not named: it came from the request and may be anything.
+            Err(ApiError::forbidden(format!(
+                "this service key is not bound to that purpose (it is bound to: {})",
+                self.0.purposes.join(", ")
+            )))
         } else {
             Err(ApiError::forbidden(format!("a {} key may not read personal data", self.0.role.as_str())))
         }
@@ -53,7 +57,7 @@ impl FromRequestParts<Arc<AppState>> for Auth {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             return Err(ApiError::new(ProblemKind::Unauthorized, "send `Authorization: Bearer <API key>`"));
         };
-        let Some(key) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim) else {
+        let Some(key) = value.to_str().ok().and_then(bearer_token) else {
             return Err(ApiError::new(
                 ProblemKind::Unauthorized,
                 "the Authorization header must be `Bearer <API key>`",
@@ -70,6 +74,31 @@ impl FromRequestParts<Arc<AppState>> for Auth {
         state.principals.put(hash, principal.clone());
         Ok(Auth(principal))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer k", "bearer k", "BEARER k", "bEaReR   k ", "Bearer\tk"] {
+            assert_eq!(bearer_token(v), Some("k"), "{v:?}");
+        }
+        for v in ["Basic k", "Bearer", "Bearer ", "Bearerk", "Token k"] {
+            assert_eq!(bearer_token(v), None, "{v:?}");
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme name is
+/// case-insensitive (RFC 9110, section 11.1) and may be followed by more than
+/// one space; the token is the rest, trimmed.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let value = value.trim_start();
+    let (scheme, rest) = value.split_once([' ', '\t'])?;
+    let token = rest.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Recently authenticated keys, by the SHA-256 of the key, so that a busy

@@ -11,7 +11,7 @@ use custos_crypto::{random_bytes, sha256};
 use custos_store::{ApiKeyRecord, Store, StoreError};
 use zeroize::Zeroizing;
 
-use crate::{CONTROLLER, Vault, VaultError};
+use crate::{By, CONTROLLER, Vault, VaultError};
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,6 +59,11 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The acting principal this key's requests are audited as.
+    pub fn by(&self) -> By {
+        By::Key(self.key_id.clone())
+    }
+
     /// Whether this principal may read for `purpose`.
     pub fn may_read_for(&self, purpose: &str) -> bool {
         match self.role {
@@ -85,7 +90,13 @@ pub struct NewKey {
 impl<S: Store> Vault<S> {
     /// Creates an API key. A service key needs a declared recipient as actor
     /// and at least one purpose that recipient is declared for.
-    pub fn create_api_key(&self, role: Role, actor: Option<&str>, purposes: &[String]) -> Result<NewKey, VaultError> {
+    pub fn create_api_key(
+        &self,
+        role: Role,
+        actor: Option<&str>,
+        purposes: &[String],
+        by: &By,
+    ) -> Result<NewKey, VaultError> {
         let policy = self.policy();
         match role {
             Role::Service => {
@@ -133,6 +144,7 @@ impl<S: Store> Vault<S> {
         };
         let mut ev = custos_core::audit::AuditEvent::new(now, AuditAction::ApiKeyCreated, CONTROLLER);
         ev.key = Some(id.clone());
+        ev.by = Some(by.audit_label());
         self.store().create_api_key(&record, &[ev]).map_err(|e| match e {
             StoreError::KeyExists => VaultError::Invalid("key id collision; try again".into()),
             other => other.into(),
@@ -152,13 +164,14 @@ impl<S: Store> Vault<S> {
     ) -> Result<(), VaultError> {
         let now = self.clock_now();
         let mut ev = match subject {
-            Some(s) => self.event(now, AuditAction::AccessDenied, &principal.actor, s),
+            Some(s) => self.event(now, AuditAction::AccessDenied, &principal.actor, s, &principal.by()),
             None => custos_core::audit::AuditEvent::new(now, AuditAction::AccessDenied, principal.actor.as_str()),
         };
         ev.purpose = Some(purpose.to_string());
         ev.categories = category.map(str::to_string).into_iter().collect();
         ev.reason = Some(OUT_OF_SCOPE.to_string());
         ev.key = Some(principal.key_id.clone());
+        ev.by = Some(principal.by().audit_label());
         self.store().append_audit(&[ev])?;
         Ok(())
     }
@@ -187,10 +200,11 @@ impl<S: Store> Vault<S> {
     }
 
     /// Revokes a key; false if there is no such live key.
-    pub fn revoke_api_key(&self, id: &str) -> Result<bool, VaultError> {
+    pub fn revoke_api_key(&self, id: &str, by: &By) -> Result<bool, VaultError> {
         let now = self.clock_now();
         let mut ev = custos_core::audit::AuditEvent::new(now, AuditAction::ApiKeyRevoked, CONTROLLER);
         ev.key = Some(id.to_string());
+        ev.by = Some(by.audit_label());
         Ok(self.store().revoke_api_key(id, now, &[ev])?)
     }
 }

@@ -9,12 +9,12 @@ use crate::*;
 impl<S: Store> Vault<S> {
     /// Erases a subject by destroying their data key (crypto-shredding).
     /// Returns how many item versions became unreadable.
-    pub fn erase(&self, subject: &str) -> Result<u64, VaultError> {
+    pub fn erase(&self, subject: &str, by: &By) -> Result<u64, VaultError> {
         let sid = SubjectId::parse(subject).map_err(VaultError::Invalid)?;
         let now = self.clock.now();
-        let ev = self.event(now, AuditAction::SubjectErased, CONTROLLER, subject);
+        let ev = self.event(now, AuditAction::SubjectErased, CONTROLLER, subject, by);
         self.store.erase_subject(&sid, now, &[ev]).map_err(|e| match e {
-            custos_store::StoreError::SubjectErased => self.erased_refusal(CONTROLLER, subject, None),
+            custos_store::StoreError::SubjectErased => self.erased_refusal(CONTROLLER, subject, None, by),
             other => other.into(),
         })
     }

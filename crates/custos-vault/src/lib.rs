@@ -8,6 +8,7 @@
 //! generic over [`Store`], so every backend gets the same behaviour.
 
 pub mod access;
+mod acting;
 mod audit;
 mod card;
 mod choices;
@@ -29,7 +30,9 @@ use custos_core::time::{Clock, Timestamp};
 use custos_crypto::Keyring;
 use custos_store::Store;
 
+pub use acting::By;
 pub use audit::verify_chain;
+pub use choices::ROLE_NOT_ALLOWED;
 pub use error::{Denied, VaultError};
 pub use read::{Read, ReadAll, Revealed};
 pub use subjects::NewSubject;
@@ -74,8 +77,9 @@ impl<S: Store> Vault<S> {
         self.keys.pseudonym(subject)
     }
 
-    pub(crate) fn event(&self, at: Timestamp, action: AuditAction, actor: &str, subject: &str) -> AuditEvent {
+    pub(crate) fn event(&self, at: Timestamp, action: AuditAction, actor: &str, subject: &str, by: &By) -> AuditEvent {
         let mut e = AuditEvent::new(at, action, actor);
+        e.by = Some(by.audit_label());
         e.subject = Some(self.keys.pseudonym(subject));
         e.notice_version = Some(self.policy.version().to_string());
         e
@@ -103,6 +107,7 @@ impl<S: Store> Vault<S> {
     }
 
     /// Decides one request and turns a denial into an audited error.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn check(
         &self,
         subject: &Subject,
@@ -111,9 +116,10 @@ impl<S: Store> Vault<S> {
         actor: &str,
         at: Timestamp,
         denials: &mut Vec<AuditEvent>,
+        by: &By,
     ) -> Result<LegalBasis, Denied> {
         let denied = |reason: DenyReason, sentence: String, denials: &mut Vec<AuditEvent>| {
-            let mut e = self.event(at, AuditAction::AccessDenied, actor, subject.id.as_str());
+            let mut e = self.event(at, AuditAction::AccessDenied, actor, subject.id.as_str(), by);
             e.purpose = Some(self.policy.purpose_doc(purpose).id.value.clone());
             e.categories = vec![self.policy.category_doc(category).id.value.clone()];
             e.reason = Some(reason.code().to_string());
@@ -139,13 +145,15 @@ pub(crate) fn erased_denial() -> VaultError {
     })
 }
 
-pub(crate) fn invalid_ref<'a>(what: &str, given: &str, known: impl Iterator<Item = &'a String>) -> VaultError {
+/// An unknown policy id: names the kind and the known ids, never the id given
+/// (it may be a personal value sent in the wrong place; `_given` is kept so
+/// callers need not change).
+pub(crate) fn invalid_ref<'a>(what: &str, _given: &str, known: impl Iterator<Item = &'a String>) -> VaultError {
     let known: Vec<&String> = known.collect();
     let list = if known.len() <= 12 {
         known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
     } else {
         format!("{} declared; see `custos policy render`", known.len())
     };
-    let shown: String = given.chars().take(64).filter(|c| !c.is_control()).collect();
-    VaultError::Invalid(format!("unknown {what} `{shown}` (known: {list})"))
+    VaultError::Invalid(format!("unknown {what} (known: {list})"))
 }

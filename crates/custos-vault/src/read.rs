@@ -21,6 +21,8 @@ pub struct Read<'a> {
     pub purpose: &'a str,
     /// Who: [`CONTROLLER`] or a declared recipient id.
     pub actor: &'a str,
+    /// The acting principal, recorded on the read's audit entries.
+    pub by: &'a By,
 }
 
 /// A value released by the vault, with its metadata.
@@ -70,7 +72,7 @@ impl<S: Store> Vault<S> {
         };
         let now = self.clock.now();
         let mut denials = Vec::new();
-        match self.check(&record.subject, purpose, cat, read.actor, now, &mut denials) {
+        match self.check(&record.subject, purpose, cat, read.actor, now, &mut denials, read.by) {
             Ok(basis) => Ok((record, items, basis, now)),
             Err(d) => {
                 self.store.append_audit(&denials)?;
@@ -87,7 +89,7 @@ impl<S: Store> Vault<S> {
         category: &str,
         basis: LegalBasis,
     ) -> AuditEvent {
-        let mut ev = self.event(at, action, read.actor, read.subject);
+        let mut ev = self.event(at, action, read.actor, read.subject, read.by);
         ev.purpose = Some(read.purpose.to_string());
         ev.categories = vec![category.to_string()];
         ev.basis = Some(basis.as_str().to_string());
@@ -119,7 +121,7 @@ impl<S: Store> Vault<S> {
             if !self.policy.purpose_rules(purpose).allows(cat) {
                 continue;
             }
-            match self.check(&record.subject, purpose, cat, read.actor, now, &mut denials) {
+            match self.check(&record.subject, purpose, cat, read.actor, now, &mut denials, read.by) {
                 Ok(basis) => allowed.push((item, basis)),
                 Err(d) => denied.push((item.category.clone(), d)),
             }
@@ -130,7 +132,7 @@ impl<S: Store> Vault<S> {
                 return Err(VaultError::Denied(d));
             }
             if record.subject.erased_at.is_some() {
-                let mut ev = self.event(now, AuditAction::AccessDenied, read.actor, read.subject);
+                let mut ev = self.event(now, AuditAction::AccessDenied, read.actor, read.subject, read.by);
                 ev.purpose = Some(read.purpose.to_string());
                 ev.reason = Some(DenyReason::Erased.code().to_string());
                 self.store.append_audit(&[ev])?;
@@ -139,7 +141,7 @@ impl<S: Store> Vault<S> {
             return Ok((Vec::new(), Vec::new()));
         }
         let key = self.key_of(&record)?;
-        let mut ev = self.event(now, AuditAction::DataRead, read.actor, read.subject);
+        let mut ev = self.event(now, AuditAction::DataRead, read.actor, read.subject, read.by);
         ev.purpose = Some(read.purpose.to_string());
         ev.categories = allowed.iter().map(|(i, _)| i.category.clone()).collect();
         ev.basis = allowed.first().map(|(_, basis)| basis.as_str().to_string());
@@ -168,7 +170,13 @@ impl<S: Store> Vault<S> {
 
     /// Recovers the full value behind a token, for a purpose the policy allows
     /// to detokenize that category (and the decision engine allows).
-    pub fn detokenize(&self, token: &str, purpose: &str, actor: &str) -> Result<Zeroizing<String>, VaultError> {
+    pub fn detokenize(
+        &self,
+        token: &str,
+        purpose: &str,
+        actor: &str,
+        by: &By,
+    ) -> Result<Zeroizing<String>, VaultError> {
         let (pid, _) = self.resolve(purpose, None)?;
         if !token.starts_with("tok_") || token.len() != 36 || !token[4..].bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(VaultError::Invalid("a token is `tok_` followed by 32 hexadecimal characters".into()));
@@ -181,7 +189,7 @@ impl<S: Store> Vault<S> {
         let may_detokenize =
             self.policy.tokenization(cat).is_some_and(|t| t.detokenize_purposes.iter().any(|p| p.value == purpose));
         if !may_detokenize {
-            let mut e = self.event(now, AuditAction::AccessDenied, actor, item.subject.as_str());
+            let mut e = self.event(now, AuditAction::AccessDenied, actor, item.subject.as_str(), by);
             e.purpose = Some(purpose.to_string());
             e.categories = vec![item.category.clone()];
             e.reason = Some(DenyReason::PurposeNotDeclaredForCategory.code().to_string());
@@ -191,7 +199,7 @@ impl<S: Store> Vault<S> {
                 sentence: format!("the policy does not allow purpose `{purpose}` to detokenize `{}`", item.category),
             }));
         }
-        let basis = match self.check(&record.subject, pid, cat, actor, now, &mut denials) {
+        let basis = match self.check(&record.subject, pid, cat, actor, now, &mut denials, by) {
             Ok(b) => b,
             Err(d) => {
                 self.store.append_audit(&denials)?;
@@ -202,7 +210,7 @@ impl<S: Store> Vault<S> {
         let opened = key.open(&item_context(item.subject.as_str(), &item.category), &item.sealed)?;
         let (_, pan) = card::split(&opened).ok_or(VaultError::Crypto(custos_crypto::CryptoError::Malformed))?;
         let pan = Zeroizing::new(pan.to_string());
-        let mut ev = self.event(now, AuditAction::Detokenized, actor, item.subject.as_str());
+        let mut ev = self.event(now, AuditAction::Detokenized, actor, item.subject.as_str(), by);
         ev.purpose = Some(purpose.to_string());
         ev.categories = vec![item.category.clone()];
         ev.basis = Some(basis.as_str().to_string());

@@ -24,7 +24,7 @@ pub struct NewSubject<'a> {
 
 impl<S: Store> Vault<S> {
     /// Creates a subject with a fresh data key.
-    pub fn add_subject(&self, new: &NewSubject<'_>) -> Result<Subject, VaultError> {
+    pub fn add_subject(&self, new: &NewSubject<'_>, by: &By) -> Result<Subject, VaultError> {
         let id = SubjectId::parse(new.id).map_err(VaultError::Invalid)?;
         if self.policy.jurisdiction(new.jurisdiction).is_none() {
             return Err(invalid_ref(
@@ -71,7 +71,7 @@ impl<S: Store> Vault<S> {
             state: SubjectState::default(),
         };
         let (_key, wrapped) = self.keys.new_data_key(id.as_str())?;
-        let event = self.event(now, AuditAction::SubjectCreated, CONTROLLER, id.as_str());
+        let event = self.event(now, AuditAction::SubjectCreated, CONTROLLER, id.as_str(), by);
         self.store.create_subject(&subject, &wrapped, &[event])?;
         Ok(subject)
     }
