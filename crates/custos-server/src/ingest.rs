@@ -10,7 +10,8 @@
 //!
 //! The lines are then parsed, validated, decided and written on the blocking
 //! pool in chunks of at most [`CHUNK_LINES`] lines or [`CHUNK_BYTES`] bytes,
-//! each chunk in one transaction. Each line stands alone: a bad line is
+//! each chunk in one transaction; the arena's blocks are released as their
+//! lines are parsed. Each line stands alone: a bad line is
 //! reported and neither stops nor changes the others.
 //!
 //! At most [`crate::Config::max_concurrent_ingestions`] batches are read and
@@ -43,9 +44,9 @@ use crate::secret::SecretString;
 /// Longest line accepted, in bytes (a value is at most 64 KiB; JSON escapes may take up to six bytes per byte).
 pub const MAX_LINE_BYTES: usize = 512 * 1024;
 /// Most lines written in one transaction.
-pub const CHUNK_LINES: usize = 2_000;
+pub const CHUNK_LINES: usize = 1_000;
 /// Most line bytes written in one transaction.
-pub const CHUNK_BYTES: usize = 4 * 1024 * 1024;
+pub const CHUNK_BYTES: usize = 1024 * 1024;
 const BLOCK_BYTES: usize = 1024 * 1024;
 
 /// One line of an ingestion batch.
@@ -117,7 +118,7 @@ pub async fn gate(State(state): State<Arc<AppState>>, req: Request, next: Next) 
 ///
 /// Each line is validated and decided on its own; a bad line is reported and
 /// neither stops nor corrupts the rest. The body is streamed; the good lines
-/// are written in transactions of at most 2,000 lines (4 MiB) each.
+/// are written in transactions of at most 1,000 lines (1 MiB) each.
 #[utoipa::path(post, path = "/v1/ingest", tag = "data",
     request_body(content = IngestLine, content_type = "application/x-ndjson",
         description = "One JSON object per line; at most the server's `--max-ingest-bytes` (default 64 MiB) in all, 512 KiB a line"),
@@ -149,7 +150,7 @@ pub async fn ingest(
         return Err(too_large());
     }
     let arena = read_lines(body, limit).await?;
-    let outcomes = state.run(move |v| Ok(write_lines(v, &arena, &actor, &by))).await?;
+    let outcomes = state.run(move |v| Ok(write_lines(v, arena, &actor, &by))).await?;
     let mut out = Vec::with_capacity(64 + outcomes.results.len() * 44);
     if let Err(e) = serde_json::to_writer(&mut out, &outcomes) {
         return Err(ApiError::internal(&e));
@@ -332,12 +333,22 @@ impl Serialize for Outcomes {
     }
 }
 
-/// Parses, validates, decides and writes the lines, chunk by chunk.
-fn write_lines(vault: &crate::SharedVault, arena: &Arena, actor: &str, by: &By) -> Outcomes {
-    let mut results: Vec<(u32, Outcome)> = Vec::with_capacity(arena.lines.len());
+/// Parses, validates, decides and writes the lines, chunk by chunk, releasing
+/// the arena's blocks once their lines are parsed.
+fn write_lines(vault: &crate::SharedVault, mut arena: Arena, actor: &str, by: &By) -> Outcomes {
+    let lines = std::mem::take(&mut arena.lines);
+    let mut results: Vec<(u32, Outcome)> = Vec::with_capacity(lines.len());
     let mut chunk: Vec<(u32, IngestLine)> = Vec::new();
     let mut chunk_bytes = 0;
-    for (line, slot) in &arena.lines {
+    let mut live = 0usize;
+    for (line, slot) in &lines {
+        if let Slot::Kept(block, _, _) = slot {
+            // Lines come in block order: every block before this one is done with.
+            for b in arena.blocks.iter_mut().take(*block as usize).skip(live) {
+                *b = Zeroizing::new(Vec::new());
+            }
+            live = live.max(*block as usize);
+        }
         match slot {
             Slot::TooLong => results.push((
                 *line,
@@ -361,10 +372,11 @@ fn write_lines(vault: &crate::SharedVault, arena: &Arena, actor: &str, by: &By) 
             chunk_bytes = 0;
         }
     }
+    drop(arena);
     write_chunk(vault, &mut chunk, actor, by, &mut results);
     results.sort_by_key(|(line, _)| *line);
     let written = results.iter().filter(|(_, o)| matches!(o, Outcome::Written(_))).count();
-    Outcomes { lines: arena.lines.len(), written, results }
+    Outcomes { lines: lines.len(), written, results }
 }
 
 /// Writes one chunk's lines in one transaction and records their outcomes.
