@@ -16,9 +16,10 @@ pub use custos_vault::access::{Principal, Role};
 use crate::AppState;
 use crate::problem::{ApiError, ProblemKind};
 
-/// The authenticated caller.
+/// The authenticated caller (shared with the principal cache: a request
+/// clones a pointer, not the principal's strings).
 #[derive(Debug, Clone)]
-pub struct Auth(pub Principal);
+pub struct Auth(pub Arc<Principal>);
 
 impl Auth {
     /// Fails with 403 unless the principal has one of `roles`.
@@ -67,10 +68,11 @@ impl FromRequestParts<Arc<AppState>> for Auth {
         if let Some(principal) = state.principals.get(&hash) {
             return Ok(Auth(principal));
         }
-        let key = key.to_string();
+        let key = zeroize::Zeroizing::new(key.to_string());
         let principal = state.run(move |vault| Ok(vault.authenticate(&key)?)).await?;
-        let principal =
-            principal.ok_or_else(|| ApiError::new(ProblemKind::Unauthorized, "the API key is unknown or revoked"))?;
+        let principal = Arc::new(
+            principal.ok_or_else(|| ApiError::new(ProblemKind::Unauthorized, "the API key is unknown or revoked"))?,
+        );
         state.principals.put(hash, principal.clone());
         Ok(Auth(principal))
     }
@@ -107,7 +109,7 @@ pub fn bearer_token(value: &str) -> Option<&str> {
 /// another process) stops working within that time. Unknown keys are never cached.
 #[derive(Default)]
 pub struct PrincipalCache {
-    entries: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], (Arc<Principal>, Instant)>>,
 }
 
 impl PrincipalCache {
@@ -115,12 +117,12 @@ impl PrincipalCache {
     pub const TTL: Duration = Duration::from_secs(1);
     const MAX_ENTRIES: usize = 10_000;
 
-    fn get(&self, hash: &[u8; 32]) -> Option<Principal> {
+    fn get(&self, hash: &[u8; 32]) -> Option<Arc<Principal>> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.get(hash).filter(|(_, at)| at.elapsed() < Self::TTL).map(|(p, _)| p.clone())
     }
 
-    fn put(&self, hash: [u8; 32], principal: Principal) {
+    fn put(&self, hash: [u8; 32], principal: Arc<Principal>) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= Self::MAX_ENTRIES {
             entries.retain(|_, (_, at)| at.elapsed() < Self::TTL);

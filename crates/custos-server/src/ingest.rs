@@ -247,6 +247,7 @@ async fn read_lines(mut body: Body, limit: usize) -> Result<Arena, ApiError> {
                 None => rest = &[],
             }
         }
+        crate::secret::wipe_bytes(data);
     }
     finish(&mut arena, &mut pending, &mut too_long, line);
     Ok(arena)

@@ -24,8 +24,10 @@ pub struct Key {
     pub id: String,
 }
 
+/// The binary under test; `CUSTOS_TEST_BIN` names another build to measure (e.g. before and after a change).
 pub fn custos(data: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_custos"));
+    let bin = std::env::var_os("CUSTOS_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_custos").into());
+    let mut c = Command::new(bin);
     c.arg("--data-dir").arg(data);
     if let Some(url) = data.parent().and_then(|d| fs::read_to_string(d.join("database_url")).ok()) {
         c.arg("--database").arg(url.trim());
