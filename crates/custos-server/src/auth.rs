@@ -103,13 +103,16 @@ pub fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// A cached principal and when it was authenticated.
+type Cached = (Arc<Principal>, Instant);
+
 /// Recently authenticated keys, by the SHA-256 of the key, so that a busy
 /// client does not cost a store lookup per request. An entry lives for
 /// [`PrincipalCache::TTL`]: a key revoked (by `custos key revoke`, possibly in
 /// another process) stops working within that time. Unknown keys are never cached.
 #[derive(Default)]
 pub struct PrincipalCache {
-    entries: Mutex<HashMap<[u8; 32], (Arc<Principal>, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], Cached>>,
 }
 
 impl PrincipalCache {
