@@ -201,7 +201,8 @@ impl Arena {
 /// Reads the body frame by frame into an [`Arena`] of lines.
 async fn read_lines(mut body: Body, limit: usize) -> Result<Arena, ApiError> {
     let mut arena = Arena::default();
-    let mut pending: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::new());
+    // Reserved whole, so it never reallocates (which would leave unwiped copies).
+    let mut pending: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(MAX_LINE_BYTES));
     let mut too_long = false;
     let mut line: u32 = 1;
     let mut total = 0usize;

@@ -77,7 +77,12 @@ pub fn wiped_body(bytes: Vec<u8>) -> Body {
 
 /// `value` as an `application/json` response whose body is wiped once sent.
 pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
-    let mut buf = Zeroizing::new(Vec::with_capacity(256));
+    // Sized first, so the buffer never grows: a reallocation would leave an unwiped copy behind.
+    let mut counter = Counter(0);
+    if let Err(e) = serde_json::to_writer(&mut counter, value) {
+        return crate::problem::ApiError::internal(&e).into_response();
+    }
+    let mut buf = Zeroizing::new(Vec::with_capacity(counter.0));
     if let Err(e) = serde_json::to_writer(&mut *buf, value) {
         return crate::problem::ApiError::internal(&e).into_response();
     }
@@ -85,6 +90,20 @@ pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
     let mut resp = (status, wiped_body(bytes)).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
+}
+
+/// Counts the bytes written to it.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Wipes a request body that held personal values, if nothing else holds it.
