@@ -15,7 +15,7 @@ use anyhow::Context;
 use custos_core::audit::{AuditAction, AuditEvent};
 use custos_core::decision::{AccessRequest, Actor, Operation, Scope, decide};
 use custos_core::time::{Clock, SystemClock};
-use custos_vault::{CONTROLLER, NewSubject, Put, Read, verify_chain};
+use custos_vault::{By, CONTROLLER, NewSubject, Put, Read, verify_chain};
 
 use crate::cli::{BenchArgs, Global};
 use crate::env;
@@ -105,7 +105,8 @@ pub fn run(global: &Global, args: &BenchArgs) -> anyhow::Result<()> {
     for _ in 0..reads {
         let id = &seq_ids[(rng.next() as usize) % seq_ids.len()];
         let t = Instant::now();
-        let (values, _) = vault.get_all(&Read { subject: id, purpose: PURPOSE, actor: CONTROLLER, scope: None })?;
+        let (values, _) =
+            vault.get_all(&Read { subject: id, purpose: PURPOSE, actor: CONTROLLER, scope: None, by: &By::Cli })?;
         lat.push(t.elapsed());
         anyhow::ensure!(
             values.len() == categories.len(),
@@ -125,7 +126,10 @@ pub fn run(global: &Global, args: &BenchArgs) -> anyhow::Result<()> {
     for _ in 0..reads {
         let id = &seq_ids[(rng.next() as usize) % seq_ids.len()];
         let t = Instant::now();
-        let v = vault.get(&Read { subject: id, purpose: PURPOSE, actor: CONTROLLER, scope: None }, &categories[0])?;
+        let v = vault.get(
+            &Read { subject: id, purpose: PURPOSE, actor: CONTROLLER, scope: None, by: &By::Cli },
+            &categories[0],
+        )?;
         lat.push(t.elapsed());
         black_box(v);
     }
@@ -153,9 +157,9 @@ pub fn run(global: &Global, args: &BenchArgs) -> anyhow::Result<()> {
             }
         }
         // Each put of the same category in one batch becomes the next version.
-        vault.put_batch(&puts, CONTROLLER)?;
+        vault.put_batch(&puts, CONTROLLER, &By::Cli)?;
         let t = Instant::now();
-        let n = vault.erase(&id)?;
+        let n = vault.erase(&id, &By::Cli)?;
         lat.push(t.elapsed());
         anyhow::ensure!(n == 1_000, "erasure destroyed {n} item versions, expected 1,000");
     }
@@ -200,13 +204,10 @@ pub fn run(global: &Global, args: &BenchArgs) -> anyhow::Result<()> {
 fn create_subjects(vault: &custos_vault::Vault<env::AnyStore>, ids: &[String]) -> anyhow::Result<Duration> {
     let start = Instant::now();
     for id in ids {
-        vault.add_subject(&NewSubject {
-            id,
-            jurisdiction: "california",
-            region: Some("us-east-1"),
-            birth_date: None,
-            guardian: None,
-        })?;
+        vault.add_subject(
+            &NewSubject { id, jurisdiction: "california", region: Some("us-east-1"), birth_date: None, guardian: None },
+            &By::Cli,
+        )?;
     }
     Ok(start.elapsed())
 }
@@ -225,7 +226,7 @@ fn write_fields(
     }
     let start = Instant::now();
     for chunk in puts.chunks(BATCH) {
-        vault.put_batch(chunk, CONTROLLER)?;
+        vault.put_batch(chunk, CONTROLLER, &By::Cli)?;
     }
     Ok(start.elapsed())
 }

@@ -110,6 +110,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CUSTOS_IDEMPOTENCY_TTL_HOURS", default_value_t = 24,
         value_parser = clap::value_parser!(u64).range(1..=8760))]
     pub idempotency_ttl_hours: u64,
+    /// Most ingestion batches read and written at once (others wait, unread);
+    /// peak memory is about this many times --max-ingest-bytes above the baseline.
+    #[arg(long, env = "CUSTOS_MAX_CONCURRENT_INGESTIONS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_ingestions: u16,
     /// TLS certificate chain (PEM); serves HTTPS together with --tls-key.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

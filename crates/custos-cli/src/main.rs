@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use custos_core::policy::{self, render};
 use custos_core::time::{Clock, SystemClock, format_date, parse_date};
-use custos_vault::{NewSubject, Put, Read, VaultError};
+use custos_vault::{By, NewSubject, Put, Read, VaultError};
 
 use cli::*;
 
@@ -120,7 +120,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 KeyCommand::Create { role, actor, purposes } => {
                     let role = custos_vault::access::Role::parse(&role)
                         .ok_or_else(|| Failure::Usage(format!("--role: `{role}` is not admin, service or auditor")))?;
-                    let key = vault.create_api_key(role, actor.as_deref(), &purposes)?;
+                    let key = vault.create_api_key(role, actor.as_deref(), &purposes, &By::Cli)?;
                     println!("{}", key.secret.as_str());
                     eprintln!("created {} key {}; this is the only time the key is shown", role.as_str(), key.id);
                 }
@@ -138,7 +138,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     }
                 }
                 KeyCommand::Revoke { id } => {
-                    if vault.revoke_api_key(&id)? {
+                    if vault.revoke_api_key(&id, &By::Cli)? {
                         println!("revoked key {id}");
                     } else {
                         return Err(Failure::Error(anyhow::anyhow!("no active key with id `{id}`")));
@@ -166,13 +166,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         .map(parse_date)
                         .transpose()
                         .map_err(|e| Failure::Usage(format!("--birth-date: {e}")))?;
-                    let s = vault.add_subject(&NewSubject {
-                        id: &id,
-                        jurisdiction: &jurisdiction,
-                        region: region.as_deref(),
-                        birth_date,
-                        guardian: guardian.as_deref(),
-                    })?;
+                    let s = vault.add_subject(
+                        &NewSubject {
+                            id: &id,
+                            jurisdiction: &jurisdiction,
+                            region: region.as_deref(),
+                            birth_date,
+                            guardian: guardian.as_deref(),
+                        },
+                        &By::Cli,
+                    )?;
                     for warning in s.id.warnings() {
                         eprintln!("warning: {warning}");
                     }
@@ -185,6 +188,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                             purpose: p,
                             actor: custos_vault::CONTROLLER,
                             scope: None,
+                            by: &By::Cli,
                         })?,
                         None => vault.subject(&id)?,
                     };
@@ -215,7 +219,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     }
                 }
                 SubjectCommand::Erase { id } => {
-                    let n = vault.erase(&id)?;
+                    let n = vault.erase(&id, &By::Cli)?;
                     println!("erased subject {id}: data key destroyed, {n} item versions unreadable");
                 }
             }
@@ -226,23 +230,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
             match command {
                 DataCommand::Put { id, category, value, source, purpose } => {
                     let value = if value == "-" { read_stdin_value()? } else { value };
-                    let v = vault.put(&Put {
-                        subject: &id,
-                        category: &category,
-                        value: &value,
-                        source: &source,
-                        purpose: &purpose,
-                    })?;
+                    let v = vault.put(
+                        &Put { subject: &id, category: &category, value: &value, source: &source, purpose: &purpose },
+                        &By::Cli,
+                    )?;
                     println!("stored {category} version {v}");
                 }
                 DataCommand::Get { id, category, purpose, actor } => {
-                    let r =
-                        vault.get(&Read { subject: &id, purpose: &purpose, actor: &actor, scope: None }, &category)?;
+                    let r = vault.get(
+                        &Read { subject: &id, purpose: &purpose, actor: &actor, scope: None, by: &By::Cli },
+                        &category,
+                    )?;
                     println!("{}", r.value.as_str());
                 }
                 DataCommand::All { id, purpose, actor } => {
-                    let (values, denied) =
-                        vault.get_all(&Read { subject: &id, purpose: &purpose, actor: &actor, scope: None })?;
+                    let (values, denied) = vault.get_all(&Read {
+                        subject: &id,
+                        purpose: &purpose,
+                        actor: &actor,
+                        scope: None,
+                        by: &By::Cli,
+                    })?;
                     for r in values {
                         println!("{}\t{}", r.category, r.value.as_str());
                     }
@@ -251,8 +259,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     }
                 }
                 DataCommand::History { id, category, purpose, actor } => {
-                    let versions = vault
-                        .history(&Read { subject: &id, purpose: &purpose, actor: &actor, scope: None }, &category)?;
+                    let versions = vault.history(
+                        &Read { subject: &id, purpose: &purpose, actor: &actor, scope: None, by: &By::Cli },
+                        &category,
+                    )?;
                     for r in versions {
                         let state = match (r.superseded_at, r.delete_after) {
                             (None, _) => "current".to_string(),
@@ -272,7 +282,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     }
                 }
                 DataCommand::Detokenize { token, purpose, actor } => {
-                    let pan = vault.detokenize(&token, &purpose, &actor, None)?;
+                    let pan = vault.detokenize(&token, &purpose, &actor, None, &By::Cli)?;
                     println!("{}", pan.as_str());
                 }
             }
@@ -282,11 +292,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let vault = env::open_vault(global)?;
             match command {
                 ConsentCommand::Grant { id, purpose, by_guardian } => {
-                    vault.grant_consent(&id, &purpose, by_guardian.as_deref())?;
+                    vault.grant_consent(&id, &purpose, by_guardian.as_deref(), &By::Cli)?;
                     println!("consent to {purpose} granted for {id}");
                 }
                 ConsentCommand::Withdraw { id, purpose, by_guardian } => {
-                    vault.withdraw_consent(&id, &purpose, by_guardian.as_deref())?;
+                    vault.withdraw_consent(&id, &purpose, by_guardian.as_deref(), &By::Cli)?;
                     println!("consent to {purpose} withdrawn for {id}");
                 }
             }
@@ -294,13 +304,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Object { id, purpose } => {
             let vault = env::open_vault(global)?;
-            vault.object(&id, &purpose)?;
+            vault.object(&id, &purpose, &By::Cli)?;
             println!("objection to {purpose} recorded for {id}");
             Ok(())
         }
         Command::Restrict { id, lift } => {
             let vault = env::open_vault(global)?;
-            vault.set_restricted(&id, !lift)?;
+            vault.set_restricted(&id, !lift, &By::Cli)?;
             println!("processing for {id} {}", if lift { "no longer restricted" } else { "restricted" });
             Ok(())
         }

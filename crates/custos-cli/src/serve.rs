@@ -21,6 +21,7 @@ pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes,
         max_ingest_bytes: args.max_ingest_bytes,
         idempotency_ttl: std::time::Duration::from_secs(args.idempotency_ttl_hours.saturating_mul(3600)),
+        max_concurrent_ingestions: usize::from(args.max_concurrent_ingestions),
     };
     let state = AppState::new(vault, config);
     // Vault calls block (SQLite); a few threads per core keep the cores busy
@@ -85,7 +86,7 @@ fn bootstrap_admin_key(vault: &custos_server::SharedVault, data_dir: &std::path:
         return Ok(());
     }
     let path = data_dir.join("admin.key");
-    let key = vault.create_api_key(custos_vault::access::Role::Admin, None, &[])?;
+    let key = vault.create_api_key(custos_vault::access::Role::Admin, None, &[], &custos_vault::By::Cli)?;
     write_private(&path, key.secret.as_bytes())
         .with_context(|| format!("cannot write the initial admin key to {}", path.display()))?;
     tracing::info!(key_id = %key.id, file = %path.display(), "no API key existed: created an admin key");

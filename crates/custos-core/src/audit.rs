@@ -95,6 +95,12 @@ pub struct AuditEvent {
     /// The API key concerned (its public id), for key management events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// Who acted: `key:<id>` for an API key, `cli` for the operator at the
+    /// command line (later `session:<id>` for a subject's own session). Absent
+    /// only in entries written before it was recorded; the body includes it
+    /// only when set, so those entries still verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 impl AuditEvent {
@@ -111,6 +117,7 @@ impl AuditEvent {
             basis: None,
             notice_version: None,
             key: None,
+            by: None,
         }
     }
 
@@ -310,6 +317,18 @@ mod tests {
         c[1].body = b;
         c[2].body = a;
         assert_eq!(verify(&c, head), Err(ChainBreak::Content { seq: 2 }));
+    }
+
+    #[test]
+    fn the_acting_key_is_in_the_body_only_when_set() {
+        let mut ev = AuditEvent::new(Timestamp(1), AuditAction::ConsentGranted, "controller");
+        let old = ev.to_body();
+        assert!(!old.contains("\"by\""), "{old}");
+        ev.by = Some("key:0a1b2c3d".into());
+        assert!(ev.to_body().ends_with(",\"by\":\"key:0a1b2c3d\"}"), "{}", ev.to_body());
+        // An old body still reads, without an acting key.
+        let back: AuditEvent = serde_json::from_str(&old).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.by, None);
     }
 
     #[test]

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use custos_core::time::{format_date, parse_date};
-use custos_vault::{KeyScope, NewSubject, Put, Read, Revealed};
+use custos_vault::{By, KeyScope, NewSubject, Put, Read, Revealed};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -20,9 +20,15 @@ use crate::AppState;
 use crate::auth::{Auth, Role};
 use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
 use crate::problem::{ApiError, Problem};
+use crate::secret::{SecretString, json_response};
 
 /// Roles that may write personal data.
-const WRITERS: &[Role] = &[Role::Admin, Role::Service];
+pub(crate) const WRITERS: &[Role] = &[Role::Admin, Role::Service];
+
+/// Roles that may create subjects and change a subject's consents, objections
+/// and restriction: admin keys only (later also the subject's own session). A
+/// service key could otherwise grant itself a consent it then reads under.
+pub(crate) const CHOICES: &[Role] = &[Role::Admin];
 
 /// A subject to create.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -110,17 +116,26 @@ pub async fn create_subject(
     auth: Auth,
     ApiJson(body): ApiJson<CreateSubject>,
 ) -> Result<(StatusCode, axum::Json<SubjectView>), ApiError> {
-    auth.require(WRITERS, "create subjects")?;
-    let birth_date = body.birth_date.as_deref().map(parse_date).transpose().map_err(ApiError::invalid)?;
+    auth.require(CHOICES, "create subjects")?;
+    let by = auth.0.by();
+    let birth_date = body
+        .birth_date
+        .as_deref()
+        .map(parse_date)
+        .transpose()
+        .map_err(|_| ApiError::invalid("invalid body at `birth_date`: expected a date of the form YYYY-MM-DD"))?;
     let subject = state
         .run(move |v| {
-            Ok(v.add_subject(&NewSubject {
-                id: &body.id,
-                jurisdiction: &body.jurisdiction,
-                region: body.region.as_deref(),
-                birth_date,
-                guardian: body.guardian.as_deref(),
-            })?)
+            Ok(v.add_subject(
+                &NewSubject {
+                    id: &body.id,
+                    jurisdiction: &body.jurisdiction,
+                    region: body.region.as_deref(),
+                    birth_date,
+                    guardian: body.guardian.as_deref(),
+                },
+                &by,
+            )?)
         })
         .await?;
     let warnings = subject.id.warnings().into_iter().map(str::to_string).collect();
@@ -148,10 +163,11 @@ pub async fn get_subject(
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<axum::Json<SubjectView>, ApiError> {
     auth.require(WRITERS, "read subjects")?;
-    let (actor, scope) = reader(&auth)?;
+    let (actor, scope, by) = reader(&auth)?;
     let result = state
         .run(move |v| {
-            Ok(v.subject_metadata(&Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref() })?)
+            let read = Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref(), by: &by };
+            Ok(v.subject_metadata(&read)?)
         })
         .await;
     count_decision(&state, &result, 1);
@@ -162,8 +178,9 @@ pub async fn get_subject(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutItem {
-    /// The value.
-    pub value: String,
+    /// The value (1 byte to 64 KiB).
+    #[schema(value_type = String, min_length = 1, max_length = 65536)]
+    pub value: SecretString,
     /// Source id: `provided`, `automatic`, or a declared third-party source.
     pub source: String,
     /// Purpose it is collected for.
@@ -194,17 +211,17 @@ pub async fn put_item(
     ApiJson(body): ApiJson<PutItem>,
 ) -> Result<axum::Json<Written>, ApiError> {
     let p = auth.require(WRITERS, "write personal data")?;
-    let actor = p.actor.clone();
+    let (actor, by) = (p.actor.clone(), p.by());
     let written = state
         .run(move |v| {
             let put = Put {
                 subject: &id,
                 category: &category,
-                value: &body.value,
+                value: body.value.expose(),
                 source: &body.source,
                 purpose: &body.purpose,
             };
-            let version = v.put_batch(std::slice::from_ref(&put), &actor)?.first().copied().unwrap_or(0);
+            let version = v.put_batch(std::slice::from_ref(&put), &actor, &by)?.first().copied().unwrap_or(0);
             Ok(Written { category, version })
         })
         .await?;
@@ -226,7 +243,8 @@ pub struct ItemView {
     /// Category id.
     pub category: String,
     /// The value (for tokenized card numbers: the token and last four digits).
-    pub value: String,
+    #[schema(value_type = String)]
+    pub value: SecretString,
     /// Version.
     pub version: u32,
     /// Source id.
@@ -251,7 +269,7 @@ impl From<Revealed> for ItemView {
     fn from(r: Revealed) -> Self {
         ItemView {
             category: r.category,
-            value: r.value.to_string(),
+            value: r.value.into(),
             version: r.version,
             source: r.source,
             collected_for: r.collected_for,
@@ -275,13 +293,13 @@ fn count_decision(state: &AppState, result: &Result<impl Sized, ApiError>, allow
     }
 }
 
-/// The actor and key scope of a key whose role may read. Whether it may read
-/// for the purpose is the decision engine's (a service key's scope goes with
-/// the read; a purpose outside it is denied with `purpose_not_bound` and
-/// audited by the vault).
-fn reader(auth: &Auth) -> Result<(String, Option<Arc<KeyScope>>), ApiError> {
+/// The actor, key scope and acting principal of a key whose role may read.
+/// Whether it may read for the purpose is the decision engine's (a service
+/// key's scope goes with the read; a purpose outside it is denied with
+/// `purpose_not_bound` and audited by the vault, with the key's id).
+fn reader(auth: &Auth) -> Result<(String, Option<Arc<KeyScope>>, By), ApiError> {
     let p = auth.require_reader()?;
-    Ok((p.actor.clone(), p.scope.clone()))
+    Ok((p.actor.clone(), p.scope.clone(), p.by()))
 }
 
 /// Reads the current value of one category for a purpose.
@@ -296,15 +314,16 @@ pub async fn read_item(
     auth: Auth,
     ApiPath((id, category)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
-) -> Result<axum::Json<ItemView>, ApiError> {
-    let (actor, scope) = reader(&auth)?;
+) -> Result<Response, ApiError> {
+    let (actor, scope, by) = reader(&auth)?;
     let result = state
         .run(move |v| {
-            Ok(v.get(&Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref() }, &category)?)
+            let read = Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref(), by: &by };
+            Ok(v.get(&read, &category)?)
         })
         .await;
     count_decision(&state, &result, 1);
-    Ok(axum::Json(result?.into()))
+    Ok(json_response(StatusCode::OK, &ItemView::from(result?)))
 }
 
 /// Every value a purpose may read.
@@ -338,11 +357,11 @@ pub async fn read_all(
     auth: Auth,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
-) -> Result<axum::Json<ReadAllView>, ApiError> {
-    let (actor, scope) = reader(&auth)?;
+) -> Result<Response, ApiError> {
+    let (actor, scope, by) = reader(&auth)?;
     let result = state
         .run(move |v| {
-            Ok(v.get_all(&Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref() })?)
+            Ok(v.get_all(&Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref(), by: &by })?)
         })
         .await;
     let n = result.as_ref().map_or(0, |(items, _)| items.len() as u64);
@@ -351,13 +370,14 @@ pub async fn read_all(
     for (_, d) in &denied {
         state.metrics.observe_decision(d.reason.code(), 1);
     }
-    Ok(axum::Json(ReadAllView {
+    let view = ReadAllView {
         items: items.into_iter().map(Into::into).collect(),
         denied: denied
             .into_iter()
             .map(|(category, d)| DeniedView { category, reason: d.reason.code().to_string(), detail: d.sentence })
             .collect(),
-    }))
+    };
+    Ok(json_response(StatusCode::OK, &view))
 }
 
 /// Every version of a value.
@@ -378,16 +398,17 @@ pub async fn read_history(
     auth: Auth,
     ApiPath((id, category)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
-) -> Result<axum::Json<HistoryView>, ApiError> {
-    let (actor, scope) = reader(&auth)?;
+) -> Result<Response, ApiError> {
+    let (actor, scope, by) = reader(&auth)?;
     let result = state
         .run(move |v| {
-            let read = Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref() };
+            let read = Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref(), by: &by };
             Ok(v.history(&read, &category)?)
         })
         .await;
     count_decision(&state, &result, 1);
-    Ok(axum::Json(HistoryView { versions: result?.into_iter().map(Into::into).collect() }))
+    let view = HistoryView { versions: result?.into_iter().map(Into::into).collect() };
+    Ok(json_response(StatusCode::OK, &view))
 }
 
 /// Who records a consent.
@@ -410,18 +431,13 @@ async fn optional_consent_body(headers: &HeaderMap, body: Bytes) -> Result<Conse
     if body.is_empty() {
         return Ok(ConsentBody::default());
     }
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !json {
+    if !crate::extract::is_json(headers) {
         return Err(ApiError::new(
             crate::problem::ProblemKind::UnsupportedMediaType,
             "send the body as `Content-Type: application/json`",
         ));
     }
-    serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid(format!("invalid body: {}", crate::extract::scrub(&e.to_string()))))
+    crate::extract::parse_json(&body, "body")
 }
 
 /// Records consent to a purpose.
@@ -468,13 +484,20 @@ async fn change_consent(
     body: Bytes,
     granted: bool,
 ) -> Result<axum::Json<Done>, ApiError> {
-    auth.require(WRITERS, if granted { "record consent" } else { "withdraw consent" })?;
+    let by = auth.require(CHOICES, if granted { "record consent" } else { "withdraw consent" });
+    let by = match by {
+        Ok(p) => p.by(),
+        Err(refused) => return Err(audited_refusal(state, auth, &id, Some(&purpose), refused).await),
+    };
     let body = optional_consent_body(headers, body).await?;
     state
         .run(move |v| {
-            let by = body.by_guardian.as_deref();
-            let result =
-                if granted { v.grant_consent(&id, &purpose, by) } else { v.withdraw_consent(&id, &purpose, by) };
+            let guardian = body.by_guardian.as_deref();
+            let result = if granted {
+                v.grant_consent(&id, &purpose, guardian, &by)
+            } else {
+                v.withdraw_consent(&id, &purpose, guardian, &by)
+            };
             Ok(result?)
         })
         .await?;
@@ -492,8 +515,11 @@ pub async fn object(
     auth: Auth,
     ApiPath((id, purpose)): ApiPath<(String, String)>,
 ) -> Result<axum::Json<Done>, ApiError> {
-    auth.require(WRITERS, "record objections")?;
-    state.run(move |v| Ok(v.object(&id, &purpose)?)).await?;
+    let by = match auth.require(CHOICES, "record objections") {
+        Ok(p) => p.by(),
+        Err(refused) => return Err(audited_refusal(&state, &auth, &id, Some(&purpose), refused).await),
+    };
+    state.run(move |v| Ok(v.object(&id, &purpose, &by)?)).await?;
     Ok(axum::Json(Done { ok: true }))
 }
 
@@ -508,8 +534,11 @@ pub async fn restrict(
     auth: Auth,
     ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<Done>, ApiError> {
-    auth.require(&[Role::Admin], "restrict processing")?;
-    state.run(move |v| Ok(v.set_restricted(&id, true)?)).await?;
+    let by = match auth.require(CHOICES, "restrict processing") {
+        Ok(p) => p.by(),
+        Err(refused) => return Err(audited_refusal(&state, &auth, &id, None, refused).await),
+    };
+    state.run(move |v| Ok(v.set_restricted(&id, true, &by)?)).await?;
     Ok(axum::Json(Done { ok: true }))
 }
 
@@ -524,8 +553,11 @@ pub async fn lift_restriction(
     auth: Auth,
     ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<Done>, ApiError> {
-    auth.require(&[Role::Admin], "lift restrictions")?;
-    state.run(move |v| Ok(v.set_restricted(&id, false)?)).await?;
+    let by = match auth.require(CHOICES, "lift restrictions") {
+        Ok(p) => p.by(),
+        Err(refused) => return Err(audited_refusal(&state, &auth, &id, None, refused).await),
+    };
+    state.run(move |v| Ok(v.set_restricted(&id, false, &by)?)).await?;
     Ok(axum::Json(Done { ok: true }))
 }
 
@@ -547,8 +579,8 @@ pub async fn erase(
     auth: Auth,
     ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<Erased>, ApiError> {
-    auth.require(&[Role::Admin], "erase subjects")?;
-    let n = state.run(move |v| Ok(v.erase(&id)?)).await?;
+    let by = auth.require(&[Role::Admin], "erase subjects")?.by();
+    let n = state.run(move |v| Ok(v.erase(&id, &by)?)).await?;
     Ok(axum::Json(Erased { items_destroyed: n }))
 }
 
@@ -566,7 +598,8 @@ pub struct DetokenizeBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Detokenized {
     /// The full value.
-    pub value: String,
+    #[schema(value_type = String)]
+    pub value: SecretString,
 }
 
 /// Recovers the full card number behind a token, for a purpose allowed to detokenize.
@@ -578,164 +611,27 @@ pub async fn detokenize(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     ApiJson(body): ApiJson<DetokenizeBody>,
-) -> Result<axum::Json<Detokenized>, ApiError> {
-    let (actor, scope) = reader(&auth)?;
-    let result = state.run(move |v| Ok(v.detokenize(&body.token, &body.purpose, &actor, scope.as_deref())?)).await;
-    count_decision(&state, &result, 1);
-    Ok(axum::Json(Detokenized { value: result?.to_string() }))
-}
-
-/// One line of an ingestion batch.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IngestLine {
-    /// Subject id.
-    pub subject: String,
-    /// Category id.
-    pub category: String,
-    /// The value.
-    pub value: String,
-    /// Source id.
-    pub source: String,
-    /// Purpose it is collected for.
-    pub purpose: String,
-}
-
-/// The outcome of one line.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IngestResult {
-    /// 1-based line number.
-    pub line: usize,
-    /// `ok` or `error`.
-    pub status: String,
-    /// Version written, for `ok`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<u32>,
-    /// Problem code, for `error`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    /// Denial reason, for denied lines.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// What was wrong, for `error` (never the line's values).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-/// The outcome of a batch.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IngestSummary {
-    /// Lines read (blank lines are skipped).
-    pub lines: usize,
-    /// Lines written.
-    pub written: usize,
-    /// Lines rejected.
-    pub rejected: usize,
-    /// Per-line outcomes, in line order.
-    pub results: Vec<IngestResult>,
-}
-
-/// Ingests newline-delimited JSON items (`application/x-ndjson`).
-///
-/// Each line is validated and decided on its own; a bad line is reported and
-/// neither stops nor corrupts the rest. The good lines are written together.
-#[utoipa::path(post, path = "/v1/ingest", tag = "data",
-    request_body(content = IngestLine, content_type = "application/x-ndjson", description = "One JSON object per line"),
-    responses((status = 200, body = IngestSummary), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 413, body = Problem), (status = 415, body = Problem)),
-    security(("bearer" = [])))]
-pub async fn ingest(
-    State(state): State<Arc<AppState>>,
-    auth: Auth,
-    headers: HeaderMap,
-    ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
-    let actor = auth.require(WRITERS, "ingest personal data")?.actor.clone();
-    let ndjson = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-ndjson") || v.starts_with("application/jsonl"));
-    if !ndjson {
-        return Err(ApiError::new(
-            crate::problem::ProblemKind::UnsupportedMediaType,
-            "send the batch as `Content-Type: application/x-ndjson`, one JSON object per line",
-        ));
-    }
-    let summary = state.run(move |v| Ok(ingest_lines(v, &body, &actor))).await?;
-    Ok(axum::Json(summary).into_response())
+    let (actor, scope, by) = reader(&auth)?;
+    let result = state.run(move |v| Ok(v.detokenize(&body.token, &body.purpose, &actor, scope.as_deref(), &by)?)).await;
+    count_decision(&state, &result, 1);
+    Ok(json_response(StatusCode::OK, &Detokenized { value: result?.into() }))
 }
 
-fn ingest_lines(vault: &crate::SharedVault, body: &[u8], actor: &str) -> IngestSummary {
-    let mut results = Vec::new();
-    let mut parsed: Vec<(usize, IngestLine)> = Vec::new();
-    let mut lines = 0;
-    for (i, raw) in body.split(|b| *b == b'\n').enumerate() {
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        lines += 1;
-        match serde_json::from_slice::<IngestLine>(raw) {
-            Ok(l) => parsed.push((i + 1, l)),
-            Err(e) => results.push(line_error(
-                i + 1,
-                "invalid_request",
-                None,
-                format!("invalid line: {}", crate::extract::scrub(&e.to_string())),
-            )),
-        }
-    }
-    // Each line is validated and decided alone; the good ones are written together.
-    let puts: Vec<Put<'_>> = parsed
-        .iter()
-        .map(|(_, l)| Put {
-            subject: &l.subject,
-            category: &l.category,
-            value: &l.value,
-            source: &l.source,
-            purpose: &l.purpose,
-        })
-        .collect();
-    match vault.put_each(&puts, actor) {
-        Ok(outcomes) => {
-            for ((n, _), outcome) in parsed.iter().zip(outcomes) {
-                results.push(match outcome {
-                    Ok(v) => IngestResult {
-                        line: *n,
-                        status: "ok".into(),
-                        version: Some(v),
-                        code: None,
-                        reason: None,
-                        detail: None,
-                    },
-                    Err(e) => vault_line_error(*n, e),
-                });
-            }
-        }
-        Err(e) => {
-            let problem = ApiError::from(e).problem();
-            for (n, _) in &parsed {
-                results.push(line_error(*n, &problem.code, problem.reason.clone(), problem.detail.clone()));
-            }
-        }
-    }
-    results.sort_by_key(|r| r.line);
-    let written = results.iter().filter(|r| r.status == "ok").count();
-    IngestSummary { lines, written, rejected: lines - written, results }
-}
-
-fn vault_line_error(line: usize, e: custos_vault::VaultError) -> IngestResult {
-    let p = ApiError::from(e).problem();
-    line_error(line, &p.code, p.reason, p.detail)
-}
-
-fn line_error(line: usize, code: &str, reason: Option<String>, detail: String) -> IngestResult {
-    IngestResult {
-        line,
-        status: "error".into(),
-        version: None,
-        code: Some(code.to_string()),
-        reason,
-        detail: Some(detail),
+/// Audits a key refused a change of a subject's choices (`access_denied`,
+/// reason `role_not_allowed`, the key's id as `by`) and returns the refusal.
+async fn audited_refusal(
+    state: &AppState,
+    auth: &Auth,
+    subject: &str,
+    purpose: Option<&str>,
+    refused: ApiError,
+) -> ApiError {
+    let principal = auth.0.clone();
+    let subject = subject.to_string();
+    let purpose = purpose.map(str::to_string);
+    match state.run(move |v| Ok(v.audit_role_refusal(&principal, &subject, purpose.as_deref())?)).await {
+        Ok(()) => refused,
+        Err(e) => e,
     }
 }

@@ -16,9 +16,10 @@ pub use custos_vault::access::{Principal, Role};
 use crate::AppState;
 use crate::problem::{ApiError, ProblemKind};
 
-/// The authenticated caller.
+/// The authenticated caller (shared with the principal cache: a request
+/// clones a pointer, not the principal's strings).
 #[derive(Debug, Clone)]
-pub struct Auth(pub Principal);
+pub struct Auth(pub Arc<Principal>);
 
 impl Auth {
     /// Fails with 403 unless the principal has one of `roles`.
@@ -54,7 +55,7 @@ impl FromRequestParts<Arc<AppState>> for Auth {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             return Err(ApiError::new(ProblemKind::Unauthorized, "send `Authorization: Bearer <API key>`"));
         };
-        let Some(key) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim) else {
+        let Some(key) = value.to_str().ok().and_then(bearer_token) else {
             return Err(ApiError::new(
                 ProblemKind::Unauthorized,
                 "the Authorization header must be `Bearer <API key>`",
@@ -64,14 +65,43 @@ impl FromRequestParts<Arc<AppState>> for Auth {
         if let Some(principal) = state.principals.get(&hash) {
             return Ok(Auth(principal));
         }
-        let key = key.to_string();
+        let key = zeroize::Zeroizing::new(key.to_string());
         let principal = state.run(move |vault| Ok(vault.authenticate(&key)?)).await?;
-        let principal =
-            principal.ok_or_else(|| ApiError::new(ProblemKind::Unauthorized, "the API key is unknown or revoked"))?;
+        let principal = Arc::new(
+            principal.ok_or_else(|| ApiError::new(ProblemKind::Unauthorized, "the API key is unknown or revoked"))?,
+        );
         state.principals.put(hash, principal.clone());
         Ok(Auth(principal))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer k", "bearer k", "BEARER k", "bEaReR   k ", "Bearer\tk"] {
+            assert_eq!(bearer_token(v), Some("k"), "{v:?}");
+        }
+        for v in ["Basic k", "Bearer", "Bearer ", "Bearerk", "Token k"] {
+            assert_eq!(bearer_token(v), None, "{v:?}");
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme name is
+/// case-insensitive (RFC 9110, section 11.1) and may be followed by more than
+/// one space; the token is the rest, trimmed.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let value = value.trim_start();
+    let (scheme, rest) = value.split_once([' ', '\t'])?;
+    let token = rest.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A cached principal and when it was authenticated.
+type Cached = (Arc<Principal>, Instant);
 
 /// Recently authenticated keys, by the SHA-256 of the key, so that a busy
 /// client does not cost a store lookup per request. An entry lives for
@@ -79,7 +109,7 @@ impl FromRequestParts<Arc<AppState>> for Auth {
 /// another process) stops working within that time. Unknown keys are never cached.
 #[derive(Default)]
 pub struct PrincipalCache {
-    entries: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], Cached>>,
 }
 
 impl PrincipalCache {
@@ -87,12 +117,12 @@ impl PrincipalCache {
     pub const TTL: Duration = Duration::from_secs(1);
     const MAX_ENTRIES: usize = 10_000;
 
-    fn get(&self, hash: &[u8; 32]) -> Option<Principal> {
+    fn get(&self, hash: &[u8; 32]) -> Option<Arc<Principal>> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.get(hash).filter(|(_, at)| at.elapsed() < Self::TTL).map(|(p, _)| p.clone())
     }
 
-    fn put(&self, hash: [u8; 32], principal: Principal) {
+    fn put(&self, hash: [u8; 32], principal: Arc<Principal>) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= Self::MAX_ENTRIES {
             entries.retain(|_, (_, at)| at.elapsed() < Self::TTL);

@@ -14,9 +14,11 @@ pub mod auth;
 pub mod checkpoints;
 pub mod extract;
 pub mod idempotency;
+pub mod ingest;
 pub mod metrics;
 pub mod ops;
 pub mod problem;
+pub mod secret;
 pub mod tls;
 
 use std::sync::Arc;
@@ -47,6 +49,8 @@ pub struct Config {
     /// How long a response recorded for an `Idempotency-Key` is replayed
     /// (24 hours by default); older records are treated as absent and pruned.
     pub idempotency_ttl: std::time::Duration,
+    /// Most ingestion batches read and written at once; others wait unread ([`ingest::gate`]).
+    pub max_concurrent_ingestions: usize,
 }
 
 impl Default for Config {
@@ -55,6 +59,7 @@ impl Default for Config {
             max_body_bytes: 256 * 1024,
             max_ingest_bytes: 64 * 1024 * 1024,
             idempotency_ttl: idempotency::DEFAULT_TTL,
+            max_concurrent_ingestions: 2,
         }
     }
 }
@@ -71,6 +76,8 @@ pub struct AppState {
     pub idempotency: Arc<idempotency::InFlight>,
     /// Recently authenticated API keys.
     pub principals: auth::PrincipalCache,
+    /// Permits for concurrent ingestion batches ([`Config::max_concurrent_ingestions`]).
+    pub ingestion: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -80,6 +87,7 @@ impl AppState {
             vault: Arc::new(vault),
             metrics: metrics::Metrics::default(),
             principals: auth::PrincipalCache::default(),
+            ingestion: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_ingestions.max(1))),
             config,
             idempotency: Arc::default(),
         })
@@ -161,7 +169,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .write("DELETE", "/v1/subjects/{id}/restriction", api::lift_restriction, None)
         .write("POST", "/v1/subjects/{id}/erasure", api::erase, None)
         .read("POST", "/v1/detokenize", api::detokenize)
-        .write("POST", "/v1/ingest", api::ingest, Some(max_ingest))
+        .write("POST", "/v1/ingest", ingest::ingest, Some(max_ingest))
         .read("GET", "/v1/policy", ops::policy)
         .read("GET", "/v1/audit", ops::audit_entries)
         .read("POST", "/v1/audit/verify", ops::audit_verify)
@@ -177,6 +185,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), ingest::gate))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -260,30 +269,41 @@ async fn method_not_allowed() -> ApiError {
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// One log line and one metrics sample per request: route (the template, never
-/// the path with its ids), status, latency and a request id.
+/// the path with its ids), status, latency and a request id. Nothing here
+/// allocates per request but the request id's header value.
 async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().map_or("(unmatched)", |m| m.as_str()).to_string();
+    let route = state.metrics.route_slot(req.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
+    let method_slot = metrics::method_slot(req.method());
     let method = req.method().clone();
-    let id = req
+    let given = req
         .headers()
         .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-        .map_or_else(metrics::next_request_id, str::to_string);
+        .filter(|v| v.len() <= 64 && v.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_'))
+        .cloned();
+    let made = if given.is_none() { Some(metrics::RequestId::next()) } else { None };
     let mut resp = next.run(req).await;
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
-    state.metrics.observe_request(method.as_str(), &route, status, elapsed);
+    state.metrics.observe_request(&method, route, status, elapsed);
+    let value = match (given, made) {
+        (Some(v), _) => Some(v),
+        (None, Some(id)) => {
+            let mut buf = [0u8; 32];
+            HeaderValue::from_bytes(id.write(&mut buf)).ok()
+        }
+        (None, None) => None,
+    };
+    let id = value.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
     tracing::info!(
-        request_id = %id,
-        method = %method,
-        route = %route,
+        request_id = id,
+        method = metrics::METHODS[method_slot],
+        route = state.metrics.route_label(route),
         status,
         latency_us = elapsed.as_micros() as u64,
         "request"
     );
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Some(v) = value {
         resp.headers_mut().insert(REQUEST_ID.clone(), v);
     }
     resp.into_response()

@@ -197,8 +197,9 @@ pub struct AuditQuery {
     /// Start after this sequence number.
     #[serde(default)]
     pub after: Option<u64>,
-    /// At most this many entries (default 100, at most 1000).
+    /// At most this many entries (1 to 1000, default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -334,14 +335,93 @@ fn hex(bytes: &[u8]) -> String {
         crate::api::create_subject, crate::api::get_subject, crate::api::read_all, crate::api::put_item,
         crate::api::read_item, crate::api::read_history, crate::api::grant_consent, crate::api::withdraw_consent,
         crate::api::object, crate::api::restrict, crate::api::lift_restriction, crate::api::erase,
-        crate::api::detokenize, crate::api::ingest,
+        crate::api::detokenize, crate::ingest::ingest,
         policy, audit_entries, audit_verify, notice, healthz, readyz, metrics, openapi,
         crate::checkpoints::audit_keys
     ),
     components(schemas(Problem)),
-    modifiers(&BearerAuth, &Idempotency),
+    modifiers(&BearerAuth, &Idempotency, &ProblemsAndConstraints),
 )]
 pub struct ApiDoc;
+
+/// Documents what the server does and the annotations cannot say: every
+/// problem response is `application/problem+json` (not `application/json`),
+/// and the path and query parameters carry their limits and formats.
+struct ProblemsAndConstraints;
+
+impl utoipa::Modify for ProblemsAndConstraints {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{RefOr, Schema};
+
+        let string = |min: usize, max: usize, pattern: &str| {
+            RefOr::T(Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(min))
+                    .max_length(Some(max))
+                    .pattern(Some(pattern))
+                    .build(),
+            ))
+        };
+        let integer = |min: u64, max: Option<u64>, default: Option<u64>| {
+            RefOr::T(Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(min as f64))
+                    .maximum(max.map(|m| m as f64))
+                    .default(default.map(serde_json::Value::from))
+                    .build(),
+            ))
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for response in operation.responses.responses.values_mut() {
+                    let RefOr::T(response) = response else { continue };
+                    let is_problem = response.content.get("application/json").is_some_and(
+                        |c| matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem")),
+                    );
+                    if is_problem && let Some(content) = response.content.shift_remove("application/json") {
+                        response.content.insert("application/problem+json".to_string(), content);
+                    }
+                }
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    let schema = match (parameter.parameter_in.clone(), parameter.name.as_str()) {
+                        // SubjectId::parse: 1 to 128 printable ASCII characters, no spaces.
+                        (ParameterIn::Path, "id") => string(1, 128, "^[\\x21-\\x7E]+$"),
+                        (ParameterIn::Path, "category")
+                        | (ParameterIn::Path, "purpose")
+                        | (ParameterIn::Query, "purpose") => string(1, 128, "^[\\x21-\\x7E]+$"),
+                        (ParameterIn::Query, "subject") => string(1, 128, "^[\\x21-\\x7E]+$"),
+                        (ParameterIn::Query, "limit") => integer(1, Some(1000), Some(100)),
+                        (ParameterIn::Query, "after") => integer(0, None, Some(0)),
+                        _ => continue,
+                    };
+                    parameter.schema = Some(schema);
+                    let note = match parameter.name.as_str() {
+                        "id" | "subject" => Some("Subject id: 1 to 128 printable ASCII characters, no spaces"),
+                        "category" => Some("A category id declared in the policy (see GET /v1/policy)"),
+                        "purpose" => Some("A purpose id declared in the policy (see GET /v1/policy)"),
+                        _ => None,
+                    };
+                    if let Some(note) = note {
+                        parameter.description = Some(note.to_string());
+                    }
+                }
+            }
+        }
+    }
+}
 
 struct BearerAuth;
 

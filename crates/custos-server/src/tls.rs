@@ -59,7 +59,8 @@ impl TlsConfig {
     /// (PKCS#8, PKCS#1 or SEC1).
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<TlsConfig, TlsError> {
         let cert_pem = read(cert_path, "certificate")?;
-        let key_pem = read(key_path, "private key")?;
+        // The key's PEM is wiped once parsed (rustls keeps its own copy).
+        let key_pem = zeroize::Zeroizing::new(read(key_path, "private key")?);
         Self::from_pem(&cert_pem, &cert_path.display().to_string(), &key_pem, &key_path.display().to_string())
     }
 

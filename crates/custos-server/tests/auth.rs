@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use common::fixture;
 use custos_server::auth::PrincipalCache;
+use custos_vault::By;
 
 #[tokio::test]
 async fn a_revoked_key_stops_working_within_the_cache_lifetime() {
@@ -15,7 +16,7 @@ async fn a_revoked_key_stops_working_within_the_cache_lifetime() {
     let id = key.split('_').nth(1).expect("a key id").to_string();
     let ok = f.send_as(&key, Method::GET, "/v1/policy", None, None).await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
-    assert!(f.with_vault(|v| v.revoke_api_key(&id)).expect("revoke"));
+    assert!(f.with_vault(|v| v.revoke_api_key(&id, &By::Cli)).expect("revoke"));
     tokio::time::sleep(PrincipalCache::TTL + Duration::from_millis(100)).await;
     let refused = f.send_as(&key, Method::GET, "/v1/policy", None, None).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.text());

@@ -9,6 +9,7 @@ use axum::http::{Method, StatusCode};
 use common::{Fixture, fixture};
 use custos_core::audit::AuditEntry;
 use custos_server::auth::Role;
+use custos_vault::By;
 
 const ADULT: &str = r#"{"id":"meta-adult","jurisdiction":"eea","region":"xq-region-4","birth_date":"1980-01-02"}"#;
 
@@ -19,7 +20,9 @@ fn audit_after(f: &Fixture, seq: u64) -> Vec<serde_json::Value> {
 
 fn service_key(f: &Fixture, actor: &str, purposes: &[&str]) -> String {
     let purposes: Vec<String> = purposes.iter().map(|p| p.to_string()).collect();
-    f.with_vault(|v| v.create_api_key(Role::Service, Some(actor), &purposes).expect("a service key").secret.to_string())
+    f.with_vault(|v| {
+        v.create_api_key(Role::Service, Some(actor), &purposes, &By::Cli).expect("a service key").secret.to_string()
+    })
 }
 
 #[tokio::test]

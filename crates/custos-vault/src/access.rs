@@ -15,7 +15,7 @@ use custos_crypto::{random_bytes, sha256};
 use custos_store::{ApiKeyRecord, Store, StoreError};
 use zeroize::Zeroizing;
 
-use crate::{CONTROLLER, Vault, VaultError};
+use crate::{By, CONTROLLER, Vault, VaultError};
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,6 +65,13 @@ pub struct Principal {
     pub scope: Option<Arc<KeyScope>>,
 }
 
+impl Principal {
+    /// The acting principal this key's requests are audited as.
+    pub fn by(&self) -> By {
+        By::Key(self.key_id.clone())
+    }
+}
+
 /// The purposes a service key is bound to, as the decision engine takes them.
 /// Its reads are decided with [`Scope::Bound`]: a purpose outside it is
 /// denied with `purpose_not_bound`, like any other reason.
@@ -95,7 +102,13 @@ pub struct NewKey {
 impl<S: Store> Vault<S> {
     /// Creates an API key. A service key needs a declared recipient as actor
     /// and at least one purpose that recipient is declared for.
-    pub fn create_api_key(&self, role: Role, actor: Option<&str>, purposes: &[String]) -> Result<NewKey, VaultError> {
+    pub fn create_api_key(
+        &self,
+        role: Role,
+        actor: Option<&str>,
+        purposes: &[String],
+        by: &By,
+    ) -> Result<NewKey, VaultError> {
         let policy = self.policy();
         match role {
             Role::Service => {
@@ -143,6 +156,7 @@ impl<S: Store> Vault<S> {
         };
         let mut ev = custos_core::audit::AuditEvent::new(now, AuditAction::ApiKeyCreated, CONTROLLER);
         ev.key = Some(id.clone());
+        ev.by = Some(by.audit_label());
         self.store().create_api_key(&record, &[ev]).map_err(|e| match e {
             StoreError::KeyExists => VaultError::Invalid("key id collision; try again".into()),
             other => other.into(),
@@ -179,10 +193,11 @@ impl<S: Store> Vault<S> {
     }
 
     /// Revokes a key; false if there is no such live key.
-    pub fn revoke_api_key(&self, id: &str) -> Result<bool, VaultError> {
+    pub fn revoke_api_key(&self, id: &str, by: &By) -> Result<bool, VaultError> {
         let now = self.clock_now();
         let mut ev = custos_core::audit::AuditEvent::new(now, AuditAction::ApiKeyRevoked, CONTROLLER);
         ev.key = Some(id.to_string());
+        ev.by = Some(by.audit_label());
         Ok(self.store().revoke_api_key(id, now, &[ev])?)
     }
 }

@@ -1,4 +1,11 @@
 //! A subject's choices: consents, objections and restriction, changed atomically and audited.
+//!
+//! Every change is audited with the decision actor recording it (`controller`
+//! for the controller's own staff and systems) and the acting principal
+//! ([`By`]: which API key, the operator at the CLI, later the subject's own
+//! session). Who may change choices at all is the caller's to check: over
+//! HTTP only admin keys may (a service key could otherwise grant itself a
+//! consent it reads under).
 
 use custos_core::audit::AuditAction;
 use custos_core::decision::DenyReason;
@@ -6,17 +13,55 @@ use custos_core::subject::{ConsentRecord, ConsentStatus, Subject, SubjectId, Sub
 use custos_core::time::Timestamp;
 use custos_store::{StateChange, Store};
 
+use crate::access::Principal;
 use crate::*;
 
+/// The reason code audited when a key's role may not change a subject's
+/// choices (a service or auditor key calling the consent, objection or
+/// restriction routes).
+pub const ROLE_NOT_ALLOWED: &str = "role_not_allowed";
+
 impl<S: Store> Vault<S> {
-    /// Records a consent (granted), by the subject or by their linked guardian.
-    pub fn grant_consent(&self, subject: &str, purpose: &str, by_guardian: Option<&str>) -> Result<(), VaultError> {
-        self.consent(subject, purpose, by_guardian, ConsentStatus::Granted)
+    /// Audits a change of choices refused because of the key's role:
+    /// `access_denied` with reason [`ROLE_NOT_ALLOWED`], the key's actor and
+    /// id, the subject by pseudonym, and the purpose only if the policy
+    /// declares it (an undeclared one may be anything, even a personal value).
+    pub fn audit_role_refusal(
+        &self,
+        principal: &Principal,
+        subject: &str,
+        purpose: Option<&str>,
+    ) -> Result<(), VaultError> {
+        let mut ev =
+            self.event(self.clock.now(), AuditAction::AccessDenied, &principal.actor, subject, &principal.by());
+        ev.purpose = purpose.filter(|p| self.policy.purpose(p).is_some()).map(str::to_string);
+        ev.reason = Some(ROLE_NOT_ALLOWED.to_string());
+        ev.key = Some(principal.key_id.clone());
+        self.store.append_audit(&[ev])?;
+        Ok(())
+    }
+
+    /// Records a consent (granted), given by the subject or by their linked
+    /// guardian, as recorded by `by`.
+    pub fn grant_consent(
+        &self,
+        subject: &str,
+        purpose: &str,
+        by_guardian: Option<&str>,
+        by: &By,
+    ) -> Result<(), VaultError> {
+        self.consent(subject, purpose, by_guardian, ConsentStatus::Granted, by)
     }
 
     /// Withdraws a consent; processing for that purpose stops at once.
-    pub fn withdraw_consent(&self, subject: &str, purpose: &str, by_guardian: Option<&str>) -> Result<(), VaultError> {
-        self.consent(subject, purpose, by_guardian, ConsentStatus::Withdrawn)
+    pub fn withdraw_consent(
+        &self,
+        subject: &str,
+        purpose: &str,
+        by_guardian: Option<&str>,
+        by: &By,
+    ) -> Result<(), VaultError> {
+        self.consent(subject, purpose, by_guardian, ConsentStatus::Withdrawn, by)
     }
 
     pub(crate) fn consent(
@@ -25,6 +70,7 @@ impl<S: Store> Vault<S> {
         purpose: &str,
         by_guardian: Option<&str>,
         status: ConsentStatus,
+        by: &By,
     ) -> Result<(), VaultError> {
         self.resolve(purpose, None)?;
         let sid = SubjectId::parse(subject).map_err(VaultError::Invalid)?;
@@ -35,8 +81,7 @@ impl<S: Store> Vault<S> {
             ConsentStatus::Granted => AuditAction::ConsentGranted,
             ConsentStatus::Withdrawn => AuditAction::ConsentWithdrawn,
         };
-        let actor = if guardian.is_some() { "guardian" } else { "subject" };
-        self.update_choices(&sid, actor, Some(purpose), |s, state, now| {
+        self.update_choices(&sid, CONTROLLER, Some(purpose), by, |s, state, now| {
             if guardian.is_some() && s.guardian != guardian {
                 return Err(VaultError::Invalid("that guardian is not linked to this subject".into()));
             }
@@ -55,19 +100,19 @@ impl<S: Store> Vault<S> {
     }
 
     /// Records an objection to a purpose (GDPR Art. 21).
-    pub fn object(&self, subject: &str, purpose: &str) -> Result<(), VaultError> {
+    pub fn object(&self, subject: &str, purpose: &str, by: &By) -> Result<(), VaultError> {
         self.resolve(purpose, None)?;
         let sid = SubjectId::parse(subject).map_err(VaultError::Invalid)?;
-        self.update_choices(&sid, "subject", Some(purpose), |_, state, now| {
+        self.update_choices(&sid, CONTROLLER, Some(purpose), by, |_, state, now| {
             state.objections.entry(purpose.to_string()).or_insert(now);
             Ok(AuditAction::ObjectionRecorded)
         })
     }
 
     /// Restricts processing (GDPR Art. 18), or lifts the restriction.
-    pub fn set_restricted(&self, subject: &str, restricted: bool) -> Result<(), VaultError> {
+    pub fn set_restricted(&self, subject: &str, restricted: bool, by: &By) -> Result<(), VaultError> {
         let sid = SubjectId::parse(subject).map_err(VaultError::Invalid)?;
-        self.update_choices(&sid, CONTROLLER, None, |_, state, now| {
+        self.update_choices(&sid, CONTROLLER, None, by, |_, state, now| {
             Ok(if restricted {
                 state.restricted_since.get_or_insert(now);
                 AuditAction::RestrictionSet
@@ -86,6 +131,7 @@ impl<S: Store> Vault<S> {
         sid: &SubjectId,
         actor: &str,
         purpose: Option<&str>,
+        by: &By,
         mut change: impl FnMut(&Subject, &mut SubjectState, Timestamp) -> Result<AuditAction, VaultError>,
     ) -> Result<(), VaultError> {
         let now = self.clock.now();
@@ -94,7 +140,7 @@ impl<S: Store> Vault<S> {
         // store's lock, and combine it with the state read under the lock.
         let opened = self.record(sid.as_str())?.subject;
         if opened.erased_at.is_some() {
-            return self.refused(Some(erased_denial()), actor, sid.as_str(), purpose);
+            return self.refused(Some(erased_denial()), actor, sid.as_str(), purpose, by);
         }
         let updated = self.store.update_state(sid, &mut |s| {
             if s.erased_at.is_some() {
@@ -105,7 +151,7 @@ impl<S: Store> Vault<S> {
             let s = &Subject { state: s.state.clone(), ..opened.clone() };
             match change(s, &mut state, now) {
                 Ok(action) => {
-                    let mut ev = self.event(now, action, actor, sid.as_str());
+                    let mut ev = self.event(now, action, actor, sid.as_str(), by);
                     ev.purpose = purpose.map(str::to_string);
                     Some(StateChange { state, audit: vec![ev] })
                 }
@@ -124,7 +170,7 @@ impl<S: Store> Vault<S> {
                 other?;
             }
         }
-        self.refused(problem, actor, sid.as_str(), purpose)
+        self.refused(problem, actor, sid.as_str(), purpose, by)
     }
 
     /// The outcome of a state change; a refusal because the subject was erased
@@ -135,19 +181,20 @@ impl<S: Store> Vault<S> {
         actor: &str,
         subject: &str,
         purpose: Option<&str>,
+        by: &By,
     ) -> Result<(), VaultError> {
         match problem {
             None => Ok(()),
             Some(VaultError::Denied(d)) if d.reason == DenyReason::Erased => {
-                Err(self.erased_refusal(actor, subject, purpose))
+                Err(self.erased_refusal(actor, subject, purpose, by))
             }
             Some(other) => Err(other),
         }
     }
 
     /// Audits a request refused because the subject was erased, and returns the denial.
-    pub(crate) fn erased_refusal(&self, actor: &str, subject: &str, purpose: Option<&str>) -> VaultError {
-        let mut ev = self.event(self.clock.now(), AuditAction::AccessDenied, actor, subject);
+    pub(crate) fn erased_refusal(&self, actor: &str, subject: &str, purpose: Option<&str>, by: &By) -> VaultError {
+        let mut ev = self.event(self.clock.now(), AuditAction::AccessDenied, actor, subject, by);
         ev.purpose = purpose.map(str::to_string);
         ev.reason = Some(DenyReason::Erased.code().to_string());
         match self.store.append_audit(&[ev]) {

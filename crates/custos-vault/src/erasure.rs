@@ -11,13 +11,13 @@ impl<S: Store> Vault<S> {
     /// sealed metadata and row, and every idempotency record that names them;
     /// leaves a tombstone under the pseudonym of the id (never the id itself).
     /// Returns how many item versions became unreadable.
-    pub fn erase(&self, subject: &str) -> Result<u64, VaultError> {
+    pub fn erase(&self, subject: &str, by: &By) -> Result<u64, VaultError> {
         let sid = SubjectId::parse(subject).map_err(VaultError::Invalid)?;
         let now = self.clock.now();
-        let ev = self.event(now, AuditAction::SubjectErased, CONTROLLER, subject);
+        let ev = self.event(now, AuditAction::SubjectErased, CONTROLLER, subject, by);
         let pseudonym = self.keys.pseudonym(subject);
         self.store.erase_subject(&sid, &pseudonym, now, &[ev]).map_err(|e| match e {
-            custos_store::StoreError::SubjectErased => self.erased_refusal(CONTROLLER, subject, None),
+            custos_store::StoreError::SubjectErased => self.erased_refusal(CONTROLLER, subject, None, by),
             other => other.into(),
         })
     }

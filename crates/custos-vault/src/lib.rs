@@ -8,6 +8,7 @@
 //! generic over [`Store`], so every backend gets the same behaviour.
 
 pub mod access;
+mod acting;
 mod audit;
 mod card;
 mod choices;
@@ -31,7 +32,9 @@ use custos_crypto::Keyring;
 use custos_store::Store;
 
 pub use access::KeyScope;
+pub use acting::By;
 pub use audit::{AuditVerification, verify_chain};
+pub use choices::ROLE_NOT_ALLOWED;
 pub use error::{Denied, VaultError};
 pub use identity::{Binding, IdentityError, Rotation, bind_store};
 pub use read::{Read, ReadAll, Revealed};
@@ -77,8 +80,9 @@ impl<S: Store> Vault<S> {
         self.keys.pseudonym(subject)
     }
 
-    pub(crate) fn event(&self, at: Timestamp, action: AuditAction, actor: &str, subject: &str) -> AuditEvent {
+    pub(crate) fn event(&self, at: Timestamp, action: AuditAction, actor: &str, subject: &str, by: &By) -> AuditEvent {
         let mut e = AuditEvent::new(at, action, actor);
+        e.by = Some(by.audit_label());
         e.subject = Some(self.keys.pseudonym(subject));
         e.notice_version = Some(self.policy.version().to_string());
         e
@@ -121,6 +125,7 @@ impl<S: Store> Vault<S> {
         purpose: PurposeId,
         subject: Option<&str>,
         category: Option<CategoryId>,
+        by: &By,
     ) -> Result<(), VaultError> {
         let actor = self.actor(access.actor);
         let Err(reason) = admit(actor, access.decision_scope(), purpose) else {
@@ -128,8 +133,12 @@ impl<S: Store> Vault<S> {
         };
         let now = self.clock.now();
         let mut ev = match subject {
-            Some(s) => self.event(now, AuditAction::AccessDenied, access.actor, s),
-            None => AuditEvent::new(now, AuditAction::AccessDenied, access.actor),
+            Some(s) => self.event(now, AuditAction::AccessDenied, access.actor, s, by),
+            None => {
+                let mut ev = AuditEvent::new(now, AuditAction::AccessDenied, access.actor);
+                ev.by = Some(by.audit_label());
+                ev
+            }
         };
         ev.purpose = Some(self.policy.purpose_doc(purpose).id.value.clone());
         ev.categories = category.map(|c| self.policy.category_doc(c).id.value.clone()).into_iter().collect();
@@ -141,6 +150,7 @@ impl<S: Store> Vault<S> {
     }
 
     /// Decides one request and turns a denial into an audited error.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn check(
         &self,
         subject: &Subject,
@@ -149,6 +159,7 @@ impl<S: Store> Vault<S> {
         access: Access<'_>,
         at: Timestamp,
         denials: &mut Vec<AuditEvent>,
+        by: &By,
     ) -> Result<LegalBasis, Denied> {
         let req = AccessRequest {
             purpose,
@@ -159,7 +170,7 @@ impl<S: Store> Vault<S> {
             at,
         };
         decide(&self.policy, subject, &req).map_err(|d| {
-            let mut e = self.event(at, AuditAction::AccessDenied, access.actor, subject.id.as_str());
+            let mut e = self.event(at, AuditAction::AccessDenied, access.actor, subject.id.as_str(), by);
             e.purpose = Some(self.policy.purpose_doc(purpose).id.value.clone());
             e.categories = vec![self.policy.category_doc(category).id.value.clone()];
             e.reason = Some(d.reason.code().to_string());
@@ -194,13 +205,15 @@ pub(crate) fn erased_denial() -> VaultError {
     })
 }
 
-pub(crate) fn invalid_ref<'a>(what: &str, given: &str, known: impl Iterator<Item = &'a String>) -> VaultError {
+/// An unknown policy id: names the kind and the known ids, never the id given
+/// (it may be a personal value sent in the wrong place; `_given` is kept so
+/// callers need not change).
+pub(crate) fn invalid_ref<'a>(what: &str, _given: &str, known: impl Iterator<Item = &'a String>) -> VaultError {
     let known: Vec<&String> = known.collect();
     let list = if known.len() <= 12 {
         known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
     } else {
         format!("{} declared; see `custos policy render`", known.len())
     };
-    let shown: String = given.chars().take(64).filter(|c| !c.is_control()).collect();
-    VaultError::Invalid(format!("unknown {what} `{shown}` (known: {list})"))
+    VaultError::Invalid(format!("unknown {what} (known: {list})"))
 }

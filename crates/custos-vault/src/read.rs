@@ -26,6 +26,8 @@ pub struct Read<'a> {
     /// limit (admin keys, the CLI). A purpose outside it is denied with
     /// `purpose_not_bound` before anything about the subject is looked up.
     pub scope: Option<&'a KeyScope>,
+    /// The acting principal, recorded on the read's audit entries.
+    pub by: &'a By,
 }
 
 impl<'a> Read<'a> {
@@ -75,7 +77,7 @@ impl<S: Store> Vault<S> {
         let (purpose, cat) = self.resolve(read.purpose, Some(category))?;
         let cat = cat.ok_or_else(|| VaultError::Invalid("category missing".into()))?;
         let access = read.access(Operation::Read);
-        self.admit_caller(access, purpose, Some(read.subject), Some(cat))?;
+        self.admit_caller(access, purpose, Some(read.subject), Some(cat), read.by)?;
         let (record, items) = if with_current {
             self.record_with_items(read.subject, &[category])?
         } else {
@@ -83,7 +85,7 @@ impl<S: Store> Vault<S> {
         };
         let now = self.clock.now();
         let mut denials = Vec::new();
-        match self.check(&record.subject, purpose, cat, access, now, &mut denials) {
+        match self.check(&record.subject, purpose, cat, access, now, &mut denials, read.by) {
             Ok(basis) => Ok((record, items, basis, now)),
             Err(d) => {
                 self.store.append_audit(&denials)?;
@@ -100,7 +102,7 @@ impl<S: Store> Vault<S> {
         category: &str,
         basis: LegalBasis,
     ) -> AuditEvent {
-        let mut ev = self.event(at, action, read.actor, read.subject);
+        let mut ev = self.event(at, action, read.actor, read.subject, read.by);
         ev.purpose = Some(read.purpose.to_string());
         ev.categories = vec![category.to_string()];
         ev.basis = Some(basis.as_str().to_string());
@@ -123,7 +125,7 @@ impl<S: Store> Vault<S> {
     pub fn get_all(&self, read: &Read<'_>) -> Result<ReadAll, VaultError> {
         let (purpose, _) = self.resolve(read.purpose, None)?;
         let access = read.access(Operation::Read);
-        self.admit_caller(access, purpose, Some(read.subject), None)?;
+        self.admit_caller(access, purpose, Some(read.subject), None, read.by)?;
         let (record, items) = self.record_with_items(read.subject, &[])?;
         let now = self.clock.now();
         let mut allowed = Vec::new();
@@ -134,7 +136,7 @@ impl<S: Store> Vault<S> {
             if !self.policy.purpose_rules(purpose).allows(cat) {
                 continue;
             }
-            match self.check(&record.subject, purpose, cat, access, now, &mut denials) {
+            match self.check(&record.subject, purpose, cat, access, now, &mut denials, read.by) {
                 Ok(basis) => allowed.push((item, basis)),
                 Err(d) => denied.push((item.category.clone(), d)),
             }
@@ -145,7 +147,7 @@ impl<S: Store> Vault<S> {
                 return Err(VaultError::Denied(d));
             }
             if let Err(reason) = readable(&record.subject) {
-                let mut ev = self.event(now, AuditAction::AccessDenied, read.actor, read.subject);
+                let mut ev = self.event(now, AuditAction::AccessDenied, read.actor, read.subject, read.by);
                 ev.purpose = Some(read.purpose.to_string());
                 ev.reason = Some(reason.code().to_string());
                 self.store.append_audit(&[ev])?;
@@ -155,7 +157,7 @@ impl<S: Store> Vault<S> {
             return Ok((Vec::new(), Vec::new()));
         }
         let key = self.key_of(&record)?;
-        let mut ev = self.event(now, AuditAction::DataRead, read.actor, read.subject);
+        let mut ev = self.event(now, AuditAction::DataRead, read.actor, read.subject, read.by);
         ev.purpose = Some(read.purpose.to_string());
         ev.categories = allowed.iter().map(|(i, _)| i.category.clone()).collect();
         ev.basis = allowed.first().map(|(_, basis)| basis.as_str().to_string());
@@ -191,13 +193,14 @@ impl<S: Store> Vault<S> {
         purpose: &str,
         actor: &str,
         scope: Option<&KeyScope>,
+        by: &By,
     ) -> Result<Zeroizing<String>, VaultError> {
         let (pid, _) = self.resolve(purpose, None)?;
         if !token.starts_with("tok_") || token.len() != 36 || !token[4..].bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(VaultError::Invalid("a token is `tok_` followed by 32 hexadecimal characters".into()));
         }
         let access = Access { actor, scope, operation: Operation::Detokenize };
-        self.admit_caller(access, pid, None, None)?;
+        self.admit_caller(access, pid, None, None, by)?;
         let item = self.store.item_by_token(token)?.ok_or(VaultError::TokenNotFound)?;
         let record = self.record(item.subject.as_str()).map_err(|e| match e {
             VaultError::SubjectNotFound => VaultError::TokenNotFound,
@@ -206,7 +209,7 @@ impl<S: Store> Vault<S> {
         let cat = self.policy.category(&item.category).ok_or(VaultError::TokenNotFound)?;
         let now = self.clock.now();
         let mut denials = Vec::new();
-        let basis = match self.check(&record.subject, pid, cat, access, now, &mut denials) {
+        let basis = match self.check(&record.subject, pid, cat, access, now, &mut denials, by) {
             Ok(b) => b,
             Err(d) => {
                 self.store.append_audit(&denials)?;
@@ -217,7 +220,7 @@ impl<S: Store> Vault<S> {
         let opened = key.open(&item_context(item.subject.as_str(), &item.category), &item.sealed)?;
         let (_, pan) = card::split(&opened).ok_or(VaultError::Crypto(custos_crypto::CryptoError::Malformed))?;
         let pan = Zeroizing::new(pan.to_string());
-        let mut ev = self.event(now, AuditAction::Detokenized, actor, item.subject.as_str());
+        let mut ev = self.event(now, AuditAction::Detokenized, actor, item.subject.as_str(), by);
         ev.purpose = Some(purpose.to_string());
         ev.categories = vec![item.category.clone()];
         ev.basis = Some(basis.as_str().to_string());

@@ -69,7 +69,7 @@ impl<S: Store> Vault<S> {
     /// like an email address or a phone number) are in
     /// [`SubjectId::warnings`]; the caller shows them. An erased id cannot be
     /// created again ([`VaultError::SubjectExists`]).
-    pub fn add_subject(&self, new: &NewSubject<'_>) -> Result<Subject, VaultError> {
+    pub fn add_subject(&self, new: &NewSubject<'_>, by: &By) -> Result<Subject, VaultError> {
         let id = SubjectId::parse(new.id).map_err(VaultError::Invalid)?;
         if self.policy.jurisdiction(new.jurisdiction).is_none() {
             return Err(invalid_ref(
@@ -126,7 +126,7 @@ impl<S: Store> Vault<S> {
         };
         // The store is handed the subject without the clear metadata.
         let stored = Subject::new(id.clone(), subject.jurisdiction.clone(), now);
-        let event = self.event(now, AuditAction::SubjectCreated, CONTROLLER, id.as_str());
+        let event = self.event(now, AuditAction::SubjectCreated, CONTROLLER, id.as_str(), by);
         let pseudonym = self.keys.pseudonym(id.as_str());
         self.store.create_subject(&stored, &wrapped, sealed.as_deref(), &pseudonym, &[event]).map_err(|e| match e {
             // An erased id stays erased: re-creating it is refused like a taken id.
@@ -163,16 +163,16 @@ impl<S: Store> Vault<S> {
     pub fn subject_metadata(&self, read: &Read<'_>) -> Result<Subject, VaultError> {
         let (purpose, _) = self.resolve(read.purpose, None)?;
         let access = read.access(Operation::Read);
-        self.admit_caller(access, purpose, Some(read.subject), None)?;
+        self.admit_caller(access, purpose, Some(read.subject), None, read.by)?;
         let record = self.record(read.subject)?;
         let now = self.clock.now();
         let mut first_denial = None;
         let rules = self.policy.purpose_rules(purpose);
         for category in self.policy.category_ids().filter(|c| rules.allows(*c)) {
             let mut denials = Vec::new();
-            match self.check(&record.subject, purpose, category, access, now, &mut denials) {
+            match self.check(&record.subject, purpose, category, access, now, &mut denials, read.by) {
                 Ok(basis) => {
-                    let mut ev = self.event(now, AuditAction::MetadataRead, read.actor, read.subject);
+                    let mut ev = self.event(now, AuditAction::MetadataRead, read.actor, read.subject, read.by);
                     ev.purpose = Some(read.purpose.to_string());
                     ev.basis = Some(basis.as_str().to_string());
                     self.store.append_audit(&[ev])?;
@@ -194,7 +194,7 @@ impl<S: Store> Vault<S> {
                 (d, events)
             }
             None => {
-                let mut e = self.event(now, AuditAction::AccessDenied, read.actor, read.subject);
+                let mut e = self.event(now, AuditAction::AccessDenied, read.actor, read.subject, read.by);
                 e.purpose = Some(read.purpose.to_string());
                 e.reason = Some(DenyReason::PurposeNotDeclaredForCategory.code().to_string());
                 let sentence =

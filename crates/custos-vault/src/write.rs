@@ -28,22 +28,22 @@ pub struct Put<'a> {
 
 impl<S: Store> Vault<S> {
     /// Writes one value.
-    pub fn put(&self, put: &Put<'_>) -> Result<u32, VaultError> {
-        Ok(self.put_batch(std::slice::from_ref(put), CONTROLLER)?.first().copied().unwrap_or(0))
+    pub fn put(&self, put: &Put<'_>, by: &By) -> Result<u32, VaultError> {
+        Ok(self.put_batch(std::slice::from_ref(put), CONTROLLER, by)?.first().copied().unwrap_or(0))
     }
 
     /// Writes many values in one transaction: all or nothing. Items are
     /// grouped by subject (one key unwrap and one audit entry per subject).
     /// Returns each item's version, in input order.
-    pub fn put_batch(&self, puts: &[Put<'_>], actor: &str) -> Result<Vec<u32>, VaultError> {
-        self.write_items(puts, actor, true)?.into_iter().collect()
+    pub fn put_batch(&self, puts: &[Put<'_>], actor: &str, by: &By) -> Result<Vec<u32>, VaultError> {
+        self.write_items(puts, actor, true, by)?.into_iter().collect()
     }
 
     /// Writes every value that passes validation and the decision on its own,
     /// in one transaction, and reports each item's outcome in input order: a
     /// bad item neither stops nor changes the others. Denials are audited.
-    pub fn put_each(&self, puts: &[Put<'_>], actor: &str) -> Result<Vec<Result<u32, VaultError>>, VaultError> {
-        self.write_items(puts, actor, false)
+    pub fn put_each(&self, puts: &[Put<'_>], actor: &str, by: &By) -> Result<Vec<Result<u32, VaultError>>, VaultError> {
+        self.write_items(puts, actor, false, by)
     }
 
     /// Checks one value's input against the policy (no store access).
@@ -106,6 +106,7 @@ impl<S: Store> Vault<S> {
         puts: &[Put<'_>],
         actor: &str,
         all_or_nothing: bool,
+        by: &By,
     ) -> Result<Vec<Result<u32, VaultError>>, VaultError> {
         let now = self.clock.now();
         let mut outcome: Vec<Option<Result<u32, VaultError>>> = (0..puts.len()).map(|_| None).collect();
@@ -136,7 +137,7 @@ impl<S: Store> Vault<S> {
             let attempt = (|| {
                 let record = records.get(sid).ok_or(VaultError::SubjectNotFound)?;
                 let access = Access { actor, scope: None, operation: Operation::Write };
-                self.check(&record.subject, *purpose, *category, access, now, &mut denials)
+                self.check(&record.subject, *purpose, *category, access, now, &mut denials, by)
                     .map_err(VaultError::Denied)?;
                 if current.as_ref().is_none_or(|(s, _)| *s != sid) {
                     let key = record
@@ -165,7 +166,7 @@ impl<S: Store> Vault<S> {
                             }
                         }
                         _ => {
-                            let mut ev = self.event(now, AuditAction::DataWritten, actor, sid.as_str());
+                            let mut ev = self.event(now, AuditAction::DataWritten, actor, sid.as_str(), by);
                             ev.purpose = Some(p.purpose.to_string());
                             ev.categories = vec![p.category.to_string()];
                             writes.push(ev);

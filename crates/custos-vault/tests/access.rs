@@ -8,7 +8,7 @@ use custos_core::time::SystemClock;
 use custos_crypto::{Keyring, MasterKey};
 use custos_test_support::{TestStorage, TestStore};
 use custos_vault::access::Role;
-use custos_vault::{CONTROLLER, Vault, VaultError};
+use custos_vault::{By, CONTROLLER, Vault, VaultError};
 
 /// A vault over a fresh store, and the storage to keep until the test ends.
 fn vault() -> (Vault<TestStore>, TestStorage) {
@@ -28,7 +28,7 @@ fn strings(v: &[&str]) -> Vec<String> {
 #[test]
 fn an_admin_key_authenticates_as_the_controller_and_only_its_hash_is_stored() {
     let (v, _storage) = vault();
-    let key = v.create_api_key(Role::Admin, None, &[]).expect("create");
+    let key = v.create_api_key(Role::Admin, None, &[], &By::Cli).expect("create");
     assert!(key.secret.starts_with(&format!("cst_{}_", key.id)));
     let p = v.authenticate(&key.secret).expect("auth").expect("known key");
     assert_eq!((p.role, p.actor.as_str(), p.key_id.as_str()), (Role::Admin, CONTROLLER, key.id.as_str()));
@@ -44,7 +44,9 @@ fn an_admin_key_authenticates_as_the_controller_and_only_its_hash_is_stored() {
 #[test]
 fn a_service_key_is_bound_to_its_recipient_and_purposes() {
     let (v, _storage) = vault();
-    let key = v.create_api_key(Role::Service, Some("paymenttech"), &strings(&["provide_offerings"])).expect("create");
+    let key = v
+        .create_api_key(Role::Service, Some("paymenttech"), &strings(&["provide_offerings"]), &By::Cli)
+        .expect("create");
     let p = v.authenticate(&key.secret).expect("auth").expect("known key");
     assert_eq!(p.actor, "paymenttech");
     let scope = p.scope.as_ref().expect("a service key has a scope");
@@ -66,27 +68,27 @@ fn a_service_key_must_match_the_policy() {
         (Some("marketo"), &["fraud_prevention"], "not declared for purpose"),
     ];
     for (actor, purposes, msg) in cases {
-        match v.create_api_key(Role::Service, actor, &strings(purposes)) {
+        match v.create_api_key(Role::Service, actor, &strings(purposes), &By::Cli) {
             Err(VaultError::Invalid(m)) => assert!(m.contains(msg), "{m}"),
             other => panic!("{actor:?} {purposes:?}: expected Invalid, got {other:?}"),
         }
     }
-    assert!(matches!(v.create_api_key(Role::Auditor, Some("marketo"), &[]), Err(VaultError::Invalid(_))));
+    assert!(matches!(v.create_api_key(Role::Auditor, Some("marketo"), &[], &By::Cli), Err(VaultError::Invalid(_))));
     assert!(v.api_keys().expect("list").is_empty(), "refused keys are not stored");
 }
 
 #[test]
 fn unknown_malformed_and_revoked_keys_do_not_authenticate() {
     let (v, _storage) = vault();
-    let key = v.create_api_key(Role::Auditor, None, &[]).expect("create");
+    let key = v.create_api_key(Role::Auditor, None, &[], &By::Cli).expect("create");
     assert!(v.authenticate("").expect("auth").is_none());
     assert!(v.authenticate("Bearer something").expect("auth").is_none());
     let mut forged = key.secret.to_string();
     forged.pop();
     forged.push(if key.secret.ends_with('0') { '1' } else { '0' });
     assert!(v.authenticate(&forged).expect("auth").is_none(), "one changed character is another key");
-    assert!(v.revoke_api_key(&key.id).expect("revoke"));
+    assert!(v.revoke_api_key(&key.id, &By::Cli).expect("revoke"));
     assert!(v.authenticate(&key.secret).expect("auth").is_none());
-    assert!(!v.revoke_api_key(&key.id).expect("second revoke"), "revoking twice reports nothing to do");
-    assert!(!v.revoke_api_key("nosuchid").expect("unknown revoke"));
+    assert!(!v.revoke_api_key(&key.id, &By::Cli).expect("second revoke"), "revoking twice reports nothing to do");
+    assert!(!v.revoke_api_key("nosuchid", &By::Cli).expect("unknown revoke"));
 }

@@ -4,6 +4,7 @@
 //! Tampering goes through the store's own calls (planting checkpoints,
 //! appending entries the vault did not make), as a database writer could.
 
+use custos_vault::By;
 use std::sync::Arc;
 
 use custos_core::audit::{AuditAction, AuditEvent, GENESIS};
@@ -29,7 +30,10 @@ const MASTER_A: &str = "11111111111111111111111111111111111111111111111111111111
 const MASTER_B: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 
 fn add(v: &Vault<TestStore>, id: &str) -> TestResult {
-    v.add_subject(&NewSubject { id, jurisdiction: "california", region: None, birth_date: None, guardian: None })?;
+    v.add_subject(
+        &NewSubject { id, jurisdiction: "california", region: None, birth_date: None, guardian: None },
+        &By::Cli,
+    )?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! with its own `DenyReason`, and each audited exactly once with that code.
 //! On SQLite, or on PostgreSQL with `CUSTOS_TEST_BACKEND=postgres` (see `custos_test_support`).
 
+use custos_vault::By;
 use std::sync::Arc;
 
 use custos_core::audit::AuditEntry;
@@ -28,17 +29,20 @@ fn fixture() -> TestResult<(Vault<TestStore>, TestStorage, String)> {
     let master = MasterKey::generate()?;
     let storage = TestStorage::fresh()?;
     let v = Vault::new(Arc::new(policy), storage.open()?, Keyring::new(&master)?, Arc::new(SystemClock));
-    v.add_subject(&NewSubject { id: SUBJECT, jurisdiction: "eea", region: None, birth_date: None, guardian: None })?;
+    v.add_subject(
+        &NewSubject { id: SUBJECT, jurisdiction: "eea", region: None, birth_date: None, guardian: None },
+        &By::Cli,
+    )?;
     let put =
         |category, value| Put { subject: SUBJECT, category, value, source: "provided", purpose: "provide_offerings" };
-    v.put_batch(&[put("contact.name", NAME), put("payment.card_number", CARD)], CONTROLLER)?;
+    v.put_batch(&[put("contact.name", NAME), put("payment.card_number", CARD)], CONTROLLER, &By::Cli)?;
     let shown = v.get(&read(CONTROLLER, "provide_offerings", None), "payment.card_number")?;
     let token = shown.value.get(..36).unwrap_or_default().to_string();
     Ok((v, storage, token))
 }
 
 fn read<'a>(actor: &'a str, purpose: &'a str, principal: Option<&'a Principal>) -> Read<'a> {
-    Read { subject: SUBJECT, purpose, actor, scope: principal.and_then(|p| p.scope.as_deref()) }
+    Read { subject: SUBJECT, purpose, actor, scope: principal.and_then(|p| p.scope.as_deref()), by: &By::Cli }
 }
 
 /// A string field of a canonical audit body.
@@ -91,13 +95,13 @@ fn regression_detokenize_purpose_not_listed_is_denied_by_decide() -> TestResult 
     // Fraud prevention may read the card (as its token), not recover the number.
     assert!(v.get(&read(CONTROLLER, "fraud_prevention", None), "payment.card_number").is_ok());
     let entry = denied_once(&v, DenyReason::DetokenizeNotAllowed, || {
-        v.detokenize(&token, "fraud_prevention", CONTROLLER, None)
+        v.detokenize(&token, "fraud_prevention", CONTROLLER, None, &By::Cli)
     })?;
     assert_eq!(field(&entry.body, "purpose"), Some("fraud_prevention"));
     assert!(entry.body.contains("\"categories\":[\"payment.card_number\"]"), "{}", entry.body);
     assert_eq!(field(&entry.body, "subject"), Some(v.pseudonym(SUBJECT).as_str()));
     // The purpose the policy lists still recovers it.
-    assert_eq!(v.detokenize(&token, "provide_offerings", CONTROLLER, None)?.as_str(), "5555555555554444");
+    assert_eq!(v.detokenize(&token, "provide_offerings", CONTROLLER, None, &By::Cli)?.as_str(), "5555555555554444");
     every_audited_reason_is_a_deny_reason(&v)
 }
 
@@ -112,7 +116,9 @@ fn regression_unknown_actor_is_denied_by_decide_with_its_own_reason() -> TestRes
     denied_once(&v, DenyReason::ActorNotDeclared, || {
         v.history(&read(stranger, "provide_offerings", None), "contact.name")
     })?;
-    denied_once(&v, DenyReason::ActorNotDeclared, || v.detokenize(&token, "provide_offerings", stranger, None))?;
+    denied_once(&v, DenyReason::ActorNotDeclared, || {
+        v.detokenize(&token, "provide_offerings", stranger, None, &By::Cli)
+    })?;
     let entry = denied_once(&v, DenyReason::ActorNotDeclared, || {
         let put = Put {
             subject: SUBJECT,
@@ -121,7 +127,7 @@ fn regression_unknown_actor_is_denied_by_decide_with_its_own_reason() -> TestRes
             source: "provided",
             purpose: "provide_offerings",
         };
-        v.put_batch(&[put], stranger)
+        v.put_batch(&[put], stranger, &By::Cli)
     })?;
     assert_eq!(field(&entry.body, "actor"), Some(stranger));
     // A declared recipient that is not declared for the purpose keeps its own reason.
@@ -135,7 +141,7 @@ fn regression_unknown_actor_is_denied_by_decide_with_its_own_reason() -> TestRes
 #[test]
 fn regression_service_key_scope_is_a_deny_reason_decided_by_decide() -> TestResult {
     let (v, _storage, token) = fixture()?;
-    let key = v.create_api_key(Role::Service, Some("paymenttech"), &["provide_offerings".to_string()])?;
+    let key = v.create_api_key(Role::Service, Some("paymenttech"), &["provide_offerings".to_string()], &By::Cli)?;
     let p = v.authenticate(&key.secret)?.ok_or("the key authenticates")?;
     let actor = p.actor.as_str();
 
@@ -162,7 +168,7 @@ fn regression_service_key_scope_is_a_deny_reason_decided_by_decide() -> TestResu
         (
             "detokenize",
             denied_once(&v, DenyReason::PurposeNotBound, || {
-                v.detokenize(&token, "fraud_prevention", actor, p.scope.as_deref())
+                v.detokenize(&token, "fraud_prevention", actor, p.scope.as_deref(), &By::Cli)
             })?,
         ),
     ] {
@@ -176,7 +182,7 @@ fn regression_service_key_scope_is_a_deny_reason_decided_by_decide() -> TestResu
         v.get(&Read { subject: "nobody-9XK2", ..read(actor, "fraud_prevention", Some(&p)) }, "contact.name")
     })?;
     denied_once(&v, DenyReason::PurposeNotBound, || {
-        v.detokenize(&format!("tok_{}", "0".repeat(32)), "fraud_prevention", actor, p.scope.as_deref())
+        v.detokenize(&format!("tok_{}", "0".repeat(32)), "fraud_prevention", actor, p.scope.as_deref(), &By::Cli)
     })?;
     every_audited_reason_is_a_deny_reason(&v)
 }

@@ -4,6 +4,7 @@
 //! file and its WAL byte for byte, or (with `CUSTOS_TEST_BACKEND=postgres`)
 //! every row of every table of the PostgreSQL database.
 
+use custos_vault::By;
 use std::sync::Arc;
 
 use custos_core::decision::DenyReason;
@@ -30,7 +31,7 @@ fn vault(store: TestStore, master: &MasterKey) -> TestResult<Vault<TestStore>> {
 }
 
 fn read<'a>(subject: &'a str, purpose: &'a str) -> Read<'a> {
-    Read { subject, purpose, actor: CONTROLLER, scope: None }
+    Read { subject, purpose, actor: CONTROLLER, scope: None, by: &By::Cli }
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -50,20 +51,20 @@ fn regression_subject_metadata_is_sealed_at_rest() -> TestResult {
     let master = MasterKey::generate()?;
     {
         let v = vault(storage.open()?, &master)?;
-        v.add_subject(&NewSubject {
-            id: "parent-7x",
-            jurisdiction: "eea",
-            region: None,
-            birth_date: None,
-            guardian: None,
-        })?;
-        v.add_subject(&NewSubject {
-            id: "kid-7x",
-            jurisdiction: "eea",
-            region: Some("xq-sealed-region-7"),
-            birth_date: Some(date!(2012 - 05 - 05)),
-            guardian: Some("parent-7x"),
-        })?;
+        v.add_subject(
+            &NewSubject { id: "parent-7x", jurisdiction: "eea", region: None, birth_date: None, guardian: None },
+            &By::Cli,
+        )?;
+        v.add_subject(
+            &NewSubject {
+                id: "kid-7x",
+                jurisdiction: "eea",
+                region: Some("xq-sealed-region-7"),
+                birth_date: Some(date!(2012 - 05 - 05)),
+                guardian: Some("parent-7x"),
+            },
+            &By::Cli,
+        )?;
     }
     let dump = storage.dump()?;
     assert!(contains(&dump, "kid-7x"), "the scan sees what is stored (the id)");
@@ -79,12 +80,15 @@ fn regression_subject_metadata_is_sealed_at_rest() -> TestResult {
         source: "provided",
         purpose: "provide_offerings",
     };
-    assert_eq!(denial(v.put_batch(std::slice::from_ref(&name), CONTROLLER)), DenyReason::GuardianConsentMissing);
+    assert_eq!(
+        denial(v.put_batch(std::slice::from_ref(&name), CONTROLLER, &By::Cli)),
+        DenyReason::GuardianConsentMissing
+    );
     assert_eq!(denial(v.subject_metadata(&read("kid-7x", "provide_offerings"))), DenyReason::GuardianConsentMissing);
     // The linked guardian (opened from the sealed metadata) may consent; no one else.
-    assert!(v.grant_consent("kid-7x", "provide_offerings", Some("someone-else")).is_err());
-    v.grant_consent("kid-7x", "provide_offerings", Some("parent-7x"))?;
-    v.put_batch(std::slice::from_ref(&name), CONTROLLER)?;
+    assert!(v.grant_consent("kid-7x", "provide_offerings", Some("someone-else"), &By::Cli).is_err());
+    v.grant_consent("kid-7x", "provide_offerings", Some("parent-7x"), &By::Cli)?;
+    v.put_batch(std::slice::from_ref(&name), CONTROLLER, &By::Cli)?;
     assert_eq!(v.get(&read("kid-7x", "provide_offerings"), "contact.name")?.value.as_str(), "Kid");
     let s = v.subject_metadata(&read("kid-7x", "provide_offerings"))?;
     assert_eq!(s.region.as_deref(), Some("xq-sealed-region-7"));
@@ -105,13 +109,16 @@ fn regression_tombstone_holds_no_metadata() -> TestResult {
     {
         let v = vault(storage.open()?, &master)?;
         pseudonym = v.pseudonym(id);
-        v.add_subject(&NewSubject {
-            id,
-            jurisdiction: "eea",
-            region: Some("xq-tomb-region-7"),
-            birth_date: Some(date!(2001 - 02 - 03)),
-            guardian: None,
-        })?;
+        v.add_subject(
+            &NewSubject {
+                id,
+                jurisdiction: "eea",
+                region: Some("xq-tomb-region-7"),
+                birth_date: Some(date!(2001 - 02 - 03)),
+                guardian: None,
+            },
+            &By::Cli,
+        )?;
         v.put_batch(
             &[Put {
                 subject: id,
@@ -121,9 +128,10 @@ fn regression_tombstone_holds_no_metadata() -> TestResult {
                 purpose: "provide_offerings",
             }],
             CONTROLLER,
+            &By::Cli,
         )?;
         assert!(v.subject_metadata(&read(id, "provide_offerings"))?.region.is_some());
-        v.erase(id)?;
+        v.erase(id, &By::Cli)?;
         let sid = SubjectId::parse(id)?;
         assert_eq!(v.store().subject(&sid)?, None, "the subject row (key, metadata, jurisdiction, state) is gone");
         assert_eq!(
@@ -135,7 +143,10 @@ fn regression_tombstone_holds_no_metadata() -> TestResult {
         assert_eq!(s.erased_at, Some(now()));
         assert_eq!((s.region, s.birth_date, s.guardian, s.jurisdiction.as_str()), (None, None, None, ""));
         assert!(matches!(
-            v.add_subject(&NewSubject { id, jurisdiction: "eea", region: None, birth_date: None, guardian: None }),
+            v.add_subject(
+                &NewSubject { id, jurisdiction: "eea", region: None, birth_date: None, guardian: None },
+                &By::Cli
+            ),
             Err(VaultError::SubjectExists)
         ));
     }
@@ -155,7 +166,10 @@ fn regression_email_like_subject_id_warns_and_tombstone_is_pseudonymous() -> Tes
     assert_eq!(SubjectId::parse(id)?.warnings().len(), 1, "an email-like id warns");
     {
         let v = vault(storage.open()?, &master)?;
-        v.add_subject(&NewSubject { id, jurisdiction: "eea", region: Some("xq-r"), birth_date: None, guardian: None })?;
+        v.add_subject(
+            &NewSubject { id, jurisdiction: "eea", region: Some("xq-r"), birth_date: None, guardian: None },
+            &By::Cli,
+        )?;
         v.put_batch(
             &[Put {
                 subject: id,
@@ -165,8 +179,9 @@ fn regression_email_like_subject_id_warns_and_tombstone_is_pseudonymous() -> Tes
                 purpose: "provide_offerings",
             }],
             CONTROLLER,
+            &By::Cli,
         )?;
-        v.erase(id)?;
+        v.erase(id, &By::Cli)?;
         assert_eq!(denial(v.get(&read(id, "provide_offerings"), "contact.name")), DenyReason::Erased);
         assert!(v.store().tombstone(&v.pseudonym(id))?.is_some(), "the tombstone is kept under the pseudonym");
     }
@@ -188,7 +203,10 @@ fn metadata_stored_in_clear_by_an_older_version_is_sealed_at_open() -> TestResul
     {
         let v = vault(storage.open()?, &master)?;
         for id in ["parent-old", "kid-old", gone] {
-            v.add_subject(&NewSubject { id, jurisdiction: "eea", region: None, birth_date: None, guardian: None })?;
+            v.add_subject(
+                &NewSubject { id, jurisdiction: "eea", region: None, birth_date: None, guardian: None },
+                &By::Cli,
+            )?;
         }
     }
     storage.execute(
@@ -201,7 +219,7 @@ fn metadata_stored_in_clear_by_an_older_version_is_sealed_at_open() -> TestResul
     assert_eq!(v.seal_legacy_subjects()?, 0, "nothing is left to upgrade");
     // The child's metadata is sealed and still decides: the guardian rule applies.
     assert_eq!(denial(v.subject_metadata(&read("kid-old", "provide_offerings"))), DenyReason::GuardianConsentMissing);
-    v.grant_consent("kid-old", "provide_offerings", Some("parent-old"))?;
+    v.grant_consent("kid-old", "provide_offerings", Some("parent-old"), &By::Cli)?;
     let kid = v.subject_metadata(&read("kid-old", "provide_offerings"))?;
     assert_eq!(kid.region.as_deref(), Some("xq-old-region"));
     assert_eq!(kid.birth_date, Some(date!(2012 - 05 - 05)));

@@ -17,7 +17,7 @@ use custos_core::time::{Clock, FixedClock, Timestamp};
 use custos_crypto::{Keyring, MasterKey};
 use custos_store::StoredItem;
 use custos_test_support::{TestStorage, TestStore};
-use custos_vault::{CONTROLLER, MAX_VALUE_BYTES, NewSubject, Put, Read, Vault, VaultError};
+use custos_vault::{By, CONTROLLER, MAX_VALUE_BYTES, NewSubject, Put, Read, Vault, VaultError};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use time::macros::{date, datetime};
 use time::{Date, OffsetDateTime};
@@ -77,7 +77,7 @@ fn put<'a>(subject: &'a str, category: &'a str, value: &'a str) -> Put<'a> {
 
 /// A read by the controller.
 fn read<'a>(subject: &'a str, purpose: &'a str) -> Read<'a> {
-    Read { subject, purpose, actor: CONTROLLER, scope: None }
+    Read { subject, purpose, actor: CONTROLLER, scope: None, by: &By::Cli }
 }
 
 // ---------------------------------------------------------------------------
@@ -240,15 +240,15 @@ fn a_batch_with_one_invalid_item_writes_nothing_and_audits_only_a_denial() -> Te
     let v = &f.vault;
     let (alice, bob, gone, parent, kid) =
         ("alice@example.org", "bob@example.org", "gone@example.org", "parent@example.org", "kid@example.org");
-    v.add_subject(&adult(alice, "eea"))?;
-    v.add_subject(&adult(bob, "california"))?;
-    v.add_subject(&adult(gone, "eea"))?;
-    v.put(&put(gone, "contact.name", "Gone Girl-Gonzalez"))?;
-    v.erase(gone)?;
-    v.add_subject(&adult(parent, "eea"))?;
-    v.add_subject(&child(kid, date!(2012 - 05 - 05), parent))?;
+    v.add_subject(&adult(alice, "eea"), &By::Cli)?;
+    v.add_subject(&adult(bob, "california"), &By::Cli)?;
+    v.add_subject(&adult(gone, "eea"), &By::Cli)?;
+    v.put(&put(gone, "contact.name", "Gone Girl-Gonzalez"), &By::Cli)?;
+    v.erase(gone, &By::Cli)?;
+    v.add_subject(&adult(parent, "eea"), &By::Cli)?;
+    v.add_subject(&child(kid, date!(2012 - 05 - 05), parent), &By::Cli)?;
     // Something stored already, so that "nothing written" also means "nothing superseded".
-    v.put(&put(alice, "contact.email", "alice.old@example.org"))?;
+    v.put(&put(alice, "contact.email", "alice.old@example.org"), &By::Cli)?;
 
     let big = "x".repeat(MAX_VALUE_BYTES + 1);
     let good = [
@@ -306,7 +306,7 @@ fn a_batch_with_one_invalid_item_writes_nothing_and_audits_only_a_denial() -> Te
             let before_head = head(v)?;
             let before: Vec<Vec<StoredItem>> = subjects.iter().map(|s| stored(v, s)).collect::<TestResult<_>>()?;
 
-            let result = v.put_batch(&batch, CONTROLLER);
+            let result = v.put_batch(&batch, CONTROLLER, &By::Cli);
 
             let ctx = format!("{name}, bad item at {position}");
             let err = match result {
@@ -347,7 +347,7 @@ fn a_batch_with_one_invalid_item_writes_nothing_and_audits_only_a_denial() -> Te
     }
 
     // The same batch without the bad item goes through, in one piece.
-    assert_eq!(v.put_batch(&good, CONTROLLER)?, vec![2, 1, 1, 1]);
+    assert_eq!(v.put_batch(&good, CONTROLLER, &By::Cli)?, vec![2, 1, 1, 1]);
     let secrets = [alice, bob, gone, parent, kid, "alice.new@example.org", "Alice Liddell-Marsh", CARD_DIGITS];
     audit_is_sound(v, &secrets)
 }
@@ -358,9 +358,9 @@ fn a_batch_for_several_subjects_audits_one_write_per_subject_and_returns_version
     let v = &f.vault;
     let (alice, bob, carol) = ("alice@example.org", "bob@example.org", "carol@example.org");
     for s in [alice, bob, carol] {
-        v.add_subject(&adult(s, "eea"))?;
+        v.add_subject(&adult(s, "eea"), &By::Cli)?;
     }
-    assert_eq!(v.put(&put(alice, "contact.email", "alice.1@example.org"))?, 1);
+    assert_eq!(v.put(&put(alice, "contact.email", "alice.1@example.org"), &By::Cli)?, 1);
     let before = head(v)?;
 
     let batch = [
@@ -371,7 +371,7 @@ fn a_batch_for_several_subjects_audits_one_write_per_subject_and_returns_version
         put(bob, "contact.email", "bob@mail.example.net"),
         put(alice, "contact.name", "Alice Liddell-Marsh"),
     ];
-    let versions = v.put_batch(&batch, CONTROLLER)?;
+    let versions = v.put_batch(&batch, CONTROLLER, &By::Cli)?;
     assert_eq!(versions, vec![1, 2, 1, 3, 1, 1]);
 
     let new = entries_after(v, before)?;
@@ -413,9 +413,9 @@ fn a_read_returns_exactly_the_value_written_with_its_metadata() -> TestResult {
     let f = fixture()?;
     let v = &f.vault;
     let alice = "alice@example.org";
-    v.add_subject(&adult(alice, "eea"))?;
+    v.add_subject(&adult(alice, "eea"), &By::Cli)?;
     let value = "  Ålice \"Quoted\" Liddell\t— 日本語 \u{1F600}  ";
-    assert_eq!(v.put(&put(alice, "contact.name", value))?, 1);
+    assert_eq!(v.put(&put(alice, "contact.name", value), &By::Cli)?, 1);
     let r = v.get(&read(alice, "provide_offerings"), "contact.name")?;
     assert_eq!(r.value.as_str(), value);
     assert_eq!(
@@ -426,7 +426,7 @@ fn a_read_returns_exactly_the_value_written_with_its_metadata() -> TestResult {
     assert_eq!((r.superseded_at, r.delete_after, r.basis), (None, None, LegalBasis::Contract));
     // The largest value accepted is accepted.
     let largest = "y".repeat(MAX_VALUE_BYTES);
-    assert_eq!(v.put(&put(alice, "contact.address", &largest))?, 1);
+    assert_eq!(v.put(&put(alice, "contact.address", &largest), &By::Cli)?, 1);
     assert_eq!(v.get(&read(alice, "provide_offerings"), "contact.address")?.value.as_str(), largest);
     audit_is_sound(v, &[alice, value, &largest])
 }
@@ -440,8 +440,8 @@ fn every_denial_is_audited_with_its_reason_and_every_allowed_read_with_its_basis
     let f = fixture()?;
     let v = &f.vault;
     let (alice, bob) = ("alice@example.org", "bob@example.org");
-    v.add_subject(&adult(alice, "eea"))?;
-    v.add_subject(&adult(bob, "california"))?;
+    v.add_subject(&adult(alice, "eea"), &By::Cli)?;
+    v.add_subject(&adult(bob, "california"), &By::Cli)?;
     v.put_batch(
         &[
             put(alice, "contact.email", "alice@mail.example.net"),
@@ -450,8 +450,11 @@ fn every_denial_is_audited_with_its_reason_and_every_allowed_read_with_its_basis
             put(bob, "contact.email", "bob@mail.example.net"),
         ],
         CONTROLLER,
+        &By::Cli,
     )?;
-    let get = |s, purpose, actor| move || v.get(&Read { subject: s, purpose, actor, scope: None }, "contact.email");
+    let get = |s, purpose, actor| {
+        move || v.get(&Read { subject: s, purpose, actor, scope: None, by: &By::Cli }, "contact.email")
+    };
     let read_expect = |purpose, basis| Expect {
         action: "data_read",
         purpose: Some(purpose),
@@ -488,25 +491,25 @@ fn every_denial_is_audited_with_its_reason_and_every_allowed_read_with_its_basis
     denied_and_audited(v, alice, DenyReason::ActorNotDeclared, get(alice, "provide_offerings", "someone-else"))?;
     // Marketing rests on consent in the EEA...
     denied_and_audited(v, alice, DenyReason::ConsentMissing, get(alice, "marketing", CONTROLLER))?;
-    v.grant_consent(alice, "marketing", None)?;
+    v.grant_consent(alice, "marketing", None, &By::Cli)?;
     read_and_audited(v, alice, read_expect("marketing", "consent"), get(alice, "marketing", CONTROLLER))?;
-    v.withdraw_consent(alice, "marketing", None)?;
+    v.withdraw_consent(alice, "marketing", None, &By::Cli)?;
     denied_and_audited(v, alice, DenyReason::ConsentWithdrawn, get(alice, "marketing", CONTROLLER))?;
     // ... and on legitimate interest in California, where an objection stops it.
     read_and_audited(v, bob, read_expect("marketing", "legitimate_interest"), get(bob, "marketing", CONTROLLER))?;
-    v.object(bob, "marketing")?;
+    v.object(bob, "marketing", &By::Cli)?;
     denied_and_audited(v, bob, DenyReason::Objected, get(bob, "marketing", CONTROLLER))?;
     // An objection to a legitimate-interest purpose stops it too.
-    v.object(alice, "fraud_prevention")?;
+    v.object(alice, "fraud_prevention", &By::Cli)?;
     denied_and_audited(v, alice, DenyReason::Objected, get(alice, "fraud_prevention", CONTROLLER))?;
     // Writes are decided as reads are.
     denied_and_audited(v, alice, DenyReason::ConsentWithdrawn, || {
-        v.put(&Put { purpose: "marketing", ..put(alice, "contact.email", "alice.promo@example.net") })
+        v.put(&Put { purpose: "marketing", ..put(alice, "contact.email", "alice.promo@example.net") }, &By::Cli)
     })?;
 
     // A writer that is not a declared recipient writes nothing.
     denied_and_audited(v, bob, DenyReason::ActorNotDeclared, || {
-        v.put_batch(&[put(bob, "contact.phone", "+1 415 555 0123")], "someone-else")
+        v.put_batch(&[put(bob, "contact.phone", "+1 415 555 0123")], "someone-else", &By::Cli)
     })?;
     assert!(matches!(v.get(&read(bob, "provide_offerings"), "contact.phone"), Err(VaultError::ItemNotFound(_))));
 
@@ -522,7 +525,9 @@ fn every_denial_is_audited_with_its_reason_and_every_allowed_read_with_its_basis
         basis: Some("contract"),
         ..Expect::default()
     };
-    let pan = read_and_audited(v, alice, detok_expect, || v.detokenize(&token, "provide_offerings", CONTROLLER, None))?;
+    let pan = read_and_audited(v, alice, detok_expect, || {
+        v.detokenize(&token, "provide_offerings", CONTROLLER, None, &By::Cli)
+    })?;
     assert_eq!(pan.as_str(), CARD_DIGITS);
 
     audit_is_sound(
@@ -537,16 +542,16 @@ fn every_state_change_is_audited_under_the_subjects_pseudonym() -> TestResult {
     let v = &f.vault;
     let (alice, parent, kid) = ("alice@example.org", "parent@example.org", "kid@example.org");
     let before = head(v)?;
-    v.add_subject(&adult(alice, "eea"))?;
-    v.add_subject(&adult(parent, "eea"))?;
-    v.add_subject(&child(kid, date!(2012 - 05 - 05), parent))?;
-    v.grant_consent(alice, "marketing", None)?;
-    v.withdraw_consent(alice, "marketing", None)?;
-    v.grant_consent(kid, "provide_offerings", Some(parent))?;
-    v.object(alice, "recommendations")?;
-    v.set_restricted(alice, true)?;
-    v.set_restricted(alice, false)?;
-    v.erase(alice)?;
+    v.add_subject(&adult(alice, "eea"), &By::Cli)?;
+    v.add_subject(&adult(parent, "eea"), &By::Cli)?;
+    v.add_subject(&child(kid, date!(2012 - 05 - 05), parent), &By::Cli)?;
+    v.grant_consent(alice, "marketing", None, &By::Cli)?;
+    v.withdraw_consent(alice, "marketing", None, &By::Cli)?;
+    v.grant_consent(kid, "provide_offerings", Some(parent), &By::Cli)?;
+    v.object(alice, "recommendations", &By::Cli)?;
+    v.set_restricted(alice, true, &By::Cli)?;
+    v.set_restricted(alice, false, &By::Cli)?;
+    v.erase(alice, &By::Cli)?;
     let new = entries_after(v, before)?;
     let want = [
         ("subject_created", alice, None),
@@ -564,8 +569,12 @@ fn every_state_change_is_audited_under_the_subjects_pseudonym() -> TestResult {
     for (entry, (action, subject, purpose)) in new.iter().zip(want) {
         check_entry(v, entry, &Expect { action, subject: Some(subject), purpose, ..Expect::default() })?;
     }
-    // A guardian's consent is attributed to "guardian", without naming them.
-    assert_eq!(field(&new[5].body, "actor"), Some("guardian"));
+    // Choices are recorded by the controller and name the acting principal
+    // (here the CLI operator), never a guess at who acted.
+    assert_eq!(field(&new[5].body, "actor"), Some("controller"));
+    for entry in &new {
+        assert_eq!(field(&entry.body, "by"), Some("cli"), "{}", entry.body);
+    }
     audit_is_sound(v, &[alice, parent, kid])
 }
 
@@ -578,17 +587,17 @@ fn a_child_needs_their_guardians_consent_until_their_eighteenth_birthday() -> Te
     let f = fixture()?;
     let v = &f.vault;
     let (parent, kid, stranger) = ("parent@example.org", "kid@example.org", "stranger@example.org");
-    v.add_subject(&adult(parent, "eea"))?;
-    v.add_subject(&adult(stranger, "eea"))?;
+    v.add_subject(&adult(parent, "eea"), &By::Cli)?;
+    v.add_subject(&adult(stranger, "eea"), &By::Cli)?;
     // 17 on 2024-06-01; 18 on 2025-03-10 (the example requires a guardian under 18 everywhere).
-    v.add_subject(&child(kid, date!(2007 - 03 - 10), parent))?;
+    v.add_subject(&child(kid, date!(2007 - 03 - 10), parent), &By::Cli)?;
     let email = put(kid, "contact.email", "kid@mail.example.net");
     let get = |purpose| move || v.get(&read(kid, purpose), "contact.email");
 
     // A contract-based write is refused without the guardian...
-    denied_and_audited(v, kid, DenyReason::GuardianConsentMissing, || v.put(&email))?;
+    denied_and_audited(v, kid, DenyReason::GuardianConsentMissing, || v.put(&email, &By::Cli))?;
     // ... but a legal obligation needs no guardian.
-    v.put(&Put { purpose: "legal_obligations", ..email })?;
+    v.put(&Put { purpose: "legal_obligations", ..email }, &By::Cli)?;
     read_and_audited(
         v,
         kid,
@@ -598,26 +607,26 @@ fn a_child_needs_their_guardians_consent_until_their_eighteenth_birthday() -> Te
     denied_and_audited(v, kid, DenyReason::GuardianConsentMissing, get("provide_offerings"))?;
 
     // The child's own consent, or a consent by someone who is not their guardian, does not do.
-    v.grant_consent(kid, "provide_offerings", None)?;
+    v.grant_consent(kid, "provide_offerings", None, &By::Cli)?;
     denied_and_audited(v, kid, DenyReason::GuardianConsentMissing, get("provide_offerings"))?;
     let before = head(v)?;
-    let refused = v.grant_consent(kid, "provide_offerings", Some(stranger));
+    let refused = v.grant_consent(kid, "provide_offerings", Some(stranger), &By::Cli);
     assert!(matches!(refused, Err(VaultError::Invalid(ref m)) if m.contains("not linked")), "{refused:?}");
-    let refused = v.grant_consent(kid, "provide_offerings", Some("nobody@example.org"));
+    let refused = v.grant_consent(kid, "provide_offerings", Some("nobody@example.org"), &By::Cli);
     assert!(matches!(refused, Err(VaultError::Invalid(_))), "{refused:?}");
     assert_eq!(head(v)?, before, "a refused consent changes nothing");
     denied_and_audited(v, kid, DenyReason::GuardianConsentMissing, get("provide_offerings"))?;
 
     // The linked guardian's consent does.
-    v.grant_consent(kid, "provide_offerings", Some(parent))?;
-    assert_eq!(v.put(&email)?, 2);
+    v.grant_consent(kid, "provide_offerings", Some(parent), &By::Cli)?;
+    assert_eq!(v.put(&email, &By::Cli)?, 2);
     let r = get("provide_offerings")()?;
     assert_eq!((r.value.as_str(), r.basis), ("kid@mail.example.net", LegalBasis::Contract));
     // ... until the guardian withdraws it.
-    v.withdraw_consent(kid, "provide_offerings", Some(parent))?;
+    v.withdraw_consent(kid, "provide_offerings", Some(parent), &By::Cli)?;
     denied_and_audited(v, kid, DenyReason::ConsentWithdrawn, get("provide_offerings"))?;
     // Consent-based purposes: the child's own consent does not count either.
-    v.grant_consent(kid, "consented_purposes", None)?;
+    v.grant_consent(kid, "consented_purposes", None, &By::Cli)?;
     denied_and_audited(v, kid, DenyReason::GuardianConsentMissing, get("consented_purposes"))?;
 
     // The last moment of being 17.
@@ -631,9 +640,9 @@ fn a_child_needs_their_guardians_consent_until_their_eighteenth_birthday() -> Te
     assert_eq!(r.basis, LegalBasis::Contract);
     let r = get("consented_purposes")()?;
     assert_eq!(r.basis, LegalBasis::Consent);
-    v.put(&Put { purpose: "consented_purposes", ..put(kid, "contact.name", "Kid Kiddington-Smythe") })?;
+    v.put(&Put { purpose: "consented_purposes", ..put(kid, "contact.name", "Kid Kiddington-Smythe") }, &By::Cli)?;
     // And their own withdrawal now stops it.
-    v.withdraw_consent(kid, "consented_purposes", None)?;
+    v.withdraw_consent(kid, "consented_purposes", None, &By::Cli)?;
     denied_and_audited(v, kid, DenyReason::ConsentWithdrawn, get("consented_purposes"))?;
 
     audit_is_sound(v, &[parent, kid, stranger, "kid@mail.example.net", "Kid Kiddington-Smythe"])
@@ -644,12 +653,12 @@ fn a_minors_own_consent_does_not_cancel_their_guardians_consent() -> TestResult 
     let f = fixture()?;
     let v = &f.vault;
     let (parent, kid) = ("parent@example.org", "kid@example.org");
-    v.add_subject(&adult(parent, "eea"))?;
-    v.add_subject(&child(kid, date!(2012 - 05 - 05), parent))?;
-    v.grant_consent(kid, "provide_offerings", Some(parent))?;
-    v.put(&put(kid, "contact.email", "kid@mail.example.net"))?;
+    v.add_subject(&adult(parent, "eea"), &By::Cli)?;
+    v.add_subject(&child(kid, date!(2012 - 05 - 05), parent), &By::Cli)?;
+    v.grant_consent(kid, "provide_offerings", Some(parent), &By::Cli)?;
+    v.put(&put(kid, "contact.email", "kid@mail.example.net"), &By::Cli)?;
     // The child ticks "I agree" too.
-    v.grant_consent(kid, "provide_offerings", None)?;
+    v.grant_consent(kid, "provide_offerings", None, &By::Cli)?;
     let r = v.get(&read(kid, "provide_offerings"), "contact.email");
     assert!(r.is_ok(), "the guardian's consent was lost: {r:?}");
     audit_is_sound(v, &[parent, kid, "kid@mail.example.net"])
@@ -664,29 +673,29 @@ fn while_processing_is_restricted_only_legal_obligations_may_read_and_lifting_re
     let f = fixture()?;
     let v = &f.vault;
     let alice = "alice@example.org";
-    v.add_subject(&adult(alice, "eea"))?;
-    v.put(&put(alice, "contact.email", "alice@mail.example.net"))?;
-    v.set_restricted(alice, true)?;
+    v.add_subject(&adult(alice, "eea"), &By::Cli)?;
+    v.put(&put(alice, "contact.email", "alice@mail.example.net"), &By::Cli)?;
+    v.set_restricted(alice, true, &By::Cli)?;
     // Restricting twice keeps the first date.
     let since = v.subject(alice)?.state.restricted_since;
     f.clock.advance_micros(1_000_000);
-    v.set_restricted(alice, true)?;
+    v.set_restricted(alice, true, &By::Cli)?;
     assert_eq!(v.subject(alice)?.state.restricted_since, since);
 
     for purpose in ["provide_offerings", "fraud_prevention", "communicate"] {
         denied_and_audited(v, alice, DenyReason::Restricted, || v.get(&read(alice, purpose), "contact.email"))?;
     }
     denied_and_audited(v, alice, DenyReason::Restricted, || {
-        v.put(&put(alice, "contact.email", "alice.2@mail.example.net"))
+        v.put(&put(alice, "contact.email", "alice.2@mail.example.net"), &By::Cli)
     })?;
     denied_and_audited(v, alice, DenyReason::Restricted, || v.get_all(&read(alice, "provide_offerings")))?;
     let r = v.get(&read(alice, "legal_obligations"), "contact.email")?;
     assert_eq!((r.value.as_str(), r.basis), ("alice@mail.example.net", LegalBasis::LegalObligation));
 
-    v.set_restricted(alice, false)?;
+    v.set_restricted(alice, false, &By::Cli)?;
     assert_eq!(v.subject(alice)?.state.restricted_since, None);
     assert_eq!(v.get(&read(alice, "provide_offerings"), "contact.email")?.value.as_str(), "alice@mail.example.net");
-    assert_eq!(v.put(&put(alice, "contact.email", "alice.2@mail.example.net"))?, 2);
+    assert_eq!(v.put(&put(alice, "contact.email", "alice.2@mail.example.net"), &By::Cli)?, 2);
     audit_is_sound(v, &[alice, "alice@mail.example.net", "alice.2@mail.example.net"])
 }
 
@@ -699,8 +708,8 @@ fn get_all_returns_the_allowed_categories_and_lists_the_denied_ones() -> TestRes
     let f = fixture()?;
     let v = &f.vault;
     let (alice, bob) = ("alice@example.org", "bob@example.org");
-    v.add_subject(&adult(alice, "eea"))?;
-    v.add_subject(&adult(bob, "eea"))?;
+    v.add_subject(&adult(alice, "eea"), &By::Cli)?;
+    v.add_subject(&adult(bob, "eea"), &By::Cli)?;
     v.put_batch(
         &[
             put(alice, "contact.email", "alice@mail.example.net"),
@@ -713,6 +722,7 @@ fn get_all_returns_the_allowed_categories_and_lists_the_denied_ones() -> TestRes
             },
         ],
         CONTROLLER,
+        &By::Cli,
     )?;
 
     // The controller sees every category the purpose uses (device.info is not one of them).
@@ -755,7 +765,7 @@ fn get_all_returns_the_allowed_categories_and_lists_the_denied_ones() -> TestRes
     denied_and_audited(v, alice, DenyReason::ConsentMissing, || v.get_all(&read(alice, "marketing")))?;
 
     // An erased subject: `erased`, audited.
-    v.erase(alice)?;
+    v.erase(alice, &By::Cli)?;
     denied_and_audited(v, alice, DenyReason::Erased, || v.get_all(&read(alice, "provide_offerings")))?;
     let unknown = v.get_all(&read(alice, "no_such_purpose"));
     assert!(matches!(unknown, Err(VaultError::Invalid(_))), "{unknown:?}");
@@ -768,8 +778,8 @@ fn get_all_audits_its_read_with_the_legal_basis() -> TestResult {
     let f = fixture()?;
     let v = &f.vault;
     let alice = "alice@example.org";
-    v.add_subject(&adult(alice, "eea"))?;
-    v.put(&put(alice, "contact.email", "alice@mail.example.net"))?;
+    v.add_subject(&adult(alice, "eea"), &By::Cli)?;
+    v.put(&put(alice, "contact.email", "alice@mail.example.net"), &By::Cli)?;
     let want = Expect {
         action: "data_read",
         purpose: Some("provide_offerings"),
@@ -794,10 +804,10 @@ fn a_prior_version_is_due_for_deletion_the_policys_retention_after_it_was_supers
     let t2 = at(datetime!(2024-02-29 17:30 UTC));
     let t3 = at(datetime!(2024-06-01 12:00 UTC));
     f.clock.set(t1);
-    v.add_subject(&adult(alice, "eea"))?;
+    v.add_subject(&adult(alice, "eea"), &By::Cli)?;
     for (t, value) in [(t1, "alice.1@example.org"), (t2, "alice.2@example.org"), (t3, "alice.3@example.org")] {
         f.clock.set(t);
-        v.put(&put(alice, "contact.email", value))?;
+        v.put(&put(alice, "contact.email", value), &By::Cli)?;
     }
     let h = v.history(&read(alice, "provide_offerings"), "contact.email")?;
     let seen: Vec<_> =
@@ -833,8 +843,8 @@ fn a_card_number_is_detokenized_only_for_the_purposes_the_policy_lists() -> Test
     let f = fixture()?;
     let v = &f.vault;
     let alice = "alice@example.org";
-    v.add_subject(&adult(alice, "california"))?;
-    v.put(&put(alice, "payment.card_number", CARD))?;
+    v.add_subject(&adult(alice, "california"), &By::Cli)?;
+    v.put(&put(alice, "payment.card_number", CARD), &By::Cli)?;
     // Reads show the token and the last four digits, never the number.
     let shown = v.get(&read(alice, "provide_offerings"), "payment.card_number")?;
     assert!(!shown.value.contains(CARD_DIGITS) && !shown.value.contains(CARD), "{}", shown.value.as_str());
@@ -842,44 +852,44 @@ fn a_card_number_is_detokenized_only_for_the_purposes_the_policy_lists() -> Test
     assert!(token.starts_with("tok_"), "{token}");
     assert_eq!(shown.value.as_str(), format!("{token} (card ending 4444)"));
 
-    assert_eq!(v.detokenize(&token, "provide_offerings", CONTROLLER, None)?.as_str(), CARD_DIGITS);
-    assert_eq!(v.detokenize(&token, "provide_offerings", "paymenttech", None)?.as_str(), CARD_DIGITS);
+    assert_eq!(v.detokenize(&token, "provide_offerings", CONTROLLER, None, &By::Cli)?.as_str(), CARD_DIGITS);
+    assert_eq!(v.detokenize(&token, "provide_offerings", "paymenttech", None, &By::Cli)?.as_str(), CARD_DIGITS);
     // Marketing may not; fraud prevention may read the token but not detokenize it.
     denied_and_audited(v, alice, DenyReason::PurposeNotDeclaredForCategory, || {
-        v.detokenize(&token, "marketing", CONTROLLER, None)
+        v.detokenize(&token, "marketing", CONTROLLER, None, &By::Cli)
     })?;
     assert!(v.get(&read(alice, "fraud_prevention"), "payment.card_number").is_ok());
     denied_and_audited(v, alice, DenyReason::DetokenizeNotAllowed, || {
-        v.detokenize(&token, "fraud_prevention", CONTROLLER, None)
+        v.detokenize(&token, "fraud_prevention", CONTROLLER, None, &By::Cli)
     })?;
     // A recipient not declared for the card may not.
     denied_and_audited(v, alice, DenyReason::RecipientNotAllowed, || {
-        v.detokenize(&token, "provide_offerings", "marketplace_sellers", None)
+        v.detokenize(&token, "provide_offerings", "marketplace_sellers", None, &By::Cli)
     })?;
     // Restriction applies to detokenization too.
-    v.set_restricted(alice, true)?;
+    v.set_restricted(alice, true, &By::Cli)?;
     denied_and_audited(v, alice, DenyReason::Restricted, || {
-        v.detokenize(&token, "provide_offerings", CONTROLLER, None)
+        v.detokenize(&token, "provide_offerings", CONTROLLER, None, &By::Cli)
     })?;
-    v.set_restricted(alice, false)?;
+    v.set_restricted(alice, false, &By::Cli)?;
 
     let before = head(v)?;
     for malformed in
         ["", "tok_", "tok_123", "4242424242424242", &format!("tok_{}", "z".repeat(32)), &format!("{token}0")]
     {
-        let r = v.detokenize(malformed, "provide_offerings", CONTROLLER, None);
+        let r = v.detokenize(malformed, "provide_offerings", CONTROLLER, None, &By::Cli);
         assert!(matches!(r, Err(VaultError::Invalid(_))), "{malformed}: {r:?}");
     }
     let unknown = format!("tok_{}", "0".repeat(32));
-    let r = v.detokenize(&unknown, "provide_offerings", CONTROLLER, None);
+    let r = v.detokenize(&unknown, "provide_offerings", CONTROLLER, None, &By::Cli);
     assert!(matches!(r, Err(VaultError::TokenNotFound)), "{r:?}");
-    let r = v.detokenize(&token, "no_such_purpose", CONTROLLER, None);
+    let r = v.detokenize(&token, "no_such_purpose", CONTROLLER, None, &By::Cli);
     assert!(matches!(r, Err(VaultError::Invalid(_))), "{r:?}");
     assert_eq!(head(v)?, before, "bad requests change nothing");
 
     // After erasure the token is gone.
-    v.erase(alice)?;
-    let r = v.detokenize(&token, "provide_offerings", CONTROLLER, None);
+    v.erase(alice, &By::Cli)?;
+    let r = v.detokenize(&token, "provide_offerings", CONTROLLER, None, &By::Cli);
     assert!(matches!(r, Err(VaultError::TokenNotFound)), "{r:?}");
     audit_is_sound(v, &[alice, CARD_DIGITS])
 }
@@ -893,8 +903,8 @@ fn after_erasure_every_read_and_write_is_denied_as_erased_and_other_subjects_are
     let f = fixture()?;
     let v = &f.vault;
     let (alice, bob) = ("alice@example.org", "bob@example.org");
-    v.add_subject(&adult(alice, "eea"))?;
-    v.add_subject(&adult(bob, "eea"))?;
+    v.add_subject(&adult(alice, "eea"), &By::Cli)?;
+    v.add_subject(&adult(bob, "eea"), &By::Cli)?;
     v.put_batch(
         &[
             put(alice, "contact.email", "alice.1@example.org"),
@@ -903,25 +913,32 @@ fn after_erasure_every_read_and_write_is_denied_as_erased_and_other_subjects_are
             put(bob, "contact.email", "bob@mail.example.net"),
         ],
         CONTROLLER,
+        &By::Cli,
     )?;
-    assert_eq!(v.erase(alice)?, 3, "every version counts");
+    assert_eq!(v.erase(alice, &By::Cli)?, 3, "every version counts");
     assert!(stored(v, alice)?.is_empty(), "the sealed values are deleted");
     assert!(v.subject(alice)?.erased_at.is_some(), "the subject remains as a tombstone");
 
     denied_and_audited(v, alice, DenyReason::Erased, || v.get(&read(alice, "provide_offerings"), "contact.email"))?;
     denied_and_audited(v, alice, DenyReason::Erased, || v.get(&read(alice, "legal_obligations"), "contact.email"))?;
     denied_and_audited(v, alice, DenyReason::Erased, || v.history(&read(alice, "provide_offerings"), "contact.email"))?;
-    denied_and_audited(v, alice, DenyReason::Erased, || v.put(&put(alice, "contact.email", "alice.3@example.org")))?;
-    for r in [v.grant_consent(alice, "marketing", None), v.object(alice, "marketing"), v.set_restricted(alice, true)] {
+    denied_and_audited(v, alice, DenyReason::Erased, || {
+        v.put(&put(alice, "contact.email", "alice.3@example.org"), &By::Cli)
+    })?;
+    for r in [
+        v.grant_consent(alice, "marketing", None, &By::Cli),
+        v.object(alice, "marketing", &By::Cli),
+        v.set_restricted(alice, true, &By::Cli),
+    ] {
         assert!(matches!(r, Err(VaultError::Denied(ref d)) if d.reason == DenyReason::Erased), "{r:?}");
     }
-    let again = v.erase(alice);
+    let again = v.erase(alice, &By::Cli);
     assert!(matches!(again, Err(VaultError::Denied(ref d)) if d.reason == DenyReason::Erased), "{again:?}");
     // The same id cannot be reused to resurrect the subject.
-    assert!(matches!(v.add_subject(&adult(alice, "eea")), Err(VaultError::SubjectExists)));
+    assert!(matches!(v.add_subject(&adult(alice, "eea"), &By::Cli), Err(VaultError::SubjectExists)));
     // A guardian who was erased cannot be linked.
     assert!(matches!(
-        v.add_subject(&child("kid@example.org", date!(2012 - 01 - 01), alice)),
+        v.add_subject(&child("kid@example.org", date!(2012 - 01 - 01), alice), &By::Cli),
         Err(VaultError::Invalid(_))
     ));
 
@@ -934,13 +951,13 @@ fn a_state_change_refused_because_the_subject_was_erased_is_audited() -> TestRes
     let f = fixture()?;
     let v = &f.vault;
     let alice = "alice@example.org";
-    v.add_subject(&adult(alice, "eea"))?;
-    v.erase(alice)?;
-    denied_and_audited(v, alice, DenyReason::Erased, || v.grant_consent(alice, "marketing", None))?;
-    denied_and_audited(v, alice, DenyReason::Erased, || v.withdraw_consent(alice, "marketing", None))?;
-    denied_and_audited(v, alice, DenyReason::Erased, || v.object(alice, "marketing"))?;
-    denied_and_audited(v, alice, DenyReason::Erased, || v.set_restricted(alice, true))?;
-    denied_and_audited(v, alice, DenyReason::Erased, || v.erase(alice))?;
+    v.add_subject(&adult(alice, "eea"), &By::Cli)?;
+    v.erase(alice, &By::Cli)?;
+    denied_and_audited(v, alice, DenyReason::Erased, || v.grant_consent(alice, "marketing", None, &By::Cli))?;
+    denied_and_audited(v, alice, DenyReason::Erased, || v.withdraw_consent(alice, "marketing", None, &By::Cli))?;
+    denied_and_audited(v, alice, DenyReason::Erased, || v.object(alice, "marketing", &By::Cli))?;
+    denied_and_audited(v, alice, DenyReason::Erased, || v.set_restricted(alice, true, &By::Cli))?;
+    denied_and_audited(v, alice, DenyReason::Erased, || v.erase(alice, &By::Cli))?;
     audit_is_sound(v, &[alice])
 }
 
@@ -957,10 +974,11 @@ fn a_vault_with_another_master_key_cannot_read_the_values_and_says_so() -> TestR
     let alice = "alice@example.org";
     let token = {
         let v = vault_over(storage.open()?, &right, clock.clone())?;
-        v.add_subject(&adult(alice, "eea"))?;
+        v.add_subject(&adult(alice, "eea"), &By::Cli)?;
         v.put_batch(
             &[put(alice, "contact.email", "alice@mail.example.net"), put(alice, "payment.card_number", CARD)],
             CONTROLLER,
+            &By::Cli,
         )?;
         let card = v.get(&read(alice, "provide_offerings"), "payment.card_number")?;
         card.value.get(..36).unwrap_or_default().to_string()
@@ -979,8 +997,8 @@ fn a_vault_with_another_master_key_cannot_read_the_values_and_says_so() -> TestR
     crypto(wrong.get(&r, "contact.email").map(|x| x.value.to_string()))?;
     crypto(wrong.get_all(&r).map(|x| format!("{} values", x.0.len())))?;
     crypto(wrong.history(&r, "contact.email").map(|x| format!("{} versions", x.len())))?;
-    crypto(wrong.detokenize(&token, "provide_offerings", CONTROLLER, None).map(|x| x.to_string()))?;
-    crypto(wrong.put(&put(alice, "contact.email", "mallory@example.org")).map(|x| x.to_string()))?;
+    crypto(wrong.detokenize(&token, "provide_offerings", CONTROLLER, None, &By::Cli).map(|x| x.to_string()))?;
+    crypto(wrong.put(&put(alice, "contact.email", "mallory@example.org"), &By::Cli).map(|x| x.to_string()))?;
     // The audit chain does not depend on the key: it still verifies.
     audit_is_sound(&wrong, &[alice, "alice@mail.example.net", CARD_DIGITS])?;
     drop(wrong);
@@ -988,7 +1006,7 @@ fn a_vault_with_another_master_key_cannot_read_the_values_and_says_so() -> TestR
     // The right key still reads everything, from the stored data.
     let v = vault_over(storage.open()?, &right, clock)?;
     assert_eq!(v.get(&r, "contact.email")?.value.as_str(), "alice@mail.example.net");
-    assert_eq!(v.detokenize(&token, "provide_offerings", CONTROLLER, None)?.as_str(), CARD_DIGITS);
+    assert_eq!(v.detokenize(&token, "provide_offerings", CONTROLLER, None, &By::Cli)?.as_str(), CARD_DIGITS);
     audit_is_sound(&v, &[alice, "alice@mail.example.net", CARD_DIGITS])
 }
 
@@ -1001,9 +1019,9 @@ fn consent_by_an_unlinked_guardian_or_for_an_unknown_purpose_is_refused_and_chan
     let f = fixture()?;
     let v = &f.vault;
     let (alice, parent, kid) = ("alice@example.org", "parent@example.org", "kid@example.org");
-    v.add_subject(&adult(alice, "eea"))?;
-    v.add_subject(&adult(parent, "eea"))?;
-    v.add_subject(&child(kid, date!(2012 - 05 - 05), parent))?;
+    v.add_subject(&adult(alice, "eea"), &By::Cli)?;
+    v.add_subject(&adult(parent, "eea"), &By::Cli)?;
+    v.add_subject(&child(kid, date!(2012 - 05 - 05), parent), &By::Cli)?;
     let before = head(v)?;
     let state = |s| v.subject(s).map(|s| s.state);
     let (alice_state, kid_state) = (state(alice)?, state(kid)?);
@@ -1011,18 +1029,18 @@ fn consent_by_an_unlinked_guardian_or_for_an_unknown_purpose_is_refused_and_chan
     // Alice has no guardian at all; the kid's guardian is someone else.
     for (subject, guardian) in [(alice, parent), (kid, alice), (kid, kid)] {
         for r in [
-            v.grant_consent(subject, "marketing", Some(guardian)),
-            v.withdraw_consent(subject, "marketing", Some(guardian)),
+            v.grant_consent(subject, "marketing", Some(guardian), &By::Cli),
+            v.withdraw_consent(subject, "marketing", Some(guardian), &By::Cli),
         ] {
             assert!(matches!(r, Err(VaultError::Invalid(ref m)) if m.contains("not linked")), "{r:?}");
         }
     }
     for r in [
-        v.grant_consent(alice, "no_such_purpose", None),
-        v.withdraw_consent(alice, "Marketing", None),
-        v.object(alice, "no_such_purpose"),
-        v.grant_consent(kid, "no_such_purpose", Some(parent)),
-        v.grant_consent(alice, "marketing", Some("not a valid id")),
+        v.grant_consent(alice, "no_such_purpose", None, &By::Cli),
+        v.withdraw_consent(alice, "Marketing", None, &By::Cli),
+        v.object(alice, "no_such_purpose", &By::Cli),
+        v.grant_consent(kid, "no_such_purpose", Some(parent), &By::Cli),
+        v.grant_consent(alice, "marketing", Some("not a valid id"), &By::Cli),
     ] {
         assert!(matches!(r, Err(VaultError::Invalid(_))), "{r:?}");
     }
@@ -1035,24 +1053,24 @@ fn consent_by_an_unlinked_guardian_or_for_an_unknown_purpose_is_refused_and_chan
 fn every_operation_on_an_unknown_subject_is_subject_not_found_and_changes_nothing() -> TestResult {
     let f = fixture()?;
     let v = &f.vault;
-    v.add_subject(&adult("alice@example.org", "eea"))?;
+    v.add_subject(&adult("alice@example.org", "eea"), &By::Cli)?;
     let before = head(v)?;
     let nobody = "nobody@example.org";
     let r = read(nobody, "provide_offerings");
     let results: Vec<(&str, Result<(), VaultError>)> = vec![
         ("subject", v.subject(nobody).map(drop)),
-        ("put", v.put(&put(nobody, "contact.email", "nobody@mail.example.net")).map(drop)),
+        ("put", v.put(&put(nobody, "contact.email", "nobody@mail.example.net"), &By::Cli).map(drop)),
         ("get", v.get(&r, "contact.email").map(drop)),
         ("get_all", v.get_all(&r).map(drop)),
         ("history", v.history(&r, "contact.email").map(drop)),
-        ("grant_consent", v.grant_consent(nobody, "marketing", None)),
-        ("withdraw_consent", v.withdraw_consent(nobody, "marketing", None)),
-        ("object", v.object(nobody, "marketing")),
-        ("set_restricted", v.set_restricted(nobody, true)),
-        ("erase", v.erase(nobody).map(drop)),
+        ("grant_consent", v.grant_consent(nobody, "marketing", None, &By::Cli)),
+        ("withdraw_consent", v.withdraw_consent(nobody, "marketing", None, &By::Cli)),
+        ("object", v.object(nobody, "marketing", &By::Cli)),
+        ("set_restricted", v.set_restricted(nobody, true, &By::Cli)),
+        ("erase", v.erase(nobody, &By::Cli).map(drop)),
         (
             "add a child of an unknown guardian",
-            v.add_subject(&child("kid@example.org", date!(2012 - 01 - 01), nobody)).map(drop),
+            v.add_subject(&child("kid@example.org", date!(2012 - 01 - 01), nobody), &By::Cli).map(drop),
         ),
     ];
     for (what, r) in results {
@@ -1071,7 +1089,7 @@ fn every_operation_on_an_unknown_subject_is_subject_not_found_and_changes_nothin
 fn adding_a_subject_refuses_bad_input_and_changes_nothing() -> TestResult {
     let f = fixture()?;
     let v = &f.vault;
-    v.add_subject(&adult("alice@example.org", "eea"))?;
+    v.add_subject(&adult("alice@example.org", "eea"), &By::Cli)?;
     let before = head(v)?;
     let tomorrow = date!(2024 - 06 - 02);
     let bad: Vec<(&str, NewSubject<'_>)> = vec![
@@ -1083,10 +1101,13 @@ fn adding_a_subject_refuses_bad_input_and_changes_nothing() -> TestResult {
         ("own guardian", child("bob@example.org", date!(2012 - 01 - 01), "bob@example.org")),
     ];
     for (what, s) in bad {
-        let r = v.add_subject(&s);
+        let r = v.add_subject(&s, &By::Cli);
         assert!(matches!(r, Err(VaultError::Invalid(_))), "{what}: {r:?}");
     }
-    assert!(matches!(v.add_subject(&adult("alice@example.org", "california")), Err(VaultError::SubjectExists)));
+    assert!(matches!(
+        v.add_subject(&adult("alice@example.org", "california"), &By::Cli),
+        Err(VaultError::SubjectExists)
+    ));
     assert_eq!(head(v)?, before);
     assert_eq!(v.subject("alice@example.org")?.jurisdiction, "eea");
     audit_is_sound(v, &["alice@example.org", "bob@example.org"])
@@ -1102,7 +1123,7 @@ fn round_trip_without_leaks(v: &Vault<TestStore>, subject: &str, value: &str) ->
     let fail = |m: String| TestCaseError::fail(m);
     let before = head(v).map_err(|e| fail(e.to_string()))?;
     let good = put(subject, "contact.name", value);
-    v.put(&good).map_err(|e| fail(format!("put: {e}")))?;
+    v.put(&good, &By::Cli).map_err(|e| fail(format!("put: {e}")))?;
     let got = v.get(&read(subject, "provide_offerings"), "contact.name").map_err(|e| fail(format!("get: {e}")))?;
     if got.value.as_str() != value {
         return Err(fail(format!("put {value:?}, got {:?}", got.value.as_str())));
@@ -1120,11 +1141,12 @@ fn round_trip_without_leaks(v: &Vault<TestStore>, subject: &str, value: &str) ->
         vec![put(subject, "contact.email", value), put(subject, "contact.address", "")],
     ];
     // (A random value may be a valid card number: then it is simply stored.)
-    let mut errors: Vec<VaultError> = invalid.iter().filter_map(|b| v.put_batch(b, CONTROLLER).err()).collect();
+    let mut errors: Vec<VaultError> =
+        invalid.iter().filter_map(|b| v.put_batch(b, CONTROLLER, &By::Cli).err()).collect();
     errors.extend(v.get(&read(value, "provide_offerings"), "contact.name").err());
     errors.extend(v.get_all(&read(value, "provide_offerings")).err());
-    errors.extend(v.grant_consent(value, "marketing", None).err());
-    errors.extend(v.erase(value).err());
+    errors.extend(v.grant_consent(value, "marketing", None, &By::Cli).err());
+    errors.extend(v.erase(value, &By::Cli).err());
 
     // The value is still what it was: the failed batches wrote nothing.
     let again = v.get(&read(subject, "provide_offerings"), "contact.name").map_err(|e| fail(format!("get: {e}")))?;
@@ -1153,7 +1175,7 @@ fn any_printable_value_round_trips_and_never_appears_in_errors_or_the_audit() ->
     let f = fixture()?;
     let v = &f.vault;
     let subject = "prop@example.org";
-    v.add_subject(&adult(subject, "eea"))?;
+    v.add_subject(&adult(subject, "eea"), &By::Cli)?;
     // Any printable Unicode, then printable ASCII (quotes, backslashes, digits, `%`...): 100 cases each.
     for pattern in ["\\PC{1,64}", "[ -~]{1,64}"] {
         let mut runner = TestRunner::new(Config { cases: 100, failure_persistence: None, ..Config::default() });

@@ -28,7 +28,7 @@ use custos_crypto::{Keyring, MasterKey};
 use custos_server::auth::Role;
 use custos_server::{AppState, Config, SharedVault};
 use custos_test_support::{TestStorage, TestStore};
-use custos_vault::Vault;
+use custos_vault::{By, Vault};
 use tower::ServiceExt as _;
 
 pub const POLICY: &str = include_str!("../../../../examples/aws-privacy-notice-2020-01-24.yaml");
@@ -59,7 +59,7 @@ pub fn fixture() -> Fixture {
         let storage = TestStorage::fresh()?;
         let store = storage.open()?;
         let vault = vault(store.clone());
-        let admin = vault.create_api_key(Role::Admin, None, &[]).map_err(|e| format!("an admin key: {e}"))?;
+        let admin = vault.create_api_key(Role::Admin, None, &[], &By::Cli).map_err(|e| format!("an admin key: {e}"))?;
         Ok::<_, String>(Fixture {
             state: AppState::new(vault, Config::default()),
             admin: admin.secret.to_string(),
@@ -77,7 +77,7 @@ pub fn fixture_with(config: Config, clock: Arc<dyn custos_core::time::Clock>) ->
         let policy = Arc::new(Policy::from_yaml(POLICY).map_err(|e| format!("the bundled policy: {e}"))?);
         let keys = Keyring::new(&MasterKey::generate().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
         let vault = Vault::new(policy, store.clone(), keys, clock);
-        let admin = vault.create_api_key(Role::Admin, None, &[]).map_err(|e| format!("an admin key: {e}"))?;
+        let admin = vault.create_api_key(Role::Admin, None, &[], &By::Cli).map_err(|e| format!("an admin key: {e}"))?;
         Ok::<_, String>(Fixture {
             state: AppState::new(vault, config),
             admin: admin.secret.to_string(),
@@ -111,7 +111,7 @@ impl Fixture {
 
     /// A new key with `role` (and no actor or purposes).
     pub fn new_key(&self, role: Role) -> String {
-        self.with_vault(|v| v.create_api_key(role, None, &[]).expect("a key").secret.to_string())
+        self.with_vault(|v| v.create_api_key(role, None, &[], &By::Cli).expect("a key").secret.to_string())
     }
 
     /// Sends one request with the admin key; `body` is sent as JSON when given.

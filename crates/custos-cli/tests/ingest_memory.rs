@@ -1,0 +1,119 @@
+//! Ingestion memory is bounded: four concurrent 60 MB NDJSON batches keep the
+//! server's peak resident set (`VmHWM`) within its baseline plus three times
+//! the configured batch limit. The real binary; on PostgreSQL with
+//! `CUSTOS_TEST_BACKEND=postgres`.
+//!
+//! The bound follows from the design (`custos-server/src/ingest.rs`): at most
+//! `--max-concurrent-ingestions` (2) batches are read at once, each held once
+//! (about its own size) plus one chunk being sealed and written; the others
+//! wait unread.
+
+mod support;
+
+use std::time::Instant;
+
+use serde_json::json;
+use support::{R, Server};
+
+const MIB: u64 = 1024 * 1024;
+/// The server's default `--max-ingest-bytes`.
+const LIMIT: u64 = 64 * MIB;
+const BATCH: usize = 60 * 1000 * 1000;
+const BATCHES: usize = 4;
+const SUBJECTS: usize = 20;
+
+/// A field of `/proc/<pid>/status`, in bytes.
+fn status_kib(pid: u32, field: &str) -> R<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| format!("/proc status: {e}"))?;
+    let line = text.lines().find(|l| l.starts_with(field)).ok_or_else(|| format!("no {field} in {text}"))?;
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("unreadable {field}: {line}"))?;
+    Ok(kib * 1024)
+}
+
+/// One batch of about [`BATCH`] bytes: lines of 8 KiB values over the subjects.
+fn batch(n: usize) -> (Vec<u8>, usize) {
+    let mut out = Vec::with_capacity(BATCH + 16 * 1024);
+    let mut lines = 0;
+    while out.len() < BATCH {
+        let value: String = format!("batch {n} line {lines} ").chars().cycle().take(8 * 1024).collect();
+        let line = json!({
+            "subject": format!("mem-{}", lines % SUBJECTS),
+            "category": "contact.address",
+            "value": value,
+            "source": "provided",
+            "purpose": "provide_offerings",
+        });
+        out.extend_from_slice(line.to_string().as_bytes());
+        out.push(b'\n');
+        lines += 1;
+    }
+    (out, lines)
+}
+
+#[test]
+fn regression_ingestion_memory_is_bounded() -> R<()> {
+    let server = Server::start(&[])?;
+    for i in 0..SUBJECTS {
+        let body = json!({ "id": format!("mem-{i}"), "jurisdiction": "california" });
+        server.json("POST", "/v1/subjects", &server.admin, &body)?.want(201)?;
+    }
+    // Warm up the ingestion path, then take the baseline.
+    let (small, _) = {
+        let line = json!({ "subject": "mem-0", "category": "contact.address", "value": "warm up",
+            "source": "provided", "purpose": "provide_offerings" });
+        (format!("{line}\n").into_bytes(), 1)
+    };
+    server.send("POST", "/v1/ingest", Some(&server.admin), Some(("application/x-ndjson", small)))?.want(200)?;
+    let pid = server.pid()?;
+    let baseline = status_kib(pid, "VmHWM:")?;
+    let batches: Vec<(Vec<u8>, usize)> = (0..BATCHES).map(batch).collect();
+    let started = Instant::now();
+    let results: Vec<R<(usize, u64)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = batches
+            .into_iter()
+            .map(|(body, lines)| {
+                let server = &server;
+                s.spawn(move || {
+                    let r = server
+                        .send("POST", "/v1/ingest", Some(&server.admin), Some(("application/x-ndjson", body)))?
+                        .want_json(200)?;
+                    let written = r["written"].as_u64().ok_or_else(|| format!("no count in {r}"))?;
+                    Ok((lines, written))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a sender panicked".into()))).collect()
+    });
+    let elapsed = started.elapsed();
+    for r in results {
+        let (lines, written) = r?;
+        assert_eq!(written, lines as u64, "every line of every batch is written");
+    }
+    let peak = status_kib(pid, "VmHWM:")?;
+    let bound = baseline + 3 * LIMIT;
+    eprintln!(
+        "ingestion memory: baseline {} MiB, peak {} MiB after {BATCHES} concurrent {} MB batches in {:.1} s (bound {} MiB)",
+        baseline / MIB,
+        peak / MIB,
+        BATCH / 1_000_000,
+        elapsed.as_secs_f64(),
+        bound / MIB
+    );
+    assert!(
+        peak <= bound,
+        "peak RSS {} MiB exceeds the baseline {} MiB + 3 × the {} MiB batch limit",
+        peak / MIB,
+        baseline / MIB,
+        LIMIT / MIB
+    );
+    // The data is there and readable.
+    let r = server
+        .send("GET", "/v1/subjects/mem-3/data/contact.address?purpose=provide_offerings", Some(&server.admin), None)?
+        .want_json(200)?;
+    assert!(r["value"].as_str().is_some_and(|v| v.starts_with("batch ")), "{r}");
+    server.finish()
+}
