@@ -1,5 +1,6 @@
 //! The database files are private to their owner (issue 8, defect 10).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(unix)]
 
 use std::os::unix::fs::PermissionsExt;

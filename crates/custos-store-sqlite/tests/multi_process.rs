@@ -2,6 +2,8 @@
 //! run beside it: one intact audit chain, and a readiness check that fails
 //! when the store cannot write.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use custos_core::audit::{AuditAction, AuditEvent, ChainVerifier};
