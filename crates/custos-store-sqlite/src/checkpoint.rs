@@ -15,7 +15,8 @@
 //! connection, under the store's write lock, so no writer of this process
 //! competes with it; it waits at most [`TRUNCATE_WAIT`] for readers (of any
 //! process) still reading older pages from the WAL, and when they do not let
-//! go in time it is retried at the next tick until it completes. With no such
+//! go in time it is retried, after a pause that doubles from 250 ms up to
+//! [`MAX_RETRY_PAUSE`], until it completes. With no such
 //! reader, the erased bytes are out of both files within
 //! [`ERASED_BYTES_GONE_WITHIN`](crate::ERASED_BYTES_GONE_WITHIN). A store
 //! closed with a wipe pending (a CLI command run beside a server) does it
@@ -25,7 +26,7 @@ use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -36,9 +37,15 @@ use crate::{BUSY_TIMEOUT, Writer, open_error};
 pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// How long a truncating checkpoint waits for readers of older WAL frames
-/// before giving up until the next tick. The writer of this process waits as
+/// before giving up until its next try. The writers of this process wait as
 /// long, so it is kept short.
-const TRUNCATE_WAIT: Duration = Duration::from_millis(100);
+const TRUNCATE_WAIT: Duration = Duration::from_millis(25);
+
+/// The longest pause between tries of a truncating checkpoint that readers
+/// keep failing (the pause doubles from [`CHECKPOINT_EVERY`] up to this), so
+/// that a long reader in another process does not keep stalling this one's
+/// writers.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(4);
 
 enum Signal {
     /// An erasure committed: the WAL must be truncated.
@@ -84,6 +91,8 @@ impl Drop for Checkpointer {
 
 fn run(conn: &Connection, writer: &Mutex<Writer>, signals: &mpsc::Receiver<Signal>) {
     let mut wipe_pending = false;
+    let mut pause = CHECKPOINT_EVERY;
+    let mut next_try = Instant::now();
     loop {
         match signals.recv_timeout(CHECKPOINT_EVERY) {
             Ok(Signal::Erased) => wipe_pending = true,
@@ -94,8 +103,10 @@ fn run(conn: &Connection, writer: &Mutex<Writer>, signals: &mpsc::Receiver<Signa
         while let Ok(Signal::Erased) = signals.try_recv() {
             wipe_pending = true;
         }
-        if wipe_pending {
+        if wipe_pending && Instant::now() >= next_try {
             wipe_pending = !truncate(writer, TRUNCATE_WAIT);
+            pause = if wipe_pending { (pause * 2).min(MAX_RETRY_PAUSE) } else { CHECKPOINT_EVERY };
+            next_try = Instant::now() + pause;
         } else if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             report_failure("background WAL checkpoint", &e);
         }

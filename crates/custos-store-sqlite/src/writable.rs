@@ -8,18 +8,27 @@
 //! each write transaction, which holds SQLite's write lock, `PRAGMA
 //! data_version` tells whether any other connection committed since this one
 //! last looked; only then is the head read again from `audit_head` (one
-//! indexed row). The check costs one pragma per transaction and the group
+//! indexed row), and the schema version checked again (another process may
+//! have migrated the file to a newer schema since this one opened it).
+//!
+//! The store's other state needs no such check: prepared statements are
+//! re-prepared by SQLite itself when the schema changes, read connections
+//! keep no snapshot between reads (each read is its own transaction), and the
+//! group-commit queue holds only this process's pending appends, which its
+//! leader appends after the head checked here. The check costs one pragma per transaction and the group
 //! commit of audit appends is unchanged.
 
 use custos_core::audit::ChainHead;
 use custos_store::StoreError;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use crate::error::{Context, corrupt};
+use crate::error::{Context, OpenError, corrupt};
+use crate::migrations::SCHEMA_VERSION;
 use crate::store::{hash32, load_head};
 use crate::{SqliteStore, Writer};
 
 const DATA_VERSION: &str = "PRAGMA data_version";
+const USER_VERSION: &str = "PRAGMA user_version";
 const LAST_ENTRY: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
 
 /// Brings `head` up to date inside a write transaction on `tx`: read again
@@ -30,6 +39,15 @@ pub(crate) fn sync_head(tx: &Connection, head: &mut ChainHead, seen: &mut Option
         .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
         .during("checking for writes by other connections")?;
     if *seen != Some(version) {
+        // The schema version was checked at open; another process may have
+        // migrated the file since (a newer build): its schema is not ours to write.
+        let schema: i64 = tx
+            .prepare_cached(USER_VERSION)
+            .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+            .during("reading the schema version")?;
+        if schema > SCHEMA_VERSION {
+            return Err(OpenError::SchemaTooNew { found: schema, supported: SCHEMA_VERSION }.into());
+        }
         *head = load_head(tx)?;
         *seen = Some(version);
     }

@@ -171,3 +171,29 @@ fn an_erasure_beside_an_open_store_is_wiped_before_its_store_closes() {
     assert_eq!(found_in(&files, b"SEALED-erased"), Vec::<String>::new(), "sealed bytes are still in these files");
     server.append_audit(&ev(AuditAction::DataRead)).expect("the server goes on writing");
 }
+
+/// A reader holding a snapshot from before the erasure delays the wipe (the
+/// pages it reads must stay); once it ends, the wipe completes on a retry.
+#[test]
+fn a_wipe_delayed_by_an_old_reader_completes_once_the_reader_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("custos.db");
+    let ev = |action| vec![AuditEvent::new(Timestamp(5), action, "controller")];
+    let store = SqliteStore::open(&path).unwrap();
+    store.create_subject(&subject("kept"), b"kept-key", &ev(AuditAction::SubjectCreated)).unwrap();
+    store.put_items(&items("kept", 0, 300), &ev(AuditAction::DataWritten)).unwrap();
+    let key = b"\x01WRAPPED-KEY-erased\x02";
+    store.create_subject(&subject("erased"), key, &ev(AuditAction::SubjectCreated)).unwrap();
+    store.put_items(&items("erased", 0, 12), &ev(AuditAction::DataWritten)).unwrap();
+
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader.query_row("SELECT count(*) FROM subjects", [], |r| r.get(0)).unwrap();
+    store.erase_subject(&SubjectId::parse("erased").unwrap(), Timestamp(99), &ev(AuditAction::SubjectErased)).unwrap();
+    std::thread::sleep(ERASED_BYTES_GONE_WITHIN);
+    assert!(!found_in(&all_files(&path), key).is_empty(), "the old reader still needs those pages");
+    reader.execute_batch("COMMIT").unwrap();
+    // The next try comes at most 4 s (the longest pause between tries) later.
+    std::thread::sleep(ERASED_BYTES_GONE_WITHIN + std::time::Duration::from_secs(4));
+    assert_eq!(found_in(&all_files(&path), key), Vec::<String>::new(), "the wrapped key is still in these files");
+}

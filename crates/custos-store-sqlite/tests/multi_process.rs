@@ -154,3 +154,20 @@ fn check_writable_fails_when_the_recorded_head_is_not_the_last_entry() {
     let err = store.check_writable().expect_err("the head row is missing");
     assert!(err.to_string().contains("audit head row is missing"), "{err}");
 }
+
+/// Another process migrated the file to a newer schema while this store was
+/// open: this store refuses to write (it would not know the new schema) rather
+/// than writing rows the newer build cannot read.
+#[test]
+fn a_store_refuses_to_write_once_another_process_migrated_the_file_further() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("custos.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.append_audit(&ev(AuditAction::DataRead)).unwrap();
+    let newer = custos_store_sqlite::SCHEMA_VERSION + 1;
+    rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", newer).unwrap();
+    let err = store.append_audit(&ev(AuditAction::DataRead)).expect_err("a newer schema");
+    assert!(err.to_string().contains("newer than this build"), "{err}");
+    assert!(store.check_writable().is_err());
+    assert_eq!(store.audit_head().unwrap().seq, 1, "nothing was appended");
+}
