@@ -28,15 +28,19 @@ pub async fn healthz() -> axum::Json<Health> {
     axum::Json(Health { status: "ok".into() })
 }
 
-/// The store answers and the audit head can be read.
+/// The store can write: it takes the write path as far as it goes without
+/// changing anything (the write lock, the audit head checked against the last
+/// entry) and lets go. 503 when the next write would fail (read-only or
+/// standby database, a lock held elsewhere for longer than a write waits, a
+/// damaged chain head); this can take as long as a write waits for its lock.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Problem)))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<axum::Json<Health>, ApiError> {
     state
         .run(|v| {
             v.store()
-                .audit_head()
-                .map_err(|e| ApiError::new(ProblemKind::Unavailable, format!("the store is not answering: {e}")))
+                .check_writable()
+                .map_err(|e| ApiError::new(ProblemKind::Unavailable, format!("the store cannot write: {e}")))
         })
         .await?;
     Ok(axum::Json(Health { status: "ready".into() }))

@@ -72,6 +72,8 @@ mod sql {
     pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit (seq, prev_hash, body, hash) \
          SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::text[], $4::bytea[])";
     pub(super) const MOVE_AUDIT_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
+    pub(super) const WRITABLE: &str = "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'";
+    pub(super) const LAST_AUDIT_ENTRY: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
     pub(super) const SCAN_AUDIT: &str = "SELECT seq, prev_hash, body, hash FROM audit ORDER BY seq";
     pub(super) const AUDIT_AFTER: &str =
         "SELECT seq, prev_hash, body, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2";
@@ -877,7 +879,40 @@ impl AuditStore for PostgresStore {
             rows.iter().map(entry_from_row).collect()
         })
     }
+
+    /// Readiness of the write path, in a transaction that is rolled back: the
+    /// server is neither a standby in recovery nor read-only, the head row can
+    /// be locked (waiting at most [`CHECK_LOCK_TIMEOUT`] for a writer holding
+    /// it), and the head is the last entry of the chain.
+    fn check_writable(&self) -> Result<(), StoreError> {
+        const OP: &str = "checking that the store can write";
+        self.with_client(|Conn { client, statements }| {
+            let mut tx = client.transaction().during(OP)?;
+            tx.batch_execute(CHECK_LOCK_TIMEOUT).during(OP)?;
+            let mut session = Session { db: &mut tx, statements };
+            let row = session.query_opt(sql::WRITABLE, &[]).during(OP)?.ok_or_else(|| corrupt("no row"))?;
+            if row.try_get::<_, bool>(0).during(OP)? {
+                return Err(StoreError::Backend("the database is a standby in recovery: it cannot write".into()));
+            }
+            if row.try_get::<_, bool>(1).during(OP)? {
+                return Err(StoreError::Backend("the database is read-only (transaction_read_only is on)".into()));
+            }
+            let head = head_from_row(session.query_opt(sql::LOCK_AUDIT_HEAD, &[]).during("locking the audit head")?)?;
+            let last = match session.query_opt(sql::LAST_AUDIT_ENTRY, &[]).during(OP)? {
+                None => ChainHead::EMPTY,
+                Some(row) => head_from_row(Some(row))?,
+            };
+            if last != head {
+                return Err(corrupt("the recorded audit head is not the last audit entry; the next append would fail"));
+            }
+            tx.rollback().during(OP)
+        })
+    }
 }
+
+/// How long [`AuditStore::check_writable`] waits for a writer holding the
+/// chain head (as long as SQLite's store waits for its write lock).
+const CHECK_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '5s'";
 
 impl KeyStore for PostgresStore {
     fn create_api_key(&self, key: &ApiKeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {

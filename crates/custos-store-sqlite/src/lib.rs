@@ -8,17 +8,30 @@
 //! read-only connections, so in WAL mode they never wait for a long write; an
 //! in-memory database has a single connection, shared by reads and writes.
 //!
+//! Any number of processes may open one database file at once (a CLI command
+//! beside `custos serve`): SQLite serialises their writes, and the cached
+//! chain head is checked inside every write transaction with `PRAGMA
+//! data_version`, which changes exactly when another connection has
+//! committed; the head is then read again from `audit_head` before anything
+//! is appended.
+//!
 //! `secure_delete` is on, so the bytes of an erased subject's wrapped key and
 //! sealed items are overwritten with zeros in the database pages rather than
-//! left in free space.
+//! left in free space; and each erasure is followed by a truncating
+//! checkpoint, so that the WAL keeps no older copy of those pages either
+//! (within [`ERASED_BYTES_GONE_WITHIN`]; see `checkpoint`). The database file
+//! and its `-wal` and `-shm` files are private to their owner (mode 0600).
 
+mod checkpoint;
 mod checkpoints;
 mod error;
+mod files;
 mod migrations;
 mod store;
+mod writable;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use custos_core::audit::ChainHead;
@@ -29,11 +42,18 @@ use rusqlite::{Connection, OpenFlags};
 pub use error::OpenError;
 pub use migrations::SCHEMA_VERSION;
 
+use checkpoint::Checkpointer;
 use error::Context;
 use store::load_head;
 
+/// How soon after an erasure commits no copy of the erased subject's wrapped
+/// key or sealed items is left in the database file or its WAL, as long as no
+/// reader (in any process) keeps reading a snapshot from before the erasure;
+/// such a reader delays it until it ends (the wipe is retried every 250 ms).
+pub const ERASED_BYTES_GONE_WITHIN: Duration = Duration::from_secs(2);
+
 /// How long a connection waits for a lock held by another process before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prepared statements kept per connection (the store uses fewer than this).
 const STATEMENT_CACHE: usize = 64;
@@ -53,10 +73,11 @@ pub struct SqliteStore {
     // connections close before the write connection, so that the writer is
     // the last connection and checkpoints the WAL into the database file when
     // it closes.
-    /// Held for its `Drop`: stops the background checkpoints.
-    _checkpointer: Option<Checkpointer>,
+    /// Stops the background checkpoints when dropped; told of erasures.
+    checkpointer: Option<Checkpointer>,
     readers: Option<ReaderPool>,
-    writer: Mutex<Writer>,
+    /// Shared with the checkpointer, which truncates the WAL on it.
+    writer: Arc<Mutex<Writer>>,
     /// Audit appends waiting to be committed together (group commit).
     audit_queue: custos_store::AuditGroupCommit,
 }
@@ -65,6 +86,10 @@ pub struct SqliteStore {
 struct Writer {
     conn: Connection,
     head: ChainHead,
+    /// `PRAGMA data_version` when `head` was last known to be the stored
+    /// head; `None` until the first write transaction reads it. Another
+    /// connection's commit changes it, and the head is then read again.
+    seen_version: Option<i64>,
 }
 
 /// Read-only connections to a database file, opened on demand.
@@ -85,14 +110,15 @@ impl SqliteStore {
     /// [`OpenError::SchemaTooNew`] and left untouched.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, OpenError> {
         let path = path.as_ref().to_path_buf();
+        files::make_private(&path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error("opening the file", &e))?;
-        let writer = Writer::start(conn, true)?;
-        let checkpointer = Checkpointer::start(&path)?;
+        let writer = Arc::new(Mutex::new(Writer::start(conn, true)?));
+        let checkpointer = Checkpointer::start(&path, writer.clone())?;
         Ok(SqliteStore {
-            _checkpointer: Some(checkpointer),
+            checkpointer: Some(checkpointer),
             readers: Some(ReaderPool { path, idle: Mutex::new(Vec::new()) }),
-            writer: Mutex::new(writer),
+            writer,
             audit_queue: custos_store::AuditGroupCommit::default(),
         })
     }
@@ -103,9 +129,9 @@ impl SqliteStore {
         let conn = Connection::open_in_memory().map_err(|e| open_error("opening in memory", &e))?;
         let writer = Writer::start(conn, false)?;
         Ok(SqliteStore {
-            _checkpointer: None,
+            checkpointer: None,
             readers: None,
-            writer: Mutex::new(writer),
+            writer: Arc::new(Mutex::new(writer)),
             audit_queue: custos_store::AuditGroupCommit::default(),
         })
     }
@@ -165,7 +191,7 @@ impl Writer {
         setup(&conn).map_err(|e| open_error("configuring the connection", &e))?;
         migrations::migrate(&mut conn)?;
         let head = load_head(&conn).map_err(|e| OpenError::Sqlite(e.to_string()))?;
-        Ok(Writer { conn, head })
+        Ok(Writer { conn, head, seen_version: None })
     }
 }
 
@@ -181,52 +207,6 @@ impl ReaderPool {
     }
 }
 
-/// A background thread that copies the WAL into the database file every
-/// [`CHECKPOINT_EVERY`], so that no commit pays for a checkpoint (and its
-/// fsync) inline. Passive checkpoints never block readers or the writer.
-struct Checkpointer {
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-/// How often the WAL is checkpointed in the background.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
-impl Checkpointer {
-    fn start(path: &Path) -> Result<Checkpointer, OpenError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error("opening the checkpointer", &e))?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_error("configuring the checkpointer", &e))?;
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("custos-checkpoint".into())
-            .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        report_checkpoint_failure(&e);
-                    }
-                }
-            })
-            .map_err(|e| OpenError::Sqlite(format!("starting the checkpointer: {e}")))?;
-        Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
-    }
-}
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A failed background checkpoint is retried at the next tick; the WAL only
-/// grows meanwhile. It is reported on stderr (no values: SQLite's message).
-fn report_checkpoint_failure(e: &rusqlite::Error) {
-    eprintln!("custos: background WAL checkpoint failed (will retry): {}", error::Describe(e));
-}
-
-fn open_error(operation: &str, e: &rusqlite::Error) -> OpenError {
+pub(crate) fn open_error(operation: &str, e: &rusqlite::Error) -> OpenError {
     OpenError::Sqlite(format!("{operation}: {}", error::Describe(e)))
 }

@@ -3,7 +3,9 @@
 //! Each mutating call runs in one immediate transaction on the write
 //! connection that also appends its audit entries and moves `audit_head`;
 //! any error drops the transaction, which rolls it back, and the cached chain
-//! head is replaced only after a successful commit.
+//! head is replaced only after a successful commit. Inside the transaction,
+//! before anything is appended, the cached head is brought up to date should
+//! another process have written (`writable::sync_head`).
 
 use custos_core::audit::{AuditEntry, AuditEvent, ChainBreak, ChainHead};
 use custos_core::subject::{Subject, SubjectId};
@@ -16,6 +18,7 @@ use custos_store::{
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, ffi, params};
 
 use crate::error::{Context, corrupt};
+use crate::writable::sync_head;
 use crate::{SqliteStore, Writer};
 
 mod identity;
@@ -162,8 +165,9 @@ impl SqliteStore {
         f: impl FnOnce(&Transaction<'_>, &mut ChainHead) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut writer = self.writer();
-        let Writer { conn, head } = &mut *writer;
+        let Writer { conn, head, seen_version } = &mut *writer;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).during(operation)?;
+        sync_head(&tx, head, seen_version)?;
         let mut next = *head;
         let value = f(&tx, &mut next)?;
         tx.commit().during(operation)?;
@@ -358,7 +362,7 @@ fn key(item: &NewItem) -> (&str, &str) {
     (item.subject.as_str(), item.category.as_str())
 }
 
-fn hash32(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
+pub(crate) fn hash32(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
     bytes.try_into().map_err(|_| corrupt("an audit hash is not 32 bytes"))
 }
 
@@ -448,7 +452,7 @@ impl SubjectStore for SqliteStore {
         at: Timestamp,
         audit: &[AuditEvent],
     ) -> Result<u64, StoreError> {
-        self.write("erasing a subject", |tx, head| {
+        let destroyed = self.write("erasing a subject", |tx, head| {
             if tombstone_at(tx, pseudonym)?.is_some() {
                 return Err(StoreError::SubjectErased);
             }
@@ -475,7 +479,12 @@ impl SubjectStore for SqliteStore {
                 .during("erasing a subject")?;
             append(tx, head, audit)?;
             Ok(destroyed as u64)
-        })
+        })?;
+        // The WAL still holds the pages as they were before: have it truncated.
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.erased();
+        }
+        Ok(destroyed)
     }
 
     fn tombstone(&self, pseudonym: &str) -> Result<Option<Tombstone>, StoreError> {
@@ -666,11 +675,12 @@ impl AuditStore for SqliteStore {
         }
         self.audit_queue.append(audit, |groups| {
             let mut writer = self.writer();
-            let Writer { conn, head } = &mut *writer;
-            let mut next = *head;
-            let mut heads = Vec::with_capacity(groups.len());
+            let Writer { conn, head, seen_version } = &mut *writer;
             let tx =
                 conn.transaction_with_behavior(TransactionBehavior::Immediate).during("appending audit entries")?;
+            sync_head(&tx, head, seen_version)?;
+            let mut next = *head;
+            let mut heads = Vec::with_capacity(groups.len());
             for events in groups {
                 append(&tx, &mut next, events)?;
                 heads.push(next);
@@ -732,6 +742,10 @@ impl AuditStore for SqliteStore {
             }
             Ok(out)
         })
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        self.check_writable_now()
     }
 }
 

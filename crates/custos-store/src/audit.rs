@@ -26,6 +26,13 @@ pub trait AuditStore: Send + Sync {
 
     /// Audit entries with `seq > after`, at most `limit`, in order.
     fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Whether the store can take a write now (readiness): takes the write
+    /// path as far as it can without changing anything — the write lock and
+    /// the audit head, checked against the last entry — and lets go. An error
+    /// says why the next write would fail (read-only, locked for longer than
+    /// the store waits, head missing or not matching the chain).
+    fn check_writable(&self) -> Result<(), StoreError>;
 }
 
 /// A shared store is a store: lets a vault or server hold `Arc<dyn Store>`.
@@ -48,5 +55,9 @@ impl<T: AuditStore + ?Sized> AuditStore for std::sync::Arc<T> {
 
     fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         (**self).audit_entries(after, limit)
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        (**self).check_writable()
     }
 }

@@ -212,3 +212,21 @@ pub fn concurrent_audit_appends_each_get_their_own_place_in_the_chain(store: &dy
     }
     assert_eq!(verify_chain(store).seq, before.seq + 2 * total as u64);
 }
+
+/// `check_writable` passes on a store that can write, before and after
+/// writes, and changes nothing: no entry, no moved head; the next write
+/// appends where it would have anyway.
+pub fn check_writable_passes_on_a_writable_store_and_changes_nothing(store: &dyn Store) {
+    ok(store.check_writable(), "checking a fresh store");
+    assert_unchanged(store, ChainHead::EMPTY, "check_writable on a fresh store");
+    create(store, "alice");
+    ok(store.append_audit(&[event(AuditAction::DataRead, Some("alice"), 1)]), "appending");
+    let before = head(store);
+    ok(store.check_writable(), "checking a store with entries");
+    ok(store.check_writable(), "checking again");
+    assert_unchanged(store, before, "check_writable");
+    let next = [event(AuditAction::DataWritten, Some("alice"), 2)];
+    ok(store.put_items(&[item("alice", "email", 2)], &next), "writing after the check");
+    assert_appended(store, before, &next, "a write after check_writable");
+    assert_eq!(verify_chain(store).seq, 3);
+}

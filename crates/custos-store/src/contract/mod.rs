@@ -84,6 +84,7 @@ macro_rules! contract_tests {
             audit::failed_operations_append_nothing,
             audit::concurrent_writers_keep_the_audit_chain_intact,
             audit::concurrent_audit_appends_each_get_their_own_place_in_the_chain,
+            audit::check_writable_passes_on_a_writable_store_and_changes_nothing,
             keys::an_api_key_round_trips_every_field_and_is_found_by_its_hash,
             keys::an_unknown_hash_finds_no_api_key,
             keys::creating_an_api_key_with_a_taken_id_or_hash_fails_and_appends_nothing,
