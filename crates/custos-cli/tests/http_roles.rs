@@ -60,7 +60,7 @@ fn regression_service_key_cannot_change_consent() -> R<()> {
     for key in [&server.marketer, &server.service] {
         server.json("POST", "/v1/subjects", key, &subject)?.want(403)?;
     }
-    server.send("GET", "/v1/subjects/mallory", Some(&server.admin), None)?.want(404)?;
+    server.send("GET", "/v1/subjects/mallory?purpose=provide_offerings", Some(&server.admin), None)?.want(404)?;
 
     // Nothing changed: the marketer still may not read for marketing.
     assert_eq!(read(&server, &marketer, "eve", "marketing")?, (403, Some("consent_missing".into())));
