@@ -29,11 +29,12 @@ pub fn custos(data: &Path) -> Command {
     let bin = std::env::var_os("CUSTOS_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_custos").into());
     let mut c = Command::new(bin);
     c.arg("--data-dir").arg(data);
-    if let Some(url) = data.parent().and_then(|d| fs::read_to_string(d.join("database_url")).ok()) {
-        c.arg("--database").arg(url.trim());
-    }
     for var in ["CUSTOS_MASTER_KEY", "CUSTOS_POLICY", "CUSTOS_DATA_DIR", "CUSTOS_LISTEN", "CUSTOS_LOG"] {
         c.env_remove(var);
+    }
+    if let Some(url) = data.parent().and_then(|d| fs::read_to_string(d.join("database_url")).ok()) {
+        // A PostgreSQL deployment names its master key explicitly.
+        c.arg("--database").arg(url.trim()).env("CUSTOS_MASTER_KEY", "3d".repeat(32));
     }
     c
 }
