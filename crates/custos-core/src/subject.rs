@@ -104,7 +104,7 @@ impl std::fmt::Display for SubjectId {
 /// them only sealed under the subject's data key (one column), and a subject
 /// loaded from the store has them empty until the vault opens them. After
 /// erasure only a tombstone under a pseudonym of the id remains.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Subject {
     /// Identifier.
     pub id: SubjectId,
@@ -122,6 +122,23 @@ pub struct Subject {
     pub erased_at: Option<Timestamp>,
     /// Consents, objections and restriction.
     pub state: SubjectState,
+}
+
+/// Shows the id, jurisdiction, times and choices; the metadata only as
+/// present or absent (it is personal data).
+impl std::fmt::Debug for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subject")
+            .field("id", &self.id)
+            .field("jurisdiction", &self.jurisdiction)
+            .field("region", &self.region.as_ref().map(|_| "<redacted>"))
+            .field("birth_date", &self.birth_date.as_ref().map(|_| "<redacted>"))
+            .field("guardian", &self.guardian.as_ref().map(|_| "<redacted>"))
+            .field("created_at", &self.created_at)
+            .field("erased_at", &self.erased_at)
+            .field("state", &self.state)
+            .finish()
+    }
 }
 
 impl Subject {

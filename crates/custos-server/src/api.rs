@@ -30,8 +30,8 @@ pub(crate) const WRITERS: &[Role] = &[Role::Admin, Role::Service];
 /// service key could otherwise grant itself a consent it then reads under.
 pub(crate) const CHOICES: &[Role] = &[Role::Admin];
 
-/// A subject to create.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A subject to create (no `Debug`: it holds personal metadata).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSubject {
     /// Subject id (1-128 printable ASCII characters, no spaces).
@@ -51,7 +51,7 @@ pub struct CreateSubject {
 
 /// A subject's metadata (never values). Region, birth date and guardian are
 /// personal data, released only by a purpose-checked, audited read.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct SubjectView {
     /// Subject id.
     pub id: String,

@@ -143,7 +143,7 @@ pub trait SubjectStore: Send + Sync {
 }
 
 /// A subject row written before metadata was sealed, as [`SubjectStore::legacy_subjects`] lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct LegacySubject {
     /// Subject id.
     pub id: SubjectId,
@@ -157,6 +157,20 @@ pub struct LegacySubject {
     pub erased_at: Option<Timestamp>,
     /// The wrapped data key (to seal the metadata under); `None` if erased.
     pub wrapped_key: Option<Vec<u8>>,
+}
+
+/// The clear metadata and the wrapped key are shown only as present or absent.
+impl std::fmt::Debug for LegacySubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LegacySubject")
+            .field("id", &self.id)
+            .field("region", &self.region.as_ref().map(|_| "<redacted>"))
+            .field("birth_date", &self.birth_date.as_ref().map(|_| "<redacted>"))
+            .field("guardian", &self.guardian.as_ref().map(|_| "<redacted>"))
+            .field("erased_at", &self.erased_at)
+            .field("wrapped_key", &self.wrapped_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl LegacySubject {

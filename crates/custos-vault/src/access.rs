@@ -91,12 +91,18 @@ impl KeyScope {
 }
 
 /// A key just created: its id and the secret, shown once.
-#[derive(Debug)]
 pub struct NewKey {
     /// Public id.
     pub id: String,
     /// The whole key, to give to the caller once.
     pub secret: Zeroizing<String>,
+}
+
+/// Never shows the secret.
+impl std::fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewKey").field("id", &self.id).field("secret", &"<redacted>").finish()
+    }
 }
 
 impl<S: Store> Vault<S> {

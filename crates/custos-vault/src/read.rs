@@ -37,7 +37,6 @@ impl<'a> Read<'a> {
 }
 
 /// A value released by the vault, with its metadata.
-#[derive(Debug)]
 pub struct Revealed {
     /// Category id.
     pub category: String,
@@ -59,6 +58,24 @@ pub struct Revealed {
     pub delete_after: Option<Date>,
     /// The legal basis the read rests on.
     pub basis: LegalBasis,
+}
+
+/// Never shows the value.
+impl std::fmt::Debug for Revealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revealed")
+            .field("category", &self.category)
+            .field("value", &"<redacted>")
+            .field("version", &self.version)
+            .field("source", &self.source)
+            .field("collected_for", &self.collected_for)
+            .field("collected_at", &self.collected_at)
+            .field("notice_version", &self.notice_version)
+            .field("superseded_at", &self.superseded_at)
+            .field("delete_after", &self.delete_after)
+            .field("basis", &self.basis)
+            .finish()
+    }
 }
 
 /// What a read of every category of a purpose returns: the values released,

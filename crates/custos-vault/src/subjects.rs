@@ -20,7 +20,7 @@ use time::Date;
 use crate::*;
 
 /// A subject to create.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewSubject<'a> {
     /// Identifier.
     pub id: &'a str,
@@ -32,6 +32,19 @@ pub struct NewSubject<'a> {
     pub birth_date: Option<Date>,
     /// Linked guardian's subject id.
     pub guardian: Option<&'a str>,
+}
+
+/// The metadata is shown only as present or absent.
+impl std::fmt::Debug for NewSubject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSubject")
+            .field("id", &self.id)
+            .field("jurisdiction", &self.jurisdiction)
+            .field("region", &self.region.map(|_| "<redacted>"))
+            .field("birth_date", &self.birth_date.map(|_| "<redacted>"))
+            .field("guardian", &self.guardian.map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Format version of sealed metadata.

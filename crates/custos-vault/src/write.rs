@@ -12,7 +12,7 @@ use custos_store::{NewItem, Store, SubjectRecord};
 use crate::*;
 
 /// One value to write.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Put<'a> {
     /// Whose.
     pub subject: &'a str,
@@ -24,6 +24,19 @@ pub struct Put<'a> {
     pub source: &'a str,
     /// Purpose it is collected for.
     pub purpose: &'a str,
+}
+
+/// Never shows the value.
+impl std::fmt::Debug for Put<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Put")
+            .field("subject", &self.subject)
+            .field("category", &self.category)
+            .field("value", &"<redacted>")
+            .field("source", &self.source)
+            .field("purpose", &self.purpose)
+            .finish()
+    }
 }
 
 impl<S: Store> Vault<S> {

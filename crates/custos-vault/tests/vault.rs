@@ -1185,3 +1185,47 @@ fn any_printable_value_round_trips_and_never_appears_in_errors_or_the_audit() ->
     }
     audit_is_sound(v, &[subject])
 }
+
+/// Issue 8, defect 10: types holding values printed them in `Debug` (a
+/// panic message or a log line could carry a value); they show `<redacted>`.
+#[test]
+fn regression_debug_output_never_shows_a_value() -> TestResult {
+    let put = Put {
+        subject: "alice",
+        category: "contact.email",
+        value: "alice@example.org",
+        source: "provided",
+        purpose: "provide_offerings",
+    };
+    let shown = format!("{put:?}");
+    assert!(!shown.contains("alice@example.org") && shown.contains("<redacted>"), "{shown}");
+    let new = NewSubject {
+        id: "kid",
+        jurisdiction: "california",
+        region: Some("us-west-2"),
+        birth_date: Some(time::macros::date!(2015 - 05 - 01)),
+        guardian: Some("parent"),
+    };
+    let shown = format!("{new:?}");
+    assert!(!shown.contains("2015") && !shown.contains("parent") && !shown.contains("us-west-2"), "{shown}");
+    let mut subject = custos_core::subject::Subject::new(
+        custos_core::subject::SubjectId::parse("kid").expect("id"),
+        "california",
+        custos_core::time::Timestamp(0),
+    );
+    subject.birth_date = Some(time::macros::date!(2015 - 05 - 01));
+    subject.region = Some("us-west-2".into());
+    let shown = format!("{subject:?}");
+    assert!(!shown.contains("2015") && !shown.contains("us-west-2"), "{shown}");
+    let f = fixture()?;
+    let v = &f.vault;
+    v.add_subject(&adult("alice", "eea"), &By::Cli)?;
+    v.put(&put, &By::Cli)?;
+    let revealed = v.get(&read("alice", "provide_offerings"), "contact.email")?;
+    let shown = format!("{revealed:?}");
+    assert!(!shown.contains("alice@example.org"), "{shown}");
+    let key = v.create_api_key(custos_vault::access::Role::Admin, None, &[], &By::Cli)?;
+    let shown = format!("{key:?}");
+    assert!(!shown.contains(key.secret.as_str()), "{shown}");
+    Ok(())
+}
