@@ -18,6 +18,7 @@ use custos_vault::Vault;
 use serde_json::{Value, json};
 
 use crate::env::AnyStore;
+use crate::output::outln;
 use crate::{Failure, hex};
 
 /// The `format` of an exported checkpoint.
@@ -42,13 +43,13 @@ pub fn verify(vault: &Vault<AnyStore>, trusted_keys: Option<&Path>, anchor: Opti
                 Some(_) => format!("{} unsigned entries after the last checkpoint", found.unsigned),
                 None => format!("{} unsigned entries (no checkpoint yet)", found.unsigned),
             };
-            println!("ok: {} entries, {} signed checkpoints checked, {tail}", found.head.seq, found.checkpoints);
-            println!("head: {}", hex(&found.head.hash));
+            outln!("ok: {} entries, {} signed checkpoints checked, {tail}", found.head.seq, found.checkpoints);
+            outln!("head: {}", hex(&found.head.hash));
             if let Some(last) = &found.latest {
-                println!("last checkpoint: entry {}, signed {} by key {}", last.seq, last.at, last.key_id);
+                outln!("last checkpoint: entry {}, signed {} by key {}", last.seq, last.at, last.key_id);
             }
             for a in &anchors {
-                println!("anchor: entry {} (signed {} by key {}) is in the chain", a.seq, a.at, a.key_id);
+                outln!("anchor: entry {} (signed {} by key {}) is in the chain", a.seq, a.at, a.key_id);
             }
             Ok(())
         }
@@ -78,9 +79,9 @@ pub fn checkpoint(vault: &Vault<AnyStore>, export: bool) -> Result<(), Failure> 
             "public_key": key.jwk_x(),
             "signature": base64url_encode(&cp.signature),
         });
-        println!("{exported}");
+        outln!("{exported}");
     } else {
-        println!("signed: entry {} (head {}) by key {} at {}", cp.seq, hex(&cp.head), cp.key_id, cp.at);
+        outln!("signed: entry {} (head {}) by key {} at {}", cp.seq, hex(&cp.head), cp.key_id, cp.at);
     }
     Ok(())
 }

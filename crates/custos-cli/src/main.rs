@@ -10,6 +10,7 @@ mod bench_http;
 mod cli;
 mod env;
 mod master_key;
+mod output;
 mod serve;
 
 use std::io::{Read as _, Write};
@@ -21,6 +22,7 @@ use custos_core::time::{Clock, SystemClock, format_date, parse_date};
 use custos_vault::{By, NewSubject, Put, Read, VaultError};
 
 use cli::*;
+use output::outln;
 
 /// mimalloc returns freed memory to the system promptly and keeps no large
 /// per-thread arenas, which keeps the server's resident set small after bursts
@@ -56,7 +58,7 @@ fn main() -> ExitCode {
         }
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) | Err(Failure::OutputClosed) => ExitCode::SUCCESS,
         Err(Failure::Denied(d)) => {
             eprintln!("denied: {}: {}", d.reason.code(), d.sentence);
             ExitCode::from(3)
@@ -74,6 +76,8 @@ fn main() -> ExitCode {
 
 /// How a command failed, mapped to an exit code in `main`.
 enum Failure {
+    /// The reader of standard output went away: stop quietly.
+    OutputClosed,
     Denied(custos_vault::Denied),
     Usage(String),
     Error(anyhow::Error),
@@ -106,12 +110,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Migrate => {
             env::open_vault(global)?;
             let backend = if global.database.is_some() { "PostgreSQL" } else { "SQLite" };
-            println!("{backend} database is up to date");
+            outln!("{backend} database is up to date");
             Ok(())
         }
         Command::Key { command: KeyCommand::GenerateMaster } => {
             let key = custos_crypto::MasterKey::generate().map_err(anyhow::Error::from)?;
-            println!("{}", key.to_hex().as_str());
+            outln!("{}", key.to_hex().as_str());
             Ok(())
         }
         Command::Key { command } => {
@@ -121,13 +125,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     let role = custos_vault::access::Role::parse(&role)
                         .ok_or_else(|| Failure::Usage(format!("--role: `{role}` is not admin, service or auditor")))?;
                     let key = vault.create_api_key(role, actor.as_deref(), &purposes, &By::Cli)?;
-                    println!("{}", key.secret.as_str());
+                    outln!("{}", key.secret.as_str());
                     eprintln!("created {} key {}; this is the only time the key is shown", role.as_str(), key.id);
                 }
                 KeyCommand::List => {
                     for k in vault.api_keys()? {
                         let state = k.revoked_at.map_or_else(|| "active".to_string(), |t| format!("revoked {t}"));
-                        println!(
+                        outln!(
                             "{}\t{}\t{}\t{}\tcreated {}\t{state}",
                             k.id,
                             k.role,
@@ -139,14 +143,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 }
                 KeyCommand::Revoke { id } => {
                     if vault.revoke_api_key(&id, &By::Cli)? {
-                        println!("revoked key {id}");
+                        outln!("revoked key {id}");
                     } else {
                         return Err(Failure::Error(anyhow::anyhow!("no active key with id `{id}`")));
                     }
                 }
                 KeyCommand::RotateMaster { batch } => {
                     let done = vault.rotate_master_key(batch)?;
-                    println!(
+                    outln!(
                         "re-wrapped {} data key(s) in {} batch(es); the store is keyed by the new master key{}",
                         done.rewrapped,
                         done.batches,
@@ -179,7 +183,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     for warning in s.id.warnings() {
                         eprintln!("warning: {warning}");
                     }
-                    println!("added subject {} ({})", s.id, s.jurisdiction);
+                    outln!("added subject {} ({})", s.id, s.jurisdiction);
                 }
                 SubjectCommand::Show { id, purpose } => {
                     let s = match &purpose {
@@ -192,35 +196,35 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         })?,
                         None => vault.subject(&id)?,
                     };
-                    println!("id: {}", s.id);
-                    println!("jurisdiction: {}", s.jurisdiction);
+                    outln!("id: {}", s.id);
+                    outln!("jurisdiction: {}", s.jurisdiction);
                     if let Some(r) = &s.region {
-                        println!("region: {r}");
+                        outln!("region: {r}");
                     }
                     if let Some(b) = s.birth_date {
-                        println!("birth_date: {}", format_date(b));
+                        outln!("birth_date: {}", format_date(b));
                     }
                     if let Some(g) = &s.guardian {
-                        println!("guardian: {g}");
+                        outln!("guardian: {g}");
                     }
-                    println!("created_at: {}", s.created_at);
+                    outln!("created_at: {}", s.created_at);
                     if let Some(e) = s.erased_at {
-                        println!("erased_at: {e}");
+                        outln!("erased_at: {e}");
                     }
                     for (p, c) in &s.state.consents {
                         let by = c.by_guardian.as_ref().map(|g| format!(" by guardian {g}")).unwrap_or_default();
-                        println!("consent: {p} {:?} at {}{by}", c.status, c.at);
+                        outln!("consent: {p} {:?} at {}{by}", c.status, c.at);
                     }
                     for (p, at) in &s.state.objections {
-                        println!("objection: {p} at {at}");
+                        outln!("objection: {p} at {at}");
                     }
                     if let Some(r) = s.state.restricted_since {
-                        println!("restricted_since: {r}");
+                        outln!("restricted_since: {r}");
                     }
                 }
                 SubjectCommand::Erase { id } => {
                     let n = vault.erase(&id, &By::Cli)?;
-                    println!("erased subject {id}: data key destroyed, {n} item versions unreadable");
+                    outln!("erased subject {id}: data key destroyed, {n} item versions unreadable");
                 }
             }
             Ok(())
@@ -234,14 +238,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         &Put { subject: &id, category: &category, value: &value, source: &source, purpose: &purpose },
                         &By::Cli,
                     )?;
-                    println!("stored {category} version {v}");
+                    outln!("stored {category} version {v}");
                 }
                 DataCommand::Get { id, category, purpose, actor } => {
                     let r = vault.get(
                         &Read { subject: &id, purpose: &purpose, actor: &actor, scope: None, by: &By::Cli },
                         &category,
                     )?;
-                    println!("{}", r.value.as_str());
+                    outln!("{}", r.value.as_str());
                 }
                 DataCommand::All { id, purpose, actor } => {
                     let (values, denied) = vault.get_all(&Read {
@@ -252,7 +256,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         by: &By::Cli,
                     })?;
                     for r in values {
-                        println!("{}\t{}", r.category, r.value.as_str());
+                        outln!("{}\t{}", r.category, r.value.as_str());
                     }
                     for (c, d) in denied {
                         eprintln!("{c}: denied: {}: {}", d.reason.code(), d.sentence);
@@ -269,7 +273,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                             (Some(s), Some(d)) => format!("superseded {s}, kept until {}", format_date(d)),
                             (Some(s), None) => format!("superseded {s}"),
                         };
-                        println!(
+                        outln!(
                             "v{}\t{}\tcollected {} from {} for {} (notice {})\t{}",
                             r.version,
                             state,
@@ -283,7 +287,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 }
                 DataCommand::Detokenize { token, purpose, actor } => {
                     let pan = vault.detokenize(&token, &purpose, &actor, None, &By::Cli)?;
-                    println!("{}", pan.as_str());
+                    outln!("{}", pan.as_str());
                 }
             }
             Ok(())
@@ -293,11 +297,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             match command {
                 ConsentCommand::Grant { id, purpose, by_guardian } => {
                     vault.grant_consent(&id, &purpose, by_guardian.as_deref(), &By::Cli)?;
-                    println!("consent to {purpose} granted for {id}");
+                    outln!("consent to {purpose} granted for {id}");
                 }
                 ConsentCommand::Withdraw { id, purpose, by_guardian } => {
                     vault.withdraw_consent(&id, &purpose, by_guardian.as_deref(), &By::Cli)?;
-                    println!("consent to {purpose} withdrawn for {id}");
+                    outln!("consent to {purpose} withdrawn for {id}");
                 }
             }
             Ok(())
@@ -305,13 +309,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Object { id, purpose } => {
             let vault = env::open_vault(global)?;
             vault.object(&id, &purpose, &By::Cli)?;
-            println!("objection to {purpose} recorded for {id}");
+            outln!("objection to {purpose} recorded for {id}");
             Ok(())
         }
         Command::Restrict { id, lift } => {
             let vault = env::open_vault(global)?;
             vault.set_restricted(&id, !lift, &By::Cli)?;
-            println!("processing for {id} {}", if lift { "no longer restricted" } else { "restricted" });
+            outln!("processing for {id} {}", if lift { "no longer restricted" } else { "restricted" });
             Ok(())
         }
         Command::Audit { command } => {
@@ -324,12 +328,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 AuditCommand::List { after, limit } => {
                     let entries = vault.store().audit_entries(after, limit).map_err(VaultError::from)?;
                     for e in entries {
-                        println!("{}\t{}", e.seq, e.body);
+                        outln!("{}\t{}", e.seq, e.body);
                     }
                     Ok(())
                 }
                 AuditCommand::Pseudonym { id } => {
-                    println!("{}", vault.pseudonym(&id));
+                    outln!("{}", vault.pseudonym(&id));
                     Ok(())
                 }
             }
@@ -379,7 +383,7 @@ fn policy_command(global: &Global, command: PolicyCommand) -> Result<(), Failure
                 RenderFormat::Markdown => render::Format::Markdown,
                 RenderFormat::Html => render::Format::Html,
             };
-            print!("{}", render::render(&p, format));
+            output::text(&render::render(&p, format))?;
             Ok(())
         }
     }

@@ -22,17 +22,22 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run custos")
+    }
+
+    /// The command with this environment's data directory, database and key.
+    fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_custos"));
         cmd.arg("--data-dir").arg(self.data());
         if let Some(db) = &self.db {
             cmd.arg("--database").arg(db.url());
         }
-        cmd.args(args).env_remove("CUSTOS_MASTER_KEY").env_remove("CUSTOS_POLICY").env_remove("CUSTOS_DATA_DIR");
+        cmd.env_remove("CUSTOS_MASTER_KEY").env_remove("CUSTOS_POLICY").env_remove("CUSTOS_DATA_DIR");
         if self.db.is_some() {
             // PostgreSQL needs its master key named explicitly.
             cmd.env("CUSTOS_MASTER_KEY", POSTGRES_MASTER_KEY);
         }
-        cmd.output().expect("run custos")
+        cmd
     }
 
     /// Runs and asserts the exit code; returns stdout.
@@ -527,5 +532,29 @@ fn the_idempotency_time_to_live_is_checked() {
     for bad in ["0", "8761", "soon"] {
         let out = env.run(&["serve", "--idempotency-ttl-hours", bad]);
         assert_eq!(out.status.code(), Some(2), "--idempotency-ttl-hours {bad}: {}", stderr(&out));
+    }
+}
+
+/// Issue 8, defect 10: `custos audit list | head -1` panicked with a
+/// backtrace when the reader closed the pipe; it now stops quietly.
+#[test]
+fn regression_closed_stdout_is_not_a_panic() {
+    let env = Env::new();
+    env.ok(&["subject", "add", "s-1", "--jurisdiction", "eea"]);
+    for args in [&["audit", "list"][..], &["policy", "render", "--format", "html"][..]] {
+        let mut child = env
+            .command()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn custos");
+        // The reader goes away before the command writes (it opens the policy
+        // and the store first), as `head -1` does once it has its line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("custos exits");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
     }
 }
