@@ -92,9 +92,12 @@ impl Clock for FixedClock {
 }
 
 /// Parses a `YYYY-MM-DD` date.
+///
+/// The error never quotes the input: a date given for a person (a birth date)
+/// is personal data, and policy diagnostics point at the line and column instead.
 pub fn parse_date(s: &str) -> Result<Date, String> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(s, &fmt).map_err(|_| format!("`{s}` is not a date of the form YYYY-MM-DD"))
+    Date::parse(s, &fmt).map_err(|_| "the value is not a date of the form YYYY-MM-DD".to_string())
 }
 
 /// Formats a date as `YYYY-MM-DD`.
@@ -191,6 +194,12 @@ fn add_months(start: Date, n: u32) -> Date {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn regression_a_bad_date_is_not_quoted_in_the_error() {
+        let e = super::parse_date("1984-13-77").unwrap_err();
+        assert!(!e.contains("1984") && e.contains("YYYY-MM-DD"), "{e}");
+    }
+
     use super::*;
     use time::macros::date;
 

@@ -43,6 +43,8 @@ pub use write::Put;
 
 /// The actor name for the controller's own systems.
 pub const CONTROLLER: &str = "controller";
+/// How the audit log names an actor the policy does not declare.
+pub const UNDECLARED_ACTOR: &str = "(undeclared)";
 /// Largest value accepted, in bytes.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 
@@ -115,6 +117,16 @@ impl<S: Store> Vault<S> {
         }
     }
 
+    /// The actor as the audit log records it: a declared one by its id, any
+    /// other name as [`UNDECLARED_ACTOR`] (a name typed by a caller may be
+    /// anything, a person's email address included).
+    pub(crate) fn audited_actor<'n>(&self, name: &'n str) -> &'n str {
+        match self.actor(name) {
+            Actor::Undeclared => UNDECLARED_ACTOR,
+            _ => name,
+        }
+    }
+
     /// Refuses, before anything about the subject is looked up, a caller the
     /// decision refuses whatever the subject ([`admit`]: an undeclared actor,
     /// a purpose outside the key's scope). The refusal is audited once, with
@@ -133,9 +145,9 @@ impl<S: Store> Vault<S> {
         };
         let now = self.clock.now();
         let mut ev = match subject {
-            Some(s) => self.event(now, AuditAction::AccessDenied, access.actor, s, by),
+            Some(s) => self.event(now, AuditAction::AccessDenied, self.audited_actor(access.actor), s, by),
             None => {
-                let mut ev = AuditEvent::new(now, AuditAction::AccessDenied, access.actor);
+                let mut ev = AuditEvent::new(now, AuditAction::AccessDenied, self.audited_actor(access.actor));
                 ev.by = Some(by.audit_label());
                 ev
             }
@@ -170,7 +182,8 @@ impl<S: Store> Vault<S> {
             at,
         };
         decide(&self.policy, subject, &req).map_err(|d| {
-            let mut e = self.event(at, AuditAction::AccessDenied, access.actor, subject.id.as_str(), by);
+            let mut e =
+                self.event(at, AuditAction::AccessDenied, self.audited_actor(access.actor), subject.id.as_str(), by);
             e.purpose = Some(self.policy.purpose_doc(purpose).id.value.clone());
             e.categories = vec![self.policy.category_doc(category).id.value.clone()];
             e.reason = Some(d.reason.code().to_string());
