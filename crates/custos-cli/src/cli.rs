@@ -362,9 +362,9 @@ pub struct BenchArgs {
     /// Subjects to create for the write and read benchmarks.
     #[arg(long, default_value_t = 25_000)]
     pub subjects: usize,
-    /// Fields per subject.
-    #[arg(long, default_value_t = 8)]
-    pub fields: usize,
+    /// Fields per subject [default: 8, or as many as one purpose of the policy may use].
+    #[arg(long)]
+    pub fields: Option<usize>,
     /// Audit entries to verify (the chain is topped up to this size).
     #[arg(long, default_value_t = 1_000_000)]
     pub audit_entries: u64,

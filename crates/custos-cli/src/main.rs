@@ -6,7 +6,6 @@
 
 mod audit;
 mod bench;
-mod bench_http;
 mod cli;
 mod env;
 mod master_key;
@@ -104,7 +103,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Policy { command } => policy_command(global, command),
         Command::Bench(args) => match &args.target {
             None => Ok(bench::run(global, &args)?),
-            Some(BenchTarget::Http(http)) => Ok(bench_http::run(global, http)?),
+            Some(BenchTarget::Http(http)) => Ok(bench::run_http(global, http)?),
         },
         Command::Serve(args) => Ok(serve::run(global, &args)?),
         Command::Migrate => {
