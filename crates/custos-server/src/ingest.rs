@@ -43,10 +43,13 @@ use crate::secret::SecretString;
 
 /// Longest line accepted, in bytes (a value is at most 64 KiB; JSON escapes may take up to six bytes per byte).
 pub const MAX_LINE_BYTES: usize = 512 * 1024;
-/// Most lines written in one transaction.
-pub const CHUNK_LINES: usize = 1_000;
-/// Most line bytes written in one transaction.
-pub const CHUNK_BYTES: usize = 1024 * 1024;
+/// Most lines written in one transaction. Every transaction rewrites the
+/// pages it touches (WAL frames, checksums), so small ones cost throughput:
+/// 1,000-line chunks halved ingestion against whole 10,000-line batches.
+pub const CHUNK_LINES: usize = 10_000;
+/// Most line bytes written in one transaction (the parsed and sealed copies
+/// of a chunk stay a small fraction of the 64 MiB body limit).
+pub const CHUNK_BYTES: usize = 8 * 1024 * 1024;
 const BLOCK_BYTES: usize = 1024 * 1024;
 
 /// One line of an ingestion batch.
@@ -198,6 +201,15 @@ impl Arena {
     }
 }
 
+/// Wipes the bytes in use and empties the buffer. Only the used part is
+/// zeroed: the spare capacity never held a line that was not wiped like
+/// this, and `Zeroize` on the `Vec` itself would zero the whole 512 KiB
+/// capacity for every line (it did: half of ingestion's CPU time).
+fn wipe_used(buffer: &mut Vec<u8>) {
+    zeroize::Zeroize::zeroize(buffer.as_mut_slice());
+    buffer.clear();
+}
+
 /// Reads the body frame by frame into an [`Arena`] of lines.
 async fn read_lines(mut body: Body, limit: usize) -> Result<Arena, ApiError> {
     let mut arena = Arena::default();
@@ -215,7 +227,7 @@ async fn read_lines(mut body: Body, limit: usize) -> Result<Arena, ApiError> {
                 arena.push(line, raw);
             }
         }
-        zeroize::Zeroize::zeroize(pending);
+        wipe_used(pending);
         *too_long = false;
     };
     while let Some(frame) = body.frame().await {
@@ -234,7 +246,7 @@ async fn read_lines(mut body: Body, limit: usize) -> Result<Arena, ApiError> {
             if !too_long {
                 if pending.len() + segment.len() > MAX_LINE_BYTES {
                     too_long = true;
-                    zeroize::Zeroize::zeroize(&mut *pending);
+                    wipe_used(&mut pending);
                 } else {
                     pending.extend_from_slice(segment);
                 }
