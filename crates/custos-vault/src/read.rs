@@ -90,20 +90,20 @@ impl<S: Store> Vault<S> {
         read: &Read<'_>,
         category: &str,
         with_current: bool,
-    ) -> Result<(SubjectRecord, Vec<StoredItem>, LegalBasis, Timestamp), VaultError> {
+    ) -> Result<(SubjectRecord, Vec<StoredItem>, LegalBasis, Timestamp, Option<DataKey>), VaultError> {
         let (purpose, cat) = self.resolve(read.purpose, Some(category))?;
         let cat = cat.ok_or_else(|| VaultError::Invalid("category missing".into()))?;
         let access = read.access(Operation::Read);
         self.admit_caller(access, purpose, Some(read.subject), Some(cat), read.by)?;
-        let (record, items) = if with_current {
+        let (record, items, key) = if with_current {
             self.record_with_items(read.subject, &[category])?
         } else {
-            (self.record(read.subject)?, Vec::new())
+            (self.record(read.subject)?, Vec::new(), None)
         };
         let now = self.clock.now();
         let mut denials = Vec::new();
         match self.check(&record.subject, purpose, cat, access, now, &mut denials, read.by) {
-            Ok(basis) => Ok((record, items, basis, now)),
+            Ok(basis) => Ok((record, items, basis, now, key)),
             Err(d) => {
                 self.store.append_audit(&denials)?;
                 Err(VaultError::Denied(d))
@@ -128,9 +128,9 @@ impl<S: Store> Vault<S> {
 
     /// Reads the current value of one category for a purpose.
     pub fn get(&self, read: &Read<'_>, category: &str) -> Result<Revealed, VaultError> {
-        let (record, items, basis, now) = self.authorize_read(read, category, true)?;
+        let (record, items, basis, now, key) = self.authorize_read(read, category, true)?;
         let item = items.into_iter().next().ok_or_else(|| VaultError::ItemNotFound(category.to_string()))?;
-        let key = self.key_of(&record)?;
+        let key = self.key_from(&record, key)?;
         let revealed = self.reveal(&key, &record.subject, item, basis)?;
         self.store.append_audit(&[self.read_event(now, AuditAction::DataRead, read, category, basis)])?;
         Ok(revealed)
@@ -143,7 +143,7 @@ impl<S: Store> Vault<S> {
         let (purpose, _) = self.resolve(read.purpose, None)?;
         let access = read.access(Operation::Read);
         self.admit_caller(access, purpose, Some(read.subject), None, read.by)?;
-        let (record, items) = self.record_with_items(read.subject, &[])?;
+        let (record, items, key) = self.record_with_items(read.subject, &[])?;
         let now = self.clock.now();
         let mut allowed = Vec::new();
         let mut denied = Vec::new();
@@ -173,7 +173,7 @@ impl<S: Store> Vault<S> {
             }
             return Ok((Vec::new(), Vec::new()));
         }
-        let key = self.key_of(&record)?;
+        let key = self.key_from(&record, key)?;
         let mut ev = self.event(now, AuditAction::DataRead, read.actor, read.subject, read.by);
         ev.purpose = Some(read.purpose.to_string());
         ev.categories = allowed.iter().map(|(i, _)| i.category.clone()).collect();
@@ -189,7 +189,7 @@ impl<S: Store> Vault<S> {
 
     /// Every version of one item, newest first, for a purpose that may use it.
     pub fn history(&self, read: &Read<'_>, category: &str) -> Result<Vec<Revealed>, VaultError> {
-        let (record, _, basis, now) = self.authorize_read(read, category, false)?;
+        let (record, _, basis, now, _) = self.authorize_read(read, category, false)?;
         let items = self.store.history(&record.subject.id, category)?;
         if items.is_empty() {
             return Err(VaultError::ItemNotFound(category.to_string()));
@@ -243,6 +243,15 @@ impl<S: Store> Vault<S> {
         ev.basis = Some(basis.as_str().to_string());
         self.store.append_audit(&[ev])?;
         Ok(pan)
+    }
+
+    /// The record's data key: `unwrapped` if the caller has it already (see
+    /// [`Vault::open_metadata_keeping_key`]), else unwrapped now.
+    pub(crate) fn key_from(&self, record: &SubjectRecord, unwrapped: Option<DataKey>) -> Result<DataKey, VaultError> {
+        match unwrapped {
+            Some(key) => Ok(key),
+            None => self.key_of(record),
+        }
     }
 
     pub(crate) fn key_of(&self, record: &SubjectRecord) -> Result<DataKey, VaultError> {

@@ -236,15 +236,27 @@ impl<S: Store> Vault<S> {
         &self,
         id: &str,
         categories: &[&str],
-    ) -> Result<(SubjectRecord, Vec<StoredItem>), VaultError> {
+    ) -> Result<(SubjectRecord, Vec<StoredItem>, Option<DataKey>), VaultError> {
         let sid = SubjectId::parse(id).map_err(VaultError::Invalid)?;
         match self.store.subject_with_items(&sid, categories)? {
             Some((mut r, items)) => {
-                self.open_metadata(&mut r, None)?;
-                Ok((r, items))
+                let key = self.open_metadata_keeping_key(&mut r)?;
+                Ok((r, items, key))
             }
-            None => Ok((self.tombstone_record(&sid)?.ok_or(VaultError::SubjectNotFound)?, Vec::new())),
+            None => Ok((self.tombstone_record(&sid)?.ok_or(VaultError::SubjectNotFound)?, Vec::new(), None)),
         }
+    }
+
+    /// Opens a record's sealed metadata, if it has any, and hands back the data
+    /// key unwrapped for it, so a read that goes on to open values does not
+    /// unwrap it a second time.
+    pub(crate) fn open_metadata_keeping_key(&self, record: &mut SubjectRecord) -> Result<Option<DataKey>, VaultError> {
+        let (Some(_), Some(wrapped)) = (record.sealed_metadata.as_deref(), record.wrapped_key.as_deref()) else {
+            return Ok(None);
+        };
+        let key = self.keys.unwrap_data_key(record.subject.id.as_str(), wrapped)?;
+        self.open_metadata(record, Some(&key))?;
+        Ok(Some(key))
     }
 
     /// Several subjects as the decisions see them (see [`Vault::record`]);
