@@ -36,6 +36,17 @@ impl<'a> Read<'a> {
     }
 }
 
+/// A one-category read the decision allowed: the subject, their current item
+/// (when asked for), the basis, the time of the decision, and the data key if
+/// it was unwrapped already (for the subject's metadata).
+pub(crate) struct Authorized {
+    pub record: SubjectRecord,
+    pub items: Vec<StoredItem>,
+    pub basis: LegalBasis,
+    pub now: Timestamp,
+    pub key: Option<DataKey>,
+}
+
 /// A value released by the vault, with its metadata.
 pub struct Revealed {
     /// Category id.
@@ -90,7 +101,7 @@ impl<S: Store> Vault<S> {
         read: &Read<'_>,
         category: &str,
         with_current: bool,
-    ) -> Result<(SubjectRecord, Vec<StoredItem>, LegalBasis, Timestamp, Option<DataKey>), VaultError> {
+    ) -> Result<Authorized, VaultError> {
         let (purpose, cat) = self.resolve(read.purpose, Some(category))?;
         let cat = cat.ok_or_else(|| VaultError::Invalid("category missing".into()))?;
         let access = read.access(Operation::Read);
@@ -103,7 +114,7 @@ impl<S: Store> Vault<S> {
         let now = self.clock.now();
         let mut denials = Vec::new();
         match self.check(&record.subject, purpose, cat, access, now, &mut denials, read.by) {
-            Ok(basis) => Ok((record, items, basis, now, key)),
+            Ok(basis) => Ok(Authorized { record, items, basis, now, key }),
             Err(d) => {
                 self.store.append_audit(&denials)?;
                 Err(VaultError::Denied(d))
@@ -128,7 +139,7 @@ impl<S: Store> Vault<S> {
 
     /// Reads the current value of one category for a purpose.
     pub fn get(&self, read: &Read<'_>, category: &str) -> Result<Revealed, VaultError> {
-        let (record, items, basis, now, key) = self.authorize_read(read, category, true)?;
+        let Authorized { record, items, basis, now, key } = self.authorize_read(read, category, true)?;
         let item = items.into_iter().next().ok_or_else(|| VaultError::ItemNotFound(category.to_string()))?;
         let key = self.key_from(&record, key)?;
         let revealed = self.reveal(&key, &record.subject, item, basis)?;
@@ -189,7 +200,7 @@ impl<S: Store> Vault<S> {
 
     /// Every version of one item, newest first, for a purpose that may use it.
     pub fn history(&self, read: &Read<'_>, category: &str) -> Result<Vec<Revealed>, VaultError> {
-        let (record, _, basis, now, _) = self.authorize_read(read, category, false)?;
+        let Authorized { record, basis, now, .. } = self.authorize_read(read, category, false)?;
         let items = self.store.history(&record.subject.id, category)?;
         if items.is_empty() {
             return Err(VaultError::ItemNotFound(category.to_string()));
