@@ -558,3 +558,27 @@ fn regression_closed_stdout_is_not_a_panic() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
     }
 }
+
+/// Issue 8, defect 10: a value on standard input that is not UTF-8 must be
+/// refused (never stored as escape text), and nothing is written.
+#[test]
+fn regression_invalid_utf8_on_stdin_is_refused() {
+    use std::io::Write as _;
+    let env = Env::new();
+    env.ok(&["subject", "add", "alice", "--jurisdiction", "eea"]);
+    let mut child = env
+        .command()
+        .args(["data", "put", "alice", "contact.email", "-", "--source", "provided", "--purpose", "provide_offerings"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn custos");
+    child.stdin.take().expect("stdin").write_all(b"ab\xff\xfecd@example.org").expect("write stdin");
+    let out = child.wait_with_output().expect("custos exits");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("UTF-8"), "{}", stderr(&out));
+    let get = env.run(&["data", "get", "alice", "contact.email", "--purpose", "provide_offerings"]);
+    assert_eq!(get.status.code(), Some(1), "nothing was stored: {}", stderr(&get));
+    assert!(stderr(&get).contains("no value stored"), "{}", stderr(&get));
+}
