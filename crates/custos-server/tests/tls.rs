@@ -50,7 +50,10 @@ async fn serves_https_with_the_given_certificate() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
     let addr = listener.local_addr().expect("an address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_tls(listener, common::fixture().state, tls, async {
+    // Kept until the server has stopped: the store is then released off the
+    // runtime (closing a PostgreSQL store blocks, which panics inside it).
+    let fixture = common::fixture();
+    let server = tokio::spawn(serve_tls(listener, fixture.state.clone(), tls, async {
         let _ = stopped.await;
     }));
 
@@ -76,6 +79,7 @@ async fn serves_https_with_the_given_certificate() {
         .expect("the server stops on the signal")
         .expect("no panic")
         .expect("no error");
+    drop(fixture);
 }
 
 #[test]
