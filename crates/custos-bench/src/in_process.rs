@@ -165,7 +165,7 @@ pub fn run(vault: &BenchVault, opts: &Options, store: &str) -> anyhow::Result<()
             }
         }
         // Each put of the same category in one batch becomes the next version.
-        vault.put_batch(&puts, CONTROLLER, &By::Cli)?;
+        vault.put_batch(&puts, CONTROLLER, None, &By::Cli)?;
         let t = Instant::now();
         let n = vault.erase(&id, &By::Cli)?;
         lat.push(t.elapsed());
@@ -251,7 +251,7 @@ fn write_fields(vault: &BenchVault, work: &Workload, ids: &[String]) -> anyhow::
     }
     let start = Instant::now();
     for chunk in puts.chunks(BATCH) {
-        vault.put_batch(chunk, CONTROLLER, &By::Cli)?;
+        vault.put_batch(chunk, CONTROLLER, None, &By::Cli)?;
     }
     Ok(start.elapsed())
 }

@@ -211,7 +211,7 @@ pub async fn put_item(
     ApiJson(body): ApiJson<PutItem>,
 ) -> Result<axum::Json<Written>, ApiError> {
     let p = auth.require(WRITERS, "write personal data")?;
-    let (actor, by) = (p.actor.clone(), p.by());
+    let (actor, scope, by) = (p.actor.clone(), p.scope.clone(), p.by());
     let written = state
         .run(move |v| {
             let put = Put {
@@ -221,7 +221,8 @@ pub async fn put_item(
                 source: &body.source,
                 purpose: &body.purpose,
             };
-            let version = v.put_batch(std::slice::from_ref(&put), &actor, &by)?.first().copied().unwrap_or(0);
+            let version =
+                v.put_batch(std::slice::from_ref(&put), &actor, scope.as_deref(), &by)?.first().copied().unwrap_or(0);
             Ok(Written { category, version })
         })
         .await?;

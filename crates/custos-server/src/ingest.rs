@@ -27,7 +27,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use custos_vault::{By, Put};
+use custos_vault::{By, KeyScope, Put};
 use http_body_util::BodyExt;
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Serialize, Serializer};
@@ -137,7 +137,7 @@ pub async fn ingest(
     body: Body,
 ) -> Result<Response, ApiError> {
     let p = auth.require(WRITERS, "ingest personal data")?;
-    let (actor, by) = (p.actor.clone(), p.by());
+    let (actor, scope, by) = (p.actor.clone(), p.scope.clone(), p.by());
     let ndjson = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -155,7 +155,7 @@ pub async fn ingest(
         return Err(too_large());
     }
     let arena = read_lines(body, limit).await?;
-    let outcomes = state.run(move |v| Ok(write_lines(v, arena, &actor, &by))).await?;
+    let outcomes = state.run(move |v| Ok(write_lines(v, arena, &actor, scope.as_deref(), &by))).await?;
     let mut out = Vec::with_capacity(64 + outcomes.results.len() * 44);
     if let Err(e) = serde_json::to_writer(&mut out, &outcomes) {
         return Err(ApiError::internal(&e));
@@ -351,7 +351,13 @@ impl Serialize for Outcomes {
 
 /// Parses, validates, decides and writes the lines, chunk by chunk, releasing
 /// the arena's blocks once their lines are parsed.
-fn write_lines(vault: &crate::SharedVault, mut arena: Arena, actor: &str, by: &By) -> Outcomes {
+fn write_lines(
+    vault: &crate::SharedVault,
+    mut arena: Arena,
+    actor: &str,
+    scope: Option<&KeyScope>,
+    by: &By,
+) -> Outcomes {
     let lines = std::mem::take(&mut arena.lines);
     let mut results: Vec<(u32, Outcome)> = Vec::with_capacity(lines.len());
     let mut chunk: Vec<(u32, IngestLine)> = Vec::new();
@@ -384,12 +390,12 @@ fn write_lines(vault: &crate::SharedVault, mut arena: Arena, actor: &str, by: &B
             }
         }
         if chunk.len() >= CHUNK_LINES || chunk_bytes >= CHUNK_BYTES {
-            write_chunk(vault, &mut chunk, actor, by, &mut results);
+            write_chunk(vault, &mut chunk, actor, scope, by, &mut results);
             chunk_bytes = 0;
         }
     }
     drop(arena);
-    write_chunk(vault, &mut chunk, actor, by, &mut results);
+    write_chunk(vault, &mut chunk, actor, scope, by, &mut results);
     results.sort_by_key(|(line, _)| *line);
     let written = results.iter().filter(|(_, o)| matches!(o, Outcome::Written(_))).count();
     Outcomes { lines: lines.len(), written, results }
@@ -400,6 +406,7 @@ fn write_chunk(
     vault: &crate::SharedVault,
     chunk: &mut Vec<(u32, IngestLine)>,
     actor: &str,
+    scope: Option<&KeyScope>,
     by: &By,
     results: &mut Vec<(u32, Outcome)>,
 ) {
@@ -416,7 +423,7 @@ fn write_chunk(
             purpose: &l.purpose,
         })
         .collect();
-    match vault.put_each(&puts, actor, by) {
+    match vault.put_each(&puts, actor, scope, by) {
         Ok(outcomes) => {
             for ((line, _), outcome) in chunk.iter().zip(outcomes) {
                 results.push((

@@ -40,23 +40,37 @@ impl std::fmt::Debug for Put<'_> {
 }
 
 impl<S: Store> Vault<S> {
-    /// Writes one value.
+    /// Writes one value as the controller.
     pub fn put(&self, put: &Put<'_>, by: &By) -> Result<u32, VaultError> {
-        Ok(self.put_batch(std::slice::from_ref(put), CONTROLLER, by)?.first().copied().unwrap_or(0))
+        Ok(self.put_batch(std::slice::from_ref(put), CONTROLLER, None, by)?.first().copied().unwrap_or(0))
     }
 
     /// Writes many values in one transaction: all or nothing. Items are
     /// grouped by subject (one key unwrap and one audit entry per subject).
-    /// Returns each item's version, in input order.
-    pub fn put_batch(&self, puts: &[Put<'_>], actor: &str, by: &By) -> Result<Vec<u32>, VaultError> {
-        self.write_items(puts, actor, true, by)?.into_iter().collect()
+    /// Returns each item's version, in input order. A service key's `scope`
+    /// limits the purposes it may collect for, as it limits its reads (a
+    /// value collected for another purpose is denied `purpose_not_bound`).
+    pub fn put_batch(
+        &self,
+        puts: &[Put<'_>],
+        actor: &str,
+        scope: Option<&KeyScope>,
+        by: &By,
+    ) -> Result<Vec<u32>, VaultError> {
+        self.write_items(puts, Access { actor, scope, operation: Operation::Write }, true, by)?.into_iter().collect()
     }
 
     /// Writes every value that passes validation and the decision on its own,
     /// in one transaction, and reports each item's outcome in input order: a
     /// bad item neither stops nor changes the others. Denials are audited.
-    pub fn put_each(&self, puts: &[Put<'_>], actor: &str, by: &By) -> Result<Vec<Result<u32, VaultError>>, VaultError> {
-        self.write_items(puts, actor, false, by)
+    pub fn put_each(
+        &self,
+        puts: &[Put<'_>],
+        actor: &str,
+        scope: Option<&KeyScope>,
+        by: &By,
+    ) -> Result<Vec<Result<u32, VaultError>>, VaultError> {
+        self.write_items(puts, Access { actor, scope, operation: Operation::Write }, false, by)
     }
 
     /// Checks one value's input against the policy (no store access).
@@ -117,10 +131,11 @@ impl<S: Store> Vault<S> {
     pub(crate) fn write_items(
         &self,
         puts: &[Put<'_>],
-        actor: &str,
+        access: Access<'_>,
         all_or_nothing: bool,
         by: &By,
     ) -> Result<Vec<Result<u32, VaultError>>, VaultError> {
+        let actor = access.actor;
         let now = self.clock.now();
         let mut outcome: Vec<Option<Result<u32, VaultError>>> = (0..puts.len()).map(|_| None).collect();
         // Validate everything before touching the store: bad input changes nothing.
@@ -149,7 +164,6 @@ impl<S: Store> Vault<S> {
             let p = &puts[*i];
             let attempt = (|| {
                 let record = records.get(sid).ok_or(VaultError::SubjectNotFound)?;
-                let access = Access { actor, scope: None, operation: Operation::Write };
                 self.check(&record.subject, *purpose, *category, access, now, &mut denials, by)
                     .map_err(VaultError::Denied)?;
                 if current.as_ref().is_none_or(|(s, _)| *s != sid) {

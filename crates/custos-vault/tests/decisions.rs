@@ -35,7 +35,7 @@ fn fixture() -> TestResult<(Vault<TestStore>, TestStorage, String)> {
     )?;
     let put =
         |category, value| Put { subject: SUBJECT, category, value, source: "provided", purpose: "provide_offerings" };
-    v.put_batch(&[put("contact.name", NAME), put("payment.card_number", CARD)], CONTROLLER, &By::Cli)?;
+    v.put_batch(&[put("contact.name", NAME), put("payment.card_number", CARD)], CONTROLLER, None, &By::Cli)?;
     let shown = v.get(&read(CONTROLLER, "provide_offerings", None), "payment.card_number")?;
     let token = shown.value.get(..36).unwrap_or_default().to_string();
     Ok((v, storage, token))
@@ -127,7 +127,7 @@ fn regression_unknown_actor_is_denied_by_decide_with_its_own_reason() -> TestRes
             source: "provided",
             purpose: "provide_offerings",
         };
-        v.put_batch(&[put], stranger, &By::Cli)
+        v.put_batch(&[put], stranger, None, &By::Cli)
     })?;
     // A name the policy does not declare may be anything (an email address):
     // the audit log records it as undeclared, never as typed.

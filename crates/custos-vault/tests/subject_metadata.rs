@@ -81,14 +81,14 @@ fn regression_subject_metadata_is_sealed_at_rest() -> TestResult {
         purpose: "provide_offerings",
     };
     assert_eq!(
-        denial(v.put_batch(std::slice::from_ref(&name), CONTROLLER, &By::Cli)),
+        denial(v.put_batch(std::slice::from_ref(&name), CONTROLLER, None, &By::Cli)),
         DenyReason::GuardianConsentMissing
     );
     assert_eq!(denial(v.subject_metadata(&read("kid-7x", "provide_offerings"))), DenyReason::GuardianConsentMissing);
     // The linked guardian (opened from the sealed metadata) may consent; no one else.
     assert!(v.grant_consent("kid-7x", "provide_offerings", Some("someone-else"), &By::Cli).is_err());
     v.grant_consent("kid-7x", "provide_offerings", Some("parent-7x"), &By::Cli)?;
-    v.put_batch(std::slice::from_ref(&name), CONTROLLER, &By::Cli)?;
+    v.put_batch(std::slice::from_ref(&name), CONTROLLER, None, &By::Cli)?;
     assert_eq!(v.get(&read("kid-7x", "provide_offerings"), "contact.name")?.value.as_str(), "Kid");
     let s = v.subject_metadata(&read("kid-7x", "provide_offerings"))?;
     assert_eq!(s.region.as_deref(), Some("xq-sealed-region-7"));
@@ -128,6 +128,7 @@ fn regression_tombstone_holds_no_metadata() -> TestResult {
                 purpose: "provide_offerings",
             }],
             CONTROLLER,
+            None,
             &By::Cli,
         )?;
         assert!(v.subject_metadata(&read(id, "provide_offerings"))?.region.is_some());
@@ -179,6 +180,7 @@ fn regression_email_like_subject_id_warns_and_tombstone_is_pseudonymous() -> Tes
                 purpose: "provide_offerings",
             }],
             CONTROLLER,
+            None,
             &By::Cli,
         )?;
         v.erase(id, &By::Cli)?;

@@ -306,7 +306,7 @@ fn a_batch_with_one_invalid_item_writes_nothing_and_audits_only_a_denial() -> Te
             let before_head = head(v)?;
             let before: Vec<Vec<StoredItem>> = subjects.iter().map(|s| stored(v, s)).collect::<TestResult<_>>()?;
 
-            let result = v.put_batch(&batch, CONTROLLER, &By::Cli);
+            let result = v.put_batch(&batch, CONTROLLER, None, &By::Cli);
 
             let ctx = format!("{name}, bad item at {position}");
             let err = match result {
@@ -347,7 +347,7 @@ fn a_batch_with_one_invalid_item_writes_nothing_and_audits_only_a_denial() -> Te
     }
 
     // The same batch without the bad item goes through, in one piece.
-    assert_eq!(v.put_batch(&good, CONTROLLER, &By::Cli)?, vec![2, 1, 1, 1]);
+    assert_eq!(v.put_batch(&good, CONTROLLER, None, &By::Cli)?, vec![2, 1, 1, 1]);
     let secrets = [alice, bob, gone, parent, kid, "alice.new@example.org", "Alice Liddell-Marsh", CARD_DIGITS];
     audit_is_sound(v, &secrets)
 }
@@ -371,7 +371,7 @@ fn a_batch_for_several_subjects_audits_one_write_per_subject_and_returns_version
         put(bob, "contact.email", "bob@mail.example.net"),
         put(alice, "contact.name", "Alice Liddell-Marsh"),
     ];
-    let versions = v.put_batch(&batch, CONTROLLER, &By::Cli)?;
+    let versions = v.put_batch(&batch, CONTROLLER, None, &By::Cli)?;
     assert_eq!(versions, vec![1, 2, 1, 3, 1, 1]);
 
     let new = entries_after(v, before)?;
@@ -450,6 +450,7 @@ fn every_denial_is_audited_with_its_reason_and_every_allowed_read_with_its_basis
             put(bob, "contact.email", "bob@mail.example.net"),
         ],
         CONTROLLER,
+        None,
         &By::Cli,
     )?;
     let get = |s, purpose, actor| {
@@ -509,7 +510,7 @@ fn every_denial_is_audited_with_its_reason_and_every_allowed_read_with_its_basis
 
     // A writer that is not a declared recipient writes nothing.
     denied_and_audited(v, bob, DenyReason::ActorNotDeclared, || {
-        v.put_batch(&[put(bob, "contact.phone", "+1 415 555 0123")], "someone-else", &By::Cli)
+        v.put_batch(&[put(bob, "contact.phone", "+1 415 555 0123")], "someone-else", None, &By::Cli)
     })?;
     assert!(matches!(v.get(&read(bob, "provide_offerings"), "contact.phone"), Err(VaultError::ItemNotFound(_))));
 
@@ -722,6 +723,7 @@ fn get_all_returns_the_allowed_categories_and_lists_the_denied_ones() -> TestRes
             },
         ],
         CONTROLLER,
+        None,
         &By::Cli,
     )?;
 
@@ -913,6 +915,7 @@ fn after_erasure_every_read_and_write_is_denied_as_erased_and_other_subjects_are
             put(bob, "contact.email", "bob@mail.example.net"),
         ],
         CONTROLLER,
+        None,
         &By::Cli,
     )?;
     assert_eq!(v.erase(alice, &By::Cli)?, 3, "every version counts");
@@ -978,6 +981,7 @@ fn a_vault_with_another_master_key_cannot_read_the_values_and_says_so() -> TestR
         v.put_batch(
             &[put(alice, "contact.email", "alice@mail.example.net"), put(alice, "payment.card_number", CARD)],
             CONTROLLER,
+            None,
             &By::Cli,
         )?;
         let card = v.get(&read(alice, "provide_offerings"), "payment.card_number")?;
@@ -1142,7 +1146,7 @@ fn round_trip_without_leaks(v: &Vault<TestStore>, subject: &str, value: &str) ->
     ];
     // (A random value may be a valid card number: then it is simply stored.)
     let mut errors: Vec<VaultError> =
-        invalid.iter().filter_map(|b| v.put_batch(b, CONTROLLER, &By::Cli).err()).collect();
+        invalid.iter().filter_map(|b| v.put_batch(b, CONTROLLER, None, &By::Cli).err()).collect();
     errors.extend(v.get(&read(value, "provide_offerings"), "contact.name").err());
     errors.extend(v.get_all(&read(value, "provide_offerings")).err());
     errors.extend(v.grant_consent(value, "marketing", None, &By::Cli).err());
