@@ -101,6 +101,11 @@ pub struct AuditEvent {
     /// only when set, so those entries still verify.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// For a choice a linked guardian made on the subject's behalf: the
+    /// guardian's pseudonym (the same keyed hash as `subject`). Absent
+    /// otherwise, and in entries written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardian: Option<String>,
 }
 
 impl AuditEvent {
@@ -118,6 +123,7 @@ impl AuditEvent {
             notice_version: None,
             key: None,
             by: None,
+            guardian: None,
         }
     }
 

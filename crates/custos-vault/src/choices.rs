@@ -81,7 +81,7 @@ impl<S: Store> Vault<S> {
             ConsentStatus::Granted => AuditAction::ConsentGranted,
             ConsentStatus::Withdrawn => AuditAction::ConsentWithdrawn,
         };
-        self.update_choices(&sid, CONTROLLER, Some(purpose), by, |s, state, now| {
+        self.update_choices(&sid, CONTROLLER, Some(purpose), guardian.as_ref(), by, |s, state, now| {
             if guardian.is_some() && s.guardian != guardian {
                 return Err(VaultError::Invalid("that guardian is not linked to this subject".into()));
             }
@@ -103,7 +103,7 @@ impl<S: Store> Vault<S> {
     pub fn object(&self, subject: &str, purpose: &str, by: &By) -> Result<(), VaultError> {
         self.resolve(purpose, None)?;
         let sid = SubjectId::parse(subject).map_err(VaultError::Invalid)?;
-        self.update_choices(&sid, CONTROLLER, Some(purpose), by, |_, state, now| {
+        self.update_choices(&sid, CONTROLLER, Some(purpose), None, by, |_, state, now| {
             state.objections.entry(purpose.to_string()).or_insert(now);
             Ok(AuditAction::ObjectionRecorded)
         })
@@ -112,7 +112,7 @@ impl<S: Store> Vault<S> {
     /// Restricts processing (GDPR Art. 18), or lifts the restriction.
     pub fn set_restricted(&self, subject: &str, restricted: bool, by: &By) -> Result<(), VaultError> {
         let sid = SubjectId::parse(subject).map_err(VaultError::Invalid)?;
-        self.update_choices(&sid, CONTROLLER, None, by, |_, state, now| {
+        self.update_choices(&sid, CONTROLLER, None, None, by, |_, state, now| {
             Ok(if restricted {
                 state.restricted_since.get_or_insert(now);
                 AuditAction::RestrictionSet
@@ -125,12 +125,15 @@ impl<S: Store> Vault<S> {
 
     /// Changes a subject's choices atomically and audits the change. `change`
     /// edits the state and names the audited action, or refuses; an erased
-    /// subject is refused (and the refusal audited) before `change` runs.
+    /// subject is refused (and the refusal audited) before `change` runs. A
+    /// choice made by the subject's linked `guardian` is audited with the
+    /// guardian's pseudonym.
     pub(crate) fn update_choices(
         &self,
         sid: &SubjectId,
         actor: &str,
         purpose: Option<&str>,
+        guardian: Option<&SubjectId>,
         by: &By,
         mut change: impl FnMut(&Subject, &mut SubjectState, Timestamp) -> Result<AuditAction, VaultError>,
     ) -> Result<(), VaultError> {
@@ -153,6 +156,7 @@ impl<S: Store> Vault<S> {
                 Ok(action) => {
                     let mut ev = self.event(now, action, actor, sid.as_str(), by);
                     ev.purpose = purpose.map(str::to_string);
+                    ev.guardian = guardian.map(|g| self.keys.pseudonym(g.as_str()));
                     Some(StateChange { state, audit: vec![ev] })
                 }
                 Err(e) => {
