@@ -40,7 +40,10 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<axum::Json<Hea
         .run(|v| {
             v.store()
                 .check_writable()
-                .map_err(|e| ApiError::new(ProblemKind::Unavailable, format!("the store cannot write: {e}")))
+                .map_err(|e| ApiError::new(ProblemKind::Unavailable, format!("the store cannot write: {e}")))?;
+            // A store rotated to a master key this process does not hold: every
+            // read of a re-wrapped key and every new subject would fail.
+            v.check_master_key().map_err(ApiError::from)
         })
         .await?;
     Ok(axum::Json(Health { status: "ready".into() }))

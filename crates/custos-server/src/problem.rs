@@ -145,6 +145,17 @@ impl From<VaultError> for ApiError {
             VaultError::SubjectExists => ApiError::new(ProblemKind::Conflict, "a subject with this id already exists"),
             e @ VaultError::ItemNotFound(_) => ApiError::new(ProblemKind::NotFound, e.to_string()),
             VaultError::TokenNotFound => ApiError::new(ProblemKind::NotFound, "no such token"),
+            // A data key wrapped under a master key this server does not hold,
+            // or a store rotated to one: not a fault of the request, and not
+            // fixed by retrying on this process; the operator must restart it.
+            e @ (VaultError::Crypto(custos_crypto::CryptoError::UnknownKey)
+            | VaultError::Identity(custos_vault::IdentityError::RotatedAway { .. })) => {
+                tracing::error!(cause = %e, "the master key was rotated by another process");
+                ApiError::new(
+                    ProblemKind::Unavailable,
+                    "this server does not hold the store's current master key (it was rotated); restart it with the new key",
+                )
+            }
             e @ (VaultError::Crypto(_) | VaultError::Store(_)) => ApiError::internal(&e),
             e @ VaultError::Identity(_) => ApiError::internal(&e),
         }
@@ -191,6 +202,20 @@ mod tests {
             assert!(status.is_client_error() || status.is_server_error());
             assert!(codes.insert(code), "{code} twice");
         }
+    }
+
+    #[test]
+    fn a_key_this_server_does_not_hold_is_unavailable_not_internal() {
+        let unknown = ApiError::from(VaultError::Crypto(custos_crypto::CryptoError::UnknownKey));
+        assert_eq!(unknown.kind(), ProblemKind::Unavailable);
+        let rotated = ApiError::from(VaultError::Identity(custos_vault::IdentityError::RotatedAway {
+            recorded: "aa".into(),
+            held: "bb".into(),
+        }));
+        assert_eq!(rotated.kind(), ProblemKind::Unavailable);
+        assert!(rotated.problem().detail.contains("restart it with the new key"));
+        let tampered = ApiError::from(VaultError::Crypto(custos_crypto::CryptoError::Unauthentic));
+        assert_eq!(tampered.kind(), ProblemKind::Internal);
     }
 
     #[test]

@@ -91,6 +91,17 @@ pub enum IdentityError {
          with only the old key? Restart every server with both keys and run the rotation again"
     )]
     Stragglers(u64),
+    /// Another process rotated the store to a master key this one does not hold.
+    #[error(
+        "the store's master key was rotated (to key {recorded}) by another process; this process holds only key \
+         {held}: restart it with the new master key (CUSTOS_MASTER_KEY) and the old one as the previous key"
+    )]
+    RotatedAway {
+        /// The key id the store is keyed by now, hex.
+        recorded: String,
+        /// The key id this process wraps with, hex.
+        held: String,
+    },
 }
 
 impl From<IdentityError> for VaultError {
@@ -273,27 +284,7 @@ impl<S: Store> Vault<S> {
         let version = self.policy.version().to_string();
         let mut done = Rotation::default();
         for _ in 0..ROTATION_PASSES {
-            let mut after: Option<SubjectId> = None;
-            loop {
-                let page = self.store.wrapped_keys(after.as_ref(), batch)?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.subject.clone());
-                let mut rewraps = Vec::with_capacity(page.len());
-                for k in page {
-                    if let Some(new) = self.keys.rewrap_data_key(k.subject.as_str(), &k.wrapped)? {
-                        rewraps.push(Rewrap { subject: k.subject, old: k.wrapped, new });
-                    }
-                }
-                if rewraps.is_empty() {
-                    continue;
-                }
-                let now = self.clock.now();
-                let ev = event(now, AuditAction::DataKeysRewrapped, &self.keys.key_id(), &version);
-                let replaced = self.store.rewrap_keys(&rewraps, &[ev])?;
-                // A key that did not swap was erased meanwhile (or re-wrapped by another rotation).
-                done.rewrapped += replaced;
-                done.batches += 1;
-            }
+            self.rewrap_pass(batch, &version, &mut done)?;
             if self.count_old_keys(batch)? == 0 {
                 break;
             }
@@ -312,7 +303,63 @@ impl<S: Store> Vault<S> {
         new.sealed_root = Some(self.keys.seal_root()?);
         let ev = event(self.clock.now(), AuditAction::MasterKeyRotated, &new.key_id, &version);
         done.key_check_moved = self.store.replace_key_check(&identity.key, &new, &[ev])?;
+        // A process holding only the old key checks the key check before it
+        // wraps a new data key ([`Vault::check_master_key`]), so once the
+        // check has moved no new key is wrapped under the old one; one more
+        // pass re-wraps any such process wrapped between the last pass and the move.
+        self.rewrap_pass(batch, &version, &mut done)?;
+        let stragglers = self.count_old_keys(batch)?;
+        if stragglers > 0 {
+            return Err(IdentityError::Stragglers(stragglers).into());
+        }
         Ok(done)
+    }
+
+    /// Re-wraps, in audited batches, every live data key not under the current master key.
+    fn rewrap_pass(&self, batch: usize, version: &str, done: &mut Rotation) -> Result<(), VaultError> {
+        let mut after: Option<SubjectId> = None;
+        loop {
+            let page = self.store.wrapped_keys(after.as_ref(), batch)?;
+            let Some(last) = page.last() else { return Ok(()) };
+            after = Some(last.subject.clone());
+            let mut rewraps = Vec::with_capacity(page.len());
+            for k in page {
+                if let Some(new) = self.keys.rewrap_data_key(k.subject.as_str(), &k.wrapped)? {
+                    rewraps.push(Rewrap { subject: k.subject, old: k.wrapped, new });
+                }
+            }
+            if rewraps.is_empty() {
+                continue;
+            }
+            let now = self.clock.now();
+            let ev = event(now, AuditAction::DataKeysRewrapped, &self.keys.key_id(), version);
+            let replaced = self.store.rewrap_keys(&rewraps, &[ev])?;
+            // A key that did not swap was erased meanwhile (or re-wrapped by another rotation).
+            done.rewrapped += replaced;
+            done.batches += 1;
+        }
+    }
+
+    /// Refuses when the store is keyed by a master key this process does not
+    /// wrap with or hold as the previous key: another process rotated the
+    /// store while this one kept running with the old key. Checked before a
+    /// new data key is wrapped (a key wrapped under the old master key after a
+    /// rotation would become unreadable once the old key is destroyed) and by
+    /// the server's readiness check. One read of the store identity.
+    pub fn check_master_key(&self) -> Result<(), VaultError> {
+        // A store no process has bound yet has nothing to compare against
+        // ([`bind_store`] records the identity before any other use).
+        let Some(identity) = self.store.store_identity()? else {
+            return Ok(());
+        };
+        let recorded = &identity.key;
+        let current = recorded.key_id == self.keys.key_id() && recorded.check == self.keys.key_check();
+        let previous =
+            self.keys.previous_key().is_some_and(|(id, check)| recorded.key_id == id && recorded.check == check);
+        if current || previous {
+            return Ok(());
+        }
+        Err(IdentityError::RotatedAway { recorded: hex(&recorded.key_id), held: hex(&self.keys.key_id()) }.into())
     }
 
     /// Live data keys not wrapped under the current master key.

@@ -131,6 +131,7 @@ impl<S: Store> Vault<S> {
             erased_at: None,
             state: SubjectState::default(),
         };
+        self.check_master_key()?;
         let (key, wrapped) = self.keys.new_data_key(id.as_str())?;
         let sealed = if subject.has_metadata() {
             Some(key.seal(&metadata_context(id.as_str()), encode_metadata(&subject).as_bytes())?)
