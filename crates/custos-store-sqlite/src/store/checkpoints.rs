@@ -124,3 +124,25 @@ impl CheckpointStore for SqliteStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::SqliteStore;
+
+    /// The chain and its checkpoints are merged as both are read in primary
+    /// key order: no temporary B-tree, so nothing is collected in memory.
+    #[test]
+    fn the_chain_and_its_checkpoints_are_merged_without_sorting() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let writer = store.writer();
+        let sql = format!("EXPLAIN QUERY PLAN {}", super::CHAIN_WITH_CHECKPOINTS);
+        let mut stmt = writer.conn.prepare(&sql).unwrap();
+        let mut rows = stmt.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        let plan = steps.join("; ");
+        assert!(plan.contains("MERGE (UNION ALL)") && !plan.contains("TEMP B-TREE"), "{plan}");
+    }
+}
