@@ -32,7 +32,6 @@
 //! them, so unlike the SQLite backend's `secure_delete` the bytes are not
 //! zeroed at once; the key is unreachable through any query from the commit on.
 
-mod checkpoints;
 mod error;
 mod migrations;
 mod store;

@@ -23,7 +23,6 @@
 //! and its `-wal` and `-shm` files are private to their owner (mode 0600).
 
 mod checkpoint;
-mod checkpoints;
 mod error;
 mod files;
 mod migrations;

@@ -29,7 +29,7 @@ mod keys;
 mod subjects;
 
 pub use audit::AuditStore;
-pub use checkpoints::CheckpointStore;
+pub use checkpoints::{ChainItem, CheckpointStore};
 pub use group_commit::AuditGroupCommit;
 pub use idempotency::{IdempotencyStore, IdempotentResponse};
 pub use identity::{IdentityStore, KeyCheck, Rewrap, StoreIdentity, WrappedKey};

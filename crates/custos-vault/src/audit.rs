@@ -9,10 +9,10 @@
 //! position, and that it is not shorter than any of them. Entries after the
 //! last checkpoint are reported as unsigned: nothing vouches for them yet.
 
-use custos_core::audit::{ChainBreak, ChainHead, ChainVerifier, GENESIS, Hash, chain_hash};
+use custos_core::audit::{ChainBreak, ChainHead, ChainVerifier, Hash, chain_hash};
 use custos_core::audit_checkpoint::{AuditBreak, AuditCheckpoint, CheckpointBreak};
 use custos_crypto::signing::{AuditPublicKey, AuditSigner};
-use custos_store::Store;
+use custos_store::{ChainItem, Store, StoreError};
 
 use crate::*;
 
@@ -50,61 +50,43 @@ impl<S: Store> Vault<S> {
     ) -> Result<Result<AuditVerification, AuditBreak>, VaultError> {
         let mut keys = self.audit_public_keys()?;
         keys.extend(trusted.iter().cloned());
-        // Read before the scan: the chain only grows, so every checkpoint read
-        // here lies within the chain the scan sees.
-        let stored = self.store.checkpoints()?;
-        for cp in &stored {
-            if let Err(b) = check_signature(&keys, cp) {
-                return Ok(Err(AuditBreak::Checkpoint(b)));
-            }
+        // Anchors are the caller's, in memory: their signatures are checked
+        // now, and reported after any stored checkpoint's bad signature.
+        let anchor_signature = anchors.iter().find_map(|cp| check_signature(&keys, cp).err());
+        let mut sorted: Vec<&AuditCheckpoint> = anchors.iter().collect();
+        sorted.sort_by_key(|c| c.seq);
+        let mut walk = Walk::new(&keys, sorted);
+        // Entries and stored checkpoints come in one stream, in one snapshot:
+        // nothing is collected, however many of either there are.
+        let scanned = self.store.scan_audit_with_checkpoints(&mut |item| walk.visit(item))?;
+        walk.anchors_before(None);
+        if let Some(b) = walk.signature {
+            return Ok(Err(AuditBreak::Checkpoint(b)));
         }
-        for cp in anchors {
-            if let Err(b) = check_signature(&keys, cp) {
-                return Ok(Err(AuditBreak::Anchor(b)));
-            }
+        if let Some(b) = anchor_signature {
+            return Ok(Err(AuditBreak::Anchor(b)));
         }
-        let mut pins: Vec<Pin<'_>> = stored
-            .iter()
-            .map(|c| Pin { checkpoint: c, anchor: false })
-            .chain(anchors.iter().map(|c| Pin { checkpoint: c, anchor: true }))
-            .collect();
-        pins.sort_by_key(|p| p.checkpoint.seq);
-        let latest = pins.last().map(|p| p.checkpoint.clone());
-
-        let mut next = 0;
-        while let Some(pin) = pins.get(next).filter(|p| p.checkpoint.seq == 0) {
-            if pin.checkpoint.head != GENESIS {
-                return Ok(Err(pin.fail(CheckpointBreak::HashMismatch { seq: 0 })));
-            }
-            next += 1;
+        if let Some(broken) = walk.broken {
+            return Ok(Err(broken));
         }
-        let mut mismatch = None;
-        let mut v = ChainVerifier::default();
-        let scanned = self.store.scan_audit(&mut |seq, prev, body, hash| {
-            v.check(seq, prev, body, hash)?;
-            while let Some(pin) = pins.get(next).filter(|p| p.checkpoint.seq == seq) {
-                if pin.checkpoint.head[..] != *hash {
-                    mismatch = Some(pin.fail(CheckpointBreak::HashMismatch { seq }));
-                    // Stops the scan; `mismatch` says why.
-                    return Err(ChainBreak::Content { seq });
-                }
-                next += 1;
-            }
-            Ok(())
-        })?;
-        let head = match scanned {
-            Err(broken) => return Ok(Err(mismatch.unwrap_or(AuditBreak::Chain(broken)))),
-            Ok(recorded) => match v.finish(recorded) {
-                Ok(head) => head,
-                Err(broken) => return Ok(Err(AuditBreak::Chain(broken))),
-            },
+        let Ok(recorded) = scanned else {
+            // Only a bad signature stops the scan, and it was reported above.
+            return Err(VaultError::Store(StoreError::Backend("the audit scan stopped early".into())));
         };
-        if let Some(pin) = pins.get(next) {
-            let seq = pin.checkpoint.seq;
-            return Ok(Err(pin.fail(CheckpointBreak::ChainTooShort { seq, found: head.seq })));
+        let head = match walk.chain.finish(recorded) {
+            Ok(head) => head,
+            Err(broken) => return Ok(Err(AuditBreak::Chain(broken))),
+        };
+        if let Some(pin) = walk.short {
+            return Ok(Err(pin.fail(CheckpointBreak::ChainTooShort { seq: pin.seq, found: head.seq })));
         }
+        let latest = match (walk.latest_stored, walk.anchors.last()) {
+            (Some(stored), Some(anchor)) if stored.seq > anchor.seq => Some(stored),
+            (_, Some(anchor)) => Some((*anchor).clone()),
+            (stored, None) => stored,
+        };
         let unsigned = head.seq - latest.as_ref().map_or(0, |c| c.seq);
-        Ok(Ok(AuditVerification { head, checkpoints: stored.len(), anchors: anchors.len(), latest, unsigned }))
+        Ok(Ok(AuditVerification { head, checkpoints: walk.stored, anchors: anchors.len(), latest, unsigned }))
     }
 
     /// The key this vault signs checkpoints with, derived from the master key.
@@ -211,15 +193,114 @@ enum Segment {
     Base,
 }
 
-/// A checkpoint to find in the chain, stored or anchored.
-struct Pin<'a> {
-    checkpoint: &'a AuditCheckpoint,
+/// A checkpoint to find in the chain, stored or anchored: where, and which kind.
+#[derive(Clone, Copy)]
+struct Pin {
+    seq: u64,
     anchor: bool,
 }
 
-impl Pin<'_> {
+impl Pin {
     fn fail(&self, b: CheckpointBreak) -> AuditBreak {
         if self.anchor { AuditBreak::Anchor(b) } else { AuditBreak::Checkpoint(b) }
+    }
+}
+
+/// The state of [`Vault::verify_audit_with`] along the stream of entries and
+/// stored checkpoints (by sequence number, each checkpoint after the entry it
+/// signs), into which the anchors are merged: bounded, whatever the length of
+/// the chain or the number of checkpoints. What it finds is reported in the
+/// order a verification always has: a stored checkpoint's bad signature (the
+/// first), an anchor's, then the first break along the chain (a checkpoint
+/// of the empty chain that is not the genesis hash comes before entry 1; an entry
+/// is checked before the checkpoints of its seq), the recorded head, and
+/// last a checkpoint the chain does not reach.
+struct Walk<'a> {
+    keys: &'a [AuditPublicKey],
+    /// The anchors by sequence number; those before `next_anchor` are placed.
+    anchors: Vec<&'a AuditCheckpoint>,
+    next_anchor: usize,
+    chain: ChainVerifier,
+    /// The last entry verified.
+    at: ChainHead,
+    /// Stored checkpoints whose signature was checked.
+    stored: usize,
+    latest_stored: Option<AuditCheckpoint>,
+    /// The first stored checkpoint with a bad signature: it stops the scan.
+    signature: Option<CheckpointBreak>,
+    /// The first break along the chain; after it only signatures are checked.
+    broken: Option<AuditBreak>,
+    /// The first checkpoint past every entry seen: the chain is too short,
+    /// unless a later entry breaks it.
+    short: Option<Pin>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(keys: &'a [AuditPublicKey], anchors: Vec<&'a AuditCheckpoint>) -> Walk<'a> {
+        Walk {
+            keys,
+            anchors,
+            next_anchor: 0,
+            chain: ChainVerifier::default(),
+            at: ChainHead::EMPTY,
+            stored: 0,
+            latest_stored: None,
+            signature: None,
+            broken: None,
+            short: None,
+        }
+    }
+
+    fn visit(&mut self, item: ChainItem<'_>) -> Result<(), ChainBreak> {
+        match item {
+            ChainItem::Entry { seq, prev_hash, body, hash } => {
+                self.anchors_before(Some(seq));
+                if self.broken.is_none() {
+                    match self.chain.check(seq, prev_hash, body, hash) {
+                        // Checked: `hash` is the 32-byte hash of the entry.
+                        Ok(()) => match Hash::try_from(hash) {
+                            Ok(hash) => self.at = ChainHead { seq, hash },
+                            Err(_) => self.broken = Some(AuditBreak::Chain(ChainBreak::Content { seq })),
+                        },
+                        Err(b) => self.broken = Some(AuditBreak::Chain(b)),
+                    }
+                }
+                Ok(())
+            }
+            ChainItem::Checkpoint(cp) => {
+                self.anchors_before(Some(cp.seq));
+                if let Err(b) = check_signature(self.keys, &cp) {
+                    self.signature = Some(b);
+                    // Nothing found later is reported before it: stop.
+                    return Err(ChainBreak::Content { seq: cp.seq });
+                }
+                self.stored += 1;
+                self.pin(Pin { seq: cp.seq, anchor: false }, &cp.head);
+                self.latest_stored = Some(cp);
+                Ok(())
+            }
+        }
+    }
+
+    /// Places the anchors signing entries before `seq` (every one left for `None`).
+    fn anchors_before(&mut self, seq: Option<u64>) {
+        while let Some(anchor) = self.anchors.get(self.next_anchor).filter(|a| seq.is_none_or(|s| a.seq < s)).copied() {
+            self.next_anchor += 1;
+            self.pin(Pin { seq: anchor.seq, anchor: true }, &anchor.head);
+        }
+    }
+
+    /// Checks a checkpoint signing `head` at `pin.seq`, every entry before it
+    /// having been seen.
+    fn pin(&mut self, pin: Pin, head: &Hash) {
+        if self.broken.is_some() || self.short.is_some() {
+            return;
+        }
+        if pin.seq != self.at.seq {
+            self.short = Some(pin);
+        } else if *head != self.at.hash {
+            self.broken = Some(pin.fail(CheckpointBreak::HashMismatch { seq: pin.seq }));
+        }
     }
 }
 

@@ -155,3 +155,49 @@ fn signing_extends_only_a_chain_that_verifies_since_the_last_checkpoint() -> Tes
     assert!(err.to_string().starts_with("the anchored checkpoint at entry 3"), "{err}");
     Ok(())
 }
+
+/// Verification streams the entries and the stored checkpoints together,
+/// collecting neither: over a chain with a checkpoint after every entry, and
+/// anchors merged in, every checkpoint is counted and the verdicts are those
+/// of a short chain. Checkpoints far along are still caught: a trusted key's
+/// signature of a head the chain does not have, and, reported before it as
+/// every bad signature is, a forged signature further on.
+#[test]
+fn many_checkpoints_verify_in_one_stream_and_late_tampered_ones_are_caught() -> TestResult {
+    let storage = TestStorage::fresh()?;
+    let v = vault(storage.open()?, MASTER_A)?;
+    let mut signed = Vec::new();
+    for _ in 0..40 {
+        raw_append(&v)?;
+        signed.push(sign(&v)?);
+    }
+    raw_append(&v)?;
+    raw_append(&v)?;
+    let found = v.verify_audit()?.map_err(|b| b.to_string())?;
+    assert_eq!((found.head.seq, found.checkpoints, found.anchors, found.unsigned), (42, 40, 0, 2));
+    assert_eq!(found.latest.as_ref(), signed.last());
+    let anchors = [signed[39].clone(), signed[3].clone()];
+    let found = v.verify_audit_with(&[], &anchors)?.map_err(|b| b.to_string())?;
+    assert_eq!((found.checkpoints, found.anchors, found.unsigned), (40, 2, 2));
+    assert_eq!(found.latest.as_ref(), Some(&signed[39]));
+
+    // Another key, trusted, signs a head that entry 35 does not have.
+    let other = AuditSigner::from_keyring(&Keyring::new(&MasterKey::from_hex(MASTER_B)?)?)?;
+    let trusted = [other.public_key().clone()];
+    let key_id = other.public_key().id().to_string();
+    let (head, at) = ([7; 32], Timestamp(3));
+    let signature = other.sign(&signed_message(35, &head, at, &key_id));
+    v.store().record_checkpoint(&AuditCheckpoint { seq: 35, head, at, key_id, signature })?;
+    let err = v.verify_audit_with(&trusted, &[])?.expect_err("a signed head off the chain");
+    assert_eq!(err, AuditBreak::Checkpoint(CheckpointBreak::HashMismatch { seq: 35 }));
+    let err = v.verify_audit()?.expect_err("an untrusted key");
+    assert!(matches!(err, AuditBreak::Checkpoint(CheckpointBreak::UnknownKey { seq: 35, .. })), "{err}");
+
+    // A forged copy of checkpoint 38's signature at entry 38 by the same key.
+    let mut forged = signed[37].clone();
+    forged.key_id = trusted[0].id().to_string();
+    v.store().record_checkpoint(&forged)?;
+    let err = v.verify_audit_with(&trusted, &anchors)?.expect_err("a forged signature");
+    assert_eq!(err, AuditBreak::Checkpoint(CheckpointBreak::BadSignature { seq: 38 }));
+    Ok(())
+}

@@ -103,6 +103,7 @@ macro_rules! contract_tests {
             checkpoints::a_fresh_store_has_no_checkpoints,
             checkpoints::recorded_checkpoints_round_trip_in_sequence_order,
             checkpoints::one_key_signs_a_sequence_number_once,
+            checkpoints::the_chain_streams_with_its_checkpoints_in_order,
             idempotency::an_expired_response_is_absent_replaced_and_pruned,
             idempotency::erasure_deletes_every_idempotency_record_naming_the_subject,
         );

@@ -1,12 +1,15 @@
 //! [`CheckpointStore`] for [`PostgresStore`]: signed checkpoints of the audit
 //! chain in `audit_checkpoints` (migration 0005).
 
+use custos_core::audit::{ChainBreak, ChainHead};
 use custos_core::audit_checkpoint::AuditCheckpoint;
 use custos_core::time::Timestamp;
-use custos_store::{CheckpointStore, StoreError};
+use custos_store::{ChainItem, CheckpointStore, StoreError};
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Row, Statement};
 
+use super::load_head;
 use crate::error::{Context, corrupt};
 use crate::{Conn, PostgresStore};
 
@@ -25,6 +28,14 @@ const INSERT_CHECKPOINT: &str = concat!(
 const CHECKPOINTS: &str = concat!("SELECT ", checkpoint_columns!(), " FROM audit_checkpoints ORDER BY seq, key_id");
 const LATEST_CHECKPOINT: &str =
     concat!("SELECT ", checkpoint_columns!(), " FROM audit_checkpoints ORDER BY seq DESC, at DESC, key_id LIMIT 1");
+
+/// The chain and its checkpoints in one ordered stream: an entry's row has
+/// no key id (NULLS FIRST: it comes before the checkpoints of its seq). Both
+/// sides are read in primary key order and merged (`Merge Append`); only the
+/// rows of one seq are sorted by key id.
+const CHAIN_WITH_CHECKPOINTS: &str = "SELECT seq, NULL::text COLLATE \"C\", prev_hash, body, hash, NULL::bigint, \
+     NULL::bytea FROM audit UNION ALL SELECT seq, key_id, NULL, NULL, head, at, signature FROM audit_checkpoints \
+     ORDER BY 1, 2 NULLS FIRST";
 
 /// The statement for `sql`, prepared on this connection the first time.
 fn prepared(conn: &mut Conn, sql: &'static str) -> Result<Statement, postgres::Error> {
@@ -75,5 +86,44 @@ impl CheckpointStore for PostgresStore {
 
     fn latest_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError> {
         self.with_client(|conn| Ok(query(conn, LATEST_CHECKPOINT, "reading the latest checkpoint")?.pop()))
+    }
+
+    fn scan_audit_with_checkpoints(
+        &self,
+        visit: &mut dyn FnMut(ChainItem<'_>) -> Result<(), ChainBreak>,
+    ) -> Result<Result<ChainHead, ChainBreak>, StoreError> {
+        const OP: &str = "scanning the audit log and its checkpoints";
+        self.snapshot(OP, |tx| {
+            let head = load_head(tx)?;
+            // Streamed, not collected: millions of entries and checkpoints.
+            let mut rows = tx.query_raw(CHAIN_WITH_CHECKPOINTS, std::iter::empty::<i64>()).during(OP)?;
+            while let Some(row) = rows.next().during(OP)? {
+                let seq: i64 = row.try_get(0).during(OP)?;
+                let seq = u64::try_from(seq).map_err(|_| corrupt("an audit sequence number is negative"))?;
+                let item = match row.try_get::<_, Option<String>>(1).during(OP)? {
+                    None => ChainItem::Entry {
+                        seq,
+                        prev_hash: row.try_get(2).during(OP)?,
+                        body: row.try_get::<_, &str>(3).during(OP)?.as_bytes(),
+                        hash: row.try_get(4).during(OP)?,
+                    },
+                    Some(key_id) => ChainItem::Checkpoint(AuditCheckpoint {
+                        seq,
+                        key_id,
+                        head: row
+                            .try_get::<_, Vec<u8>>(4)
+                            .during(OP)?
+                            .try_into()
+                            .map_err(|_| corrupt("a checkpoint's head hash is not 32 bytes"))?,
+                        at: Timestamp(row.try_get(5).during(OP)?),
+                        signature: row.try_get(6).during(OP)?,
+                    }),
+                };
+                if let Err(broken) = visit(item) {
+                    return Ok(Err(broken));
+                }
+            }
+            Ok(Ok(head))
+        })
     }
 }
