@@ -1035,6 +1035,43 @@ mod tests {
         Policy::from_yaml(&EXAMPLE.replacen(from, to, 1)).expect("the edited example loads")
     }
 
+    /// The policies in the repository (the bundled example and the library
+    /// policy of the benchmarks), in both formats, rendered exactly as the
+    /// files under `render/expected/` say: any change to the output shows in
+    /// review as a change to those files. `CUSTOS_BLESS=1` rewrites them.
+    #[test]
+    fn the_policies_in_the_repository_render_as_checked_in() {
+        const LIBRARY: &str = include_str!("../../../custos-bench/tests/policies/millbrook-library.yaml");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/policy/render/expected");
+        let bless = std::env::var_os("CUSTOS_BLESS").is_some();
+        for (name, yaml) in [("aws-privacy-notice-2020-01-24", EXAMPLE), ("millbrook-library", LIBRARY)] {
+            let policy = Policy::from_yaml(yaml).unwrap_or_else(|e| panic!("{name} does not load: {e}"));
+            for (format, ext) in [(Format::Markdown, "md"), (Format::Html, "html")] {
+                let got = render(&policy, format);
+                let path = dir.join(format!("{name}.{ext}"));
+                if bless {
+                    std::fs::create_dir_all(&dir).expect("create render/expected");
+                    std::fs::write(&path, &got).expect("write the expectation");
+                }
+                let want = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e} (CUSTOS_BLESS=1 writes it)", path.display()));
+                if got != want {
+                    let (line, (g, w)) = got
+                        .lines()
+                        .zip(want.lines())
+                        .enumerate()
+                        .find(|(_, (g, w))| g != w)
+                        .unwrap_or((got.lines().count().min(want.lines().count()), ("<end>", "<end>")));
+                    panic!(
+                        "{name} as {ext} differs from {} at line {}:\n  got:  {g}\n  want: {w}",
+                        path.display(),
+                        line + 1
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn escape_replaces_every_html_special_character() {
         assert_eq!(
