@@ -74,6 +74,11 @@ fn get<'a>(id: &'a str, category: &'a str, purpose: &'a str) -> Vec<&'a str> {
     vec!["data", "get", id, category, "--purpose", purpose]
 }
 
+/// `custos data put` of a value the subject provided, for `purpose`.
+fn put<'a>(id: &'a str, category: &'a str, value: &'a str, purpose: &'a str) -> Vec<&'a str> {
+    vec!["data", "put", id, category, value, "--source", "provided", "--purpose", purpose]
+}
+
 /// The master key of the PostgreSQL runs.
 const POSTGRES_MASTER_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
@@ -82,7 +87,7 @@ const CARD: &str = "4111 1111 1111 1111";
 
 fn setup_adult(env: &Env, id: &str, jurisdiction: &str) {
     env.ok(&["subject", "add", id, "--jurisdiction", jurisdiction, "--region", "eu-west-1"]);
-    env.ok(&["data", "put", id, "contact.email", EMAIL, "--source", "provided", "--purpose", "provide_offerings"]);
+    env.ok(&put(id, "contact.email", EMAIL, "provide_offerings"));
 }
 
 #[test]
@@ -144,17 +149,7 @@ fn a_value_is_readable_for_an_allowed_purpose_and_denied_for_another() {
     let env = Env::new();
     setup_adult(&env, "c-1", "california");
     assert_eq!(env.ok(&get("c-1", "contact.email", "provide_offerings")).trim(), EMAIL);
-    env.ok(&[
-        "data",
-        "put",
-        "c-1",
-        "payment.card_number",
-        CARD,
-        "--source",
-        "provided",
-        "--purpose",
-        "provide_offerings",
-    ]);
+    env.ok(&put("c-1", "payment.card_number", CARD, "provide_offerings"));
     assert_eq!(env.denied(&get("c-1", "payment.card_number", "marketing")), "purpose_not_declared_for_category");
     // An actor the policy does not declare is refused, whoever it claims to be.
     let mut args = get("c-1", "contact.email", "provide_offerings");
@@ -219,17 +214,7 @@ fn a_child_needs_a_linked_guardian_who_consents() {
 fn erasure_makes_every_read_fail_with_erased() {
     let env = Env::new();
     setup_adult(&env, "e-3", "eea");
-    env.ok(&[
-        "data",
-        "put",
-        "e-3",
-        "contact.phone",
-        "+352 555 0100",
-        "--source",
-        "provided",
-        "--purpose",
-        "provide_offerings",
-    ]);
+    env.ok(&put("e-3", "contact.phone", "+352 555 0100", "provide_offerings"));
     let out = env.ok(&["subject", "erase", "e-3"]);
     assert!(out.contains("2 item versions"), "{out}");
     for (cat, purpose) in
@@ -239,20 +224,7 @@ fn erasure_makes_every_read_fail_with_erased() {
     }
     assert_eq!(env.denied(&["data", "all", "e-3", "--purpose", "provide_offerings"]), "erased");
     assert_eq!(env.denied(&["data", "history", "e-3", "contact.email", "--purpose", "provide_offerings"]), "erased");
-    assert_eq!(
-        env.denied(&[
-            "data",
-            "put",
-            "e-3",
-            "contact.email",
-            EMAIL,
-            "--source",
-            "provided",
-            "--purpose",
-            "provide_offerings"
-        ]),
-        "erased"
-    );
+    assert_eq!(env.denied(&put("e-3", "contact.email", EMAIL, "provide_offerings")), "erased");
     assert_eq!(env.denied(&["subject", "erase", "e-3"]), "erased");
     let show = env.ok(&["subject", "show", "e-3"]);
     assert!(show.contains("erased_at:"), "{show}");
@@ -262,17 +234,7 @@ fn erasure_makes_every_read_fail_with_erased() {
 fn an_update_keeps_the_prior_version_in_history() {
     let env = Env::new();
     setup_adult(&env, "c-2", "california");
-    env.ok(&[
-        "data",
-        "put",
-        "c-2",
-        "contact.email",
-        "new.address@example.org",
-        "--source",
-        "provided",
-        "--purpose",
-        "provide_offerings",
-    ]);
+    env.ok(&put("c-2", "contact.email", "new.address@example.org", "provide_offerings"));
     assert_eq!(env.ok(&get("c-2", "contact.email", "provide_offerings")).trim(), "new.address@example.org");
     let hist = env.ok(&["data", "history", "c-2", "contact.email", "--purpose", "provide_offerings"]);
     let lines: Vec<&str> = hist.lines().collect();
@@ -288,17 +250,7 @@ fn an_update_keeps_the_prior_version_in_history() {
 fn card_numbers_are_tokenized_and_detokenized_only_for_payments() {
     let env = Env::new();
     env.ok(&["subject", "add", "c-3", "--jurisdiction", "california"]);
-    env.ok(&[
-        "data",
-        "put",
-        "c-3",
-        "payment.card_number",
-        CARD,
-        "--source",
-        "provided",
-        "--purpose",
-        "provide_offerings",
-    ]);
+    env.ok(&put("c-3", "payment.card_number", CARD, "provide_offerings"));
     let shown = env.ok(&get("c-3", "payment.card_number", "provide_offerings"));
     assert!(shown.starts_with("tok_") && shown.contains("ending 1111"), "{shown}");
     assert!(!shown.contains("4111111111111111") && !shown.contains(CARD));
@@ -310,17 +262,7 @@ fn card_numbers_are_tokenized_and_detokenized_only_for_payments() {
     );
     // An invalid card number is refused, not echoed, and nothing is written.
     let before = env.audit_count();
-    let out = env.run(&[
-        "data",
-        "put",
-        "c-3",
-        "payment.card_number",
-        "4111 1111 1111 1112",
-        "--source",
-        "provided",
-        "--purpose",
-        "provide_offerings",
-    ]);
+    let out = env.run(&put("c-3", "payment.card_number", "4111 1111 1111 1112", "provide_offerings"));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("Luhn") && !stderr(&out).contains("1112"), "{}", stderr(&out));
     assert_eq!(env.audit_count(), before);
@@ -330,28 +272,8 @@ fn card_numbers_are_tokenized_and_detokenized_only_for_payments() {
 fn no_plaintext_value_reaches_the_data_directory() {
     let env = Env::new();
     setup_adult(&env, "e-4", "eea");
-    env.ok(&[
-        "data",
-        "put",
-        "e-4",
-        "payment.card_number",
-        CARD,
-        "--source",
-        "provided",
-        "--purpose",
-        "provide_offerings",
-    ]);
-    env.ok(&[
-        "data",
-        "put",
-        "e-4",
-        "contact.email",
-        "second.secret.value@example.org",
-        "--source",
-        "provided",
-        "--purpose",
-        "provide_offerings",
-    ]);
+    env.ok(&put("e-4", "payment.card_number", CARD, "provide_offerings"));
+    env.ok(&put("e-4", "contact.email", "second.secret.value@example.org", "provide_offerings"));
     env.ok(&get("e-4", "contact.email", "provide_offerings"));
     let needles: [&[u8]; 5] =
         [EMAIL.as_bytes(), b"second.secret.value@example.org", b"4111111111111111", CARD.as_bytes(), b"ada.lovelace"];
@@ -437,21 +359,13 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     setup_adult(&env, "c-5", "california");
     let before = env.audit_count();
     let cases: [(&[&str], i32, &str); 8] = [
-        (
-            &["data", "put", "c-5", "contact.emial", "x", "--source", "provided", "--purpose", "provide_offerings"],
-            1,
-            "unknown category",
-        ),
+        (&put("c-5", "contact.emial", "x", "provide_offerings"), 1, "unknown category"),
         (
             &["data", "put", "c-5", "contact.email", "x", "--source", "psychic", "--purpose", "provide_offerings"],
             1,
             "unknown source",
         ),
-        (
-            &["data", "put", "c-5", "contact.email", "x", "--source", "provided", "--purpose", "world_domination"],
-            1,
-            "unknown purpose",
-        ),
+        (&put("c-5", "contact.email", "x", "world_domination"), 1, "unknown purpose"),
         (&["data", "get", "nobody", "contact.email", "--purpose", "provide_offerings"], 1, "no subject"),
         (&["subject", "add", "c-5", "--jurisdiction", "california"], 1, "already exists"),
         (&["subject", "add", "x-1", "--jurisdiction", "atlantis"], 1, "unknown jurisdiction"),

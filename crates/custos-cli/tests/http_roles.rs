@@ -7,19 +7,6 @@ mod support;
 use serde_json::{Value, json};
 use support::{Key, R, Server};
 
-fn create_subject(server: &Server, id: &str, jurisdiction: &str) -> R<()> {
-    server
-        .json("POST", "/v1/subjects", &server.admin, &json!({ "id": id, "jurisdiction": jurisdiction }))?
-        .want(201)?;
-    Ok(())
-}
-
-fn put(server: &Server, id: &str, category: &str, value: &str) -> R<()> {
-    let body = json!({ "value": value, "source": "provided", "purpose": "provide_offerings" });
-    server.json("PUT", &format!("/v1/subjects/{id}/data/{category}"), &server.admin, &body)?.want(200)?;
-    Ok(())
-}
-
 /// A read's status and, for a denial, its reason.
 fn read(server: &Server, key: &Key, id: &str, purpose: &str) -> R<(u16, Option<String>)> {
     let r = server.send("GET", &format!("/v1/subjects/{id}/data/contact.email?purpose={purpose}"), Some(key), None)?;
@@ -34,8 +21,8 @@ fn events(entries: &[Value]) -> Vec<&Value> {
 #[test]
 fn regression_service_key_cannot_change_consent() -> R<()> {
     let server = Server::start(&[])?;
-    create_subject(&server, "eve", "eea")?;
-    put(&server, "eve", "contact.email", "eve.h@example.org")?;
+    server.create_subject("eve", "eea")?;
+    server.put("eve", "contact.email", "eve.h@example.org", "provide_offerings")?;
     let marketer = server.marketer.clone();
     assert_eq!(read(&server, &marketer, "eve", "marketing")?, (403, Some("consent_missing".into())));
     let before = server.audit_count()?;
@@ -95,8 +82,8 @@ fn regression_service_key_cannot_change_consent() -> R<()> {
 #[test]
 fn regression_consent_audit_entry_names_acting_key() -> R<()> {
     let server = Server::start(&[])?;
-    create_subject(&server, "ann", "eea")?;
-    put(&server, "ann", "contact.email", "ann.k@example.org")?;
+    server.create_subject("ann", "eea")?;
+    server.put("ann", "contact.email", "ann.k@example.org", "provide_offerings")?;
     let before = server.audit_count()?;
     let admin = server.admin.clone();
     for (method, path) in [
@@ -141,8 +128,8 @@ fn regression_consent_audit_entry_names_acting_key() -> R<()> {
 #[test]
 fn withdrawing_objecting_and_restricting_change_a_later_read() -> R<()> {
     let server = Server::start(&[])?;
-    create_subject(&server, "eve", "eea")?;
-    put(&server, "eve", "contact.email", "eve.w@example.org")?;
+    server.create_subject("eve", "eea")?;
+    server.put("eve", "contact.email", "eve.w@example.org", "provide_offerings")?;
     let (admin, marketer) = (server.admin.clone(), server.marketer.clone());
     let consent = "/v1/subjects/eve/consents/marketing";
     server.send("PUT", consent, Some(&admin), None)?.want(200)?;
