@@ -13,9 +13,9 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use custos_crypto::MasterKey;
+use custos_crypto::{CryptoError, MasterKey};
 
 /// The environment variable holding the master key in hex.
 pub const MASTER_KEY_ENV: &str = "CUSTOS_MASTER_KEY";
@@ -26,72 +26,110 @@ pub const KEY_FILE_NAME: &str = "master.key";
 /// The largest key file read (a key is 64 characters and a newline).
 pub const MAX_KEY_FILE_BYTES: u64 = 4096;
 
+/// What is wrong with a master key or the directory around it. Names files
+/// and variables, never a key's text.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The environment variable does not hold a key.
+    #[error("{var}: {error}")]
+    BadEnvValue { var: String, error: CryptoError },
+    /// The key file's text is not a key.
+    #[error("{}: {error}", .file.display())]
+    BadFileValue { file: PathBuf, error: CryptoError },
+    /// The key file cannot be read.
+    #[error("cannot read the master key file {}: {error}", .file.display())]
+    Unreadable { file: PathBuf, error: std::io::Error },
+    /// The key file is not a regular file.
+    #[error(
+        "the master key file {} is not a regular file (a device, FIFO, socket or directory, or a symlink to one); \
+         it must be a file holding 64 hexadecimal characters",
+        .file.display()
+    )]
+    NotAFile { file: PathBuf },
+    /// The key file is larger than [`MAX_KEY_FILE_BYTES`] (`bytes` when known before reading).
+    #[error("the master key file {} is too large to be a key{}", .file.display(), .bytes.map(|b| format!(" ({b} bytes)")).unwrap_or_default())]
+    TooLarge { file: PathBuf, bytes: Option<u64> },
+    /// The key file is readable by others.
+    #[error("{} is readable by other users (mode {mode:o}); run `chmod 600 {}`", .file.display(), .file.display())]
+    OpenKeyFile { file: PathBuf, mode: u32 },
+    /// No key could be generated.
+    #[error("{0}")]
+    Generate(CryptoError),
+    /// The key file cannot be created.
+    #[error("cannot create {}: {error}", .file.display())]
+    Create { file: PathBuf, error: std::io::Error },
+    /// The data directory cannot be read.
+    #[error("cannot read the data directory {}: {error}", .dir.display())]
+    UnreadableDir { dir: PathBuf, error: std::io::Error },
+    /// The data directory is not a directory.
+    #[error("the data directory {} is not a directory", .dir.display())]
+    NotADir { dir: PathBuf },
+    /// The data directory is open to others.
+    #[error(
+        "the data directory {} is accessible to other users (mode {mode:o}); it holds the database and the \
+         master key: run `chmod 700 {}`",
+        .dir.display(),
+        .dir.display()
+    )]
+    OpenDir { dir: PathBuf, mode: u32 },
+}
+
 /// Parses a key given in the environment variable `var`.
-pub fn from_env_value(var: &str, hex: &str) -> Result<MasterKey, String> {
-    MasterKey::from_hex(hex).map_err(|e| format!("{var}: {e}"))
+pub fn from_env_value(var: &str, hex: &str) -> Result<MasterKey, KeyError> {
+    MasterKey::from_hex(hex).map_err(|error| KeyError::BadEnvValue { var: var.to_string(), error })
 }
 
 /// Reads a key file, refusing anything but a small regular file that only
 /// its owner can read.
-pub fn read_key_file(file: &Path) -> Result<MasterKey, String> {
-    let shown = file.display();
+pub fn read_key_file(file: &Path) -> Result<MasterKey, KeyError> {
+    let unreadable = |error| KeyError::Unreadable { file: file.to_path_buf(), error };
     // `metadata` follows symlinks: the target is what gets opened.
-    let meta = fs::metadata(file).map_err(|e| format!("cannot read the master key file {shown}: {e}"))?;
+    let meta = fs::metadata(file).map_err(unreadable)?;
     if !meta.is_file() {
-        return Err(format!(
-            "the master key file {shown} is not a regular file (a device, FIFO, socket or directory, or a symlink \
-             to one); it must be a file holding 64 hexadecimal characters"
-        ));
+        return Err(KeyError::NotAFile { file: file.to_path_buf() });
     }
     check_owner_only(file, &meta)?;
     if meta.len() > MAX_KEY_FILE_BYTES {
-        return Err(format!("the master key file {shown} is too large to be a key ({} bytes)", meta.len()));
+        return Err(KeyError::TooLarge { file: file.to_path_buf(), bytes: Some(meta.len()) });
     }
-    let f = fs::File::open(file).map_err(|e| format!("cannot read the master key file {shown}: {e}"))?;
+    let f = fs::File::open(file).map_err(unreadable)?;
     // The file may have been swapped after the check: read no more than a key file can hold.
     let mut text = zeroize::Zeroizing::new(String::new());
-    f.take(MAX_KEY_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("cannot read the master key file {shown}: {e}"))?;
+    f.take(MAX_KEY_FILE_BYTES + 1).read_to_string(&mut text).map_err(unreadable)?;
     if text.len() as u64 > MAX_KEY_FILE_BYTES {
-        return Err(format!("the master key file {shown} is too large to be a key"));
+        return Err(KeyError::TooLarge { file: file.to_path_buf(), bytes: None });
     }
-    MasterKey::from_hex(&text).map_err(|e| format!("{shown}: {e}"))
+    MasterKey::from_hex(&text).map_err(|error| KeyError::BadFileValue { file: file.to_path_buf(), error })
 }
 
 /// Creates a new key file (mode 0600, never overwriting one) with a fresh key.
 /// If another process created it first, reads that one instead.
-pub fn create_key_file(file: &Path) -> Result<MasterKey, String> {
-    let key = MasterKey::generate().map_err(|e| e.to_string())?;
+pub fn create_key_file(file: &Path) -> Result<MasterKey, KeyError> {
+    let key = MasterKey::generate().map_err(KeyError::Generate)?;
     match write_new(file, key.to_hex().as_bytes()) {
         Ok(()) => Ok(key),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(file),
-        Err(e) => Err(format!("cannot create {}: {e}", file.display())),
+        Err(error) => Err(KeyError::Create { file: file.to_path_buf(), error }),
     }
 }
 
 /// Refuses a data directory that group or others may read or write.
 #[cfg(unix)]
-pub fn check_data_dir(dir: &Path) -> Result<(), String> {
+pub fn check_data_dir(dir: &Path) -> Result<(), KeyError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = fs::metadata(dir).map_err(|e| format!("cannot read the data directory {}: {e}", dir.display()))?;
+    let meta = fs::metadata(dir).map_err(|error| KeyError::UnreadableDir { dir: dir.to_path_buf(), error })?;
     if !meta.is_dir() {
-        return Err(format!("the data directory {} is not a directory", dir.display()));
+        return Err(KeyError::NotADir { dir: dir.to_path_buf() });
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "the data directory {} is accessible to other users (mode {mode:o}); it holds the database and the \
-             master key: run `chmod 700 {}`",
-            dir.display(),
-            dir.display()
-        ));
+        return Err(KeyError::OpenDir { dir: dir.to_path_buf(), mode });
     }
     Ok(())
 }
 
 #[cfg(not(unix))]
-pub fn check_data_dir(_dir: &Path) -> Result<(), String> {
+pub fn check_data_dir(_dir: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
@@ -123,22 +161,17 @@ fn write_new(file: &Path, content: &[u8]) -> std::io::Result<()> {
 }
 
 #[cfg(unix)]
-fn check_owner_only(file: &Path, meta: &fs::Metadata) -> Result<(), String> {
+fn check_owner_only(file: &Path, meta: &fs::Metadata) -> Result<(), KeyError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = meta.permissions().mode();
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "{} is readable by other users (mode {:o}); run `chmod 600 {}`",
-            file.display(),
-            mode & 0o777,
-            file.display()
-        ));
+        return Err(KeyError::OpenKeyFile { file: file.to_path_buf(), mode: mode & 0o777 });
     }
     Ok(())
 }
 
 #[cfg(not(unix))]
-fn check_owner_only(_file: &Path, _meta: &fs::Metadata) -> Result<(), String> {
+fn check_owner_only(_file: &Path, _meta: &fs::Metadata) -> Result<(), KeyError> {
     Ok(())
 }
 
@@ -164,7 +197,7 @@ mod tests {
 
     #[test]
     fn bad_hex_in_the_environment_is_refused_without_echoing_it() {
-        let e = from_env_value(MASTER_KEY_ENV, "zz-secret").unwrap_err();
+        let e = from_env_value(MASTER_KEY_ENV, "zz-secret").unwrap_err().to_string();
         assert!(e.contains(MASTER_KEY_ENV) && !e.contains("secret"), "{e}");
     }
 
@@ -176,7 +209,7 @@ mod tests {
         let path = dir.path().join(KEY_FILE_NAME);
         create_key_file(&path).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(read_key_file(&path).unwrap_err().contains("chmod 600"));
+        assert!(read_key_file(&path).unwrap_err().to_string().contains("chmod 600"));
     }
 
     #[cfg(unix)]
@@ -185,10 +218,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(KEY_FILE_NAME);
         std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
-        assert!(read_key_file(&path).unwrap_err().contains("not a regular file"));
+        assert!(matches!(read_key_file(&path), Err(KeyError::NotAFile { .. })));
         let big = dir.path().join("big.key");
         write_new(&big, &vec![b'a'; 10_000]).unwrap();
-        assert!(read_key_file(&big).unwrap_err().contains("too large"));
+        assert!(matches!(read_key_file(&big), Err(KeyError::TooLarge { bytes: Some(10_001), .. })));
     }
 
     #[cfg(unix)]
@@ -198,7 +231,7 @@ mod tests {
         let dir = private_temp_dir().unwrap();
         check_data_dir(dir.path()).unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
-        let e = check_data_dir(dir.path()).unwrap_err();
+        let e = check_data_dir(dir.path()).unwrap_err().to_string();
         assert!(e.contains("chmod 700") && e.contains("777"), "{e}");
     }
 }

@@ -20,12 +20,12 @@ pub struct SubjectId(String);
 
 impl SubjectId {
     /// Validates a subject id.
-    pub fn parse(s: &str) -> Result<SubjectId, String> {
+    pub fn parse(s: &str) -> Result<SubjectId, SubjectIdError> {
         if s.is_empty() || s.len() > 128 {
-            return Err("a subject id must be 1 to 128 characters long".into());
+            return Err(SubjectIdError::Length);
         }
         if !s.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err("a subject id may contain only printable ASCII characters without spaces".into());
+            return Err(SubjectIdError::Characters);
         }
         Ok(SubjectId(s.to_string()))
     }
@@ -79,9 +79,20 @@ fn looks_like_phone(s: &str) -> bool {
     (7..=15).contains(&digits) && rest.bytes().all(|b| b.is_ascii_digit() || b"-.()".contains(&b))
 }
 
+/// Why a text is not a subject id. Never carries the text: it may be a personal value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubjectIdError {
+    /// Empty or longer than 128 characters.
+    #[error("a subject id must be 1 to 128 characters long")]
+    Length,
+    /// A space, a control character or a non-ASCII character.
+    #[error("a subject id may contain only printable ASCII characters without spaces")]
+    Characters,
+}
+
 impl TryFrom<String> for SubjectId {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = SubjectIdError;
+    fn try_from(s: String) -> Result<Self, SubjectIdError> {
         SubjectId::parse(&s)
     }
 }
@@ -215,6 +226,14 @@ mod tests {
         assert_eq!(warns("+1-415-555-0123"), 1);
         assert_eq!(warns("(415)555.0123"), 1);
         assert_eq!(warns("0301234567"), 1);
+    }
+
+    #[test]
+    fn an_invalid_id_gets_the_reason_kind_and_no_text() {
+        assert_eq!(SubjectId::parse(""), Err(SubjectIdError::Length));
+        assert_eq!(SubjectId::parse(&"a".repeat(129)), Err(SubjectIdError::Length));
+        assert_eq!(SubjectId::parse("alice smith"), Err(SubjectIdError::Characters));
+        assert!(!SubjectId::parse("alice smith").unwrap_err().to_string().contains("alice"));
     }
 
     #[test]

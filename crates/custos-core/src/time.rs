@@ -95,9 +95,27 @@ impl Clock for FixedClock {
 ///
 /// The error never quotes the input: a date given for a person (a birth date)
 /// is personal data, and policy diagnostics point at the line and column instead.
-pub fn parse_date(s: &str) -> Result<Date, String> {
+pub fn parse_date(s: &str) -> Result<Date, DateError> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(s, &fmt).map_err(|_| "the value is not a date of the form YYYY-MM-DD".to_string())
+    Date::parse(s, &fmt).map_err(|_| DateError)
+}
+
+/// A text that is not a `YYYY-MM-DD` date (the text is not kept: it may be a birth date).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the value is not a date of the form YYYY-MM-DD")]
+pub struct DateError;
+
+/// A text that is not a [`Period`]. Policy text, not personal data: the text is quoted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeriodError {
+    /// Not a whole number followed by a known unit.
+    #[error(
+        "`{0}` is not a period: write a whole number and a unit (days, business days, months, years), e.g. \"45 days\""
+    )]
+    Malformed(String),
+    /// Zero of a unit.
+    #[error("`{0}` is an empty period: it must be at least 1")]
+    Empty(String),
 }
 
 /// Formats a date as `YYYY-MM-DD`.
@@ -129,12 +147,8 @@ pub enum Period {
 
 impl Period {
     /// Parses `"30 days"`, `"10 business days"`, `"1 month"`, `"7 years"`.
-    pub fn parse(s: &str) -> Result<Period, String> {
-        let err = || {
-            format!(
-                "`{s}` is not a period: write a whole number and a unit (days, business days, months, years), e.g. \"45 days\""
-            )
-        };
+    pub fn parse(s: &str) -> Result<Period, PeriodError> {
+        let err = || PeriodError::Malformed(s.to_string());
         let mut words = s.split_whitespace();
         let n: u32 = words.next().ok_or_else(err)?.parse().map_err(|_| err())?;
         let unit: Vec<&str> = words.collect();
@@ -146,7 +160,7 @@ impl Period {
             _ => return Err(err()),
         };
         if n == 0 {
-            return Err(format!("`{s}` is an empty period: it must be at least 1"));
+            return Err(PeriodError::Empty(s.to_string()));
         }
         Ok(period)
     }
@@ -196,7 +210,7 @@ fn add_months(start: Date, n: u32) -> Date {
 mod tests {
     #[test]
     fn regression_a_bad_date_is_not_quoted_in_the_error() {
-        let e = super::parse_date("1984-13-77").unwrap_err();
+        let e = super::parse_date("1984-13-77").unwrap_err().to_string();
         assert!(!e.contains("1984") && e.contains("YYYY-MM-DD"), "{e}");
     }
 

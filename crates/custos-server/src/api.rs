@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::auth::{Auth, Role};
 use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, Problem, ProblemKind};
 use crate::secret::{SecretString, json_response};
 
 /// Roles that may write personal data.
@@ -118,12 +118,9 @@ pub async fn create_subject(
 ) -> Result<(StatusCode, axum::Json<SubjectView>), ApiError> {
     auth.require(CHOICES, "create subjects")?;
     let by = auth.0.by();
-    let birth_date = body
-        .birth_date
-        .as_deref()
-        .map(parse_date)
-        .transpose()
-        .map_err(|_| ApiError::invalid("invalid body at `birth_date`: expected a date of the form YYYY-MM-DD"))?;
+    let birth_date = body.birth_date.as_deref().map(parse_date).transpose().map_err(|_| {
+        ApiError::new(ProblemKind::InvalidBody, "invalid body at `birth_date`: expected a date of the form YYYY-MM-DD")
+    })?;
     let subject = state
         .run(move |v| {
             Ok(v.add_subject(

@@ -54,8 +54,8 @@ pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
 pub fn parse_json<T: DeserializeOwned>(input: &[u8], what: &str) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(input);
     let value = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| ApiError::invalid(describe_json_error(e.inner(), Some(e.path()), what)))?;
-    de.end().map_err(|e| ApiError::invalid(describe_json_error(&e, None, what)))?;
+        .map_err(|e| ApiError::new(ProblemKind::InvalidBody, describe_json_error(e.inner(), Some(e.path()), what)))?;
+    de.end().map_err(|e| ApiError::new(ProblemKind::InvalidBody, describe_json_error(&e, None, what)))?;
     Ok(value)
 }
 
@@ -198,10 +198,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
-                Err(ApiError::invalid(format!("invalid query string: {}", describe_data_error(&innermost(&e)))))
-            }
-            Err(_) => Err(ApiError::invalid("invalid query string")),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::new(
+                ProblemKind::InvalidQuery,
+                format!("invalid query string: {}", describe_data_error(&innermost(&e))),
+            )),
+            Err(_) => Err(ApiError::new(ProblemKind::InvalidQuery, "invalid query string")),
         }
     }
 }
@@ -216,7 +217,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
             Err(PathRejection::MissingPathParams(e)) => Err(ApiError::internal(&e.body_text())),
-            Err(_) => Err(ApiError::invalid("invalid path: a path segment is not valid percent-encoded UTF-8")),
+            Err(_) => Err(ApiError::new(
+                ProblemKind::InvalidPath,
+                "invalid path: a path segment is not valid percent-encoded UTF-8",
+            )),
         }
     }
 }
@@ -233,7 +237,7 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::new(ProblemKind::PayloadTooLarge, "the body is larger than the configured limit"))
             }
-            Err(_) => Err(ApiError::invalid("cannot read the body")),
+            Err(_) => Err(ApiError::new(ProblemKind::UnreadableBody, "cannot read the body")),
         }
     }
 }

@@ -138,11 +138,14 @@ impl Drop for KeyGuard {
 pub fn validate_key(value: &HeaderValue) -> Result<&str, ApiError> {
     let bytes = value.as_bytes();
     if bytes.is_empty() || bytes.len() > MAX_KEY_LEN || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        return Err(ApiError::invalid(format!(
-            "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters (no spaces)"
-        )));
+        return Err(ApiError::new(
+            ProblemKind::InvalidIdempotencyKey,
+            format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters (no spaces)"),
+        ));
     }
-    value.to_str().map_err(|_| ApiError::invalid("Idempotency-Key must be visible ASCII"))
+    value
+        .to_str()
+        .map_err(|_| ApiError::new(ProblemKind::InvalidIdempotencyKey, "Idempotency-Key must be visible ASCII"))
 }
 
 /// The subject ids a write request names: the `{id}` of a `/v1/subjects/{id}/…`
@@ -237,7 +240,7 @@ async fn prepare(state: &Arc<AppState>, req: Request) -> Result<Prepared, ApiErr
     let auth = Auth::from_request_parts(&mut parts, state).await?;
     let mut values = parts.headers.get_all(&IDEMPOTENCY_KEY).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
-        return Err(ApiError::invalid("send one Idempotency-Key header"));
+        return Err(ApiError::new(ProblemKind::InvalidIdempotencyKey, "send one Idempotency-Key header"));
     };
     let key = format!("{}:{}", auth.0.key_id, validate_key(value)?);
     parts.extensions.insert(auth);
@@ -246,7 +249,7 @@ async fn prepare(state: &Arc<AppState>, req: Request) -> Result<Prepared, ApiErr
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(ProblemKind::PayloadTooLarge, "the body is larger than the configured limit")
         } else {
-            ApiError::invalid(format!("cannot read the body: {}", e.body_text()))
+            ApiError::new(ProblemKind::UnreadableBody, format!("cannot read the body: {}", e.body_text()))
         }
     })?;
     let path = parts.uri.path_and_query().map_or_else(|| parts.uri.path(), |p| p.as_str());

@@ -233,7 +233,7 @@ async fn read_lines(mut body: Body, limit: usize) -> Result<Arena, ApiError> {
         *too_long = false;
     };
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| ApiError::invalid("cannot read the body"))?;
+        let frame = frame.map_err(|_| ApiError::new(ProblemKind::UnreadableBody, "cannot read the body"))?;
         let Ok(data) = frame.into_data() else { continue };
         total += data.len();
         if total > limit {
@@ -374,9 +374,10 @@ fn write_lines(
         match slot {
             Slot::TooLong => results.push((
                 *line,
-                Outcome::Failed(LineError::of(ApiError::invalid(format!(
-                    "the line is longer than {MAX_LINE_BYTES} bytes"
-                )))),
+                Outcome::Failed(LineError::of(ApiError::new(
+                    ProblemKind::LineTooLong,
+                    format!("the line is longer than {MAX_LINE_BYTES} bytes"),
+                ))),
             )),
             Slot::Kept(block, start, end) => {
                 let raw = arena.bytes(*block, *start, *end);

@@ -234,17 +234,26 @@ impl Routes {
     }
 
     /// Whether exactly [`ROUTES`] and [`WRITE_ROUTES`] were registered.
-    fn check(&self) -> Result<(), String> {
-        let same = |got: &[(&str, &str)], want: &[(&str, &str)], name: &str| {
-            let mut got = got.to_vec();
-            let mut want = want.to_vec();
-            got.sort_unstable();
-            want.sort_unstable();
-            if got == want { Ok(()) } else { Err(format!("registered {got:?}, {name} lists {want:?}")) }
+    fn check(&self) -> Result<(), RouteMismatch> {
+        let same = |got: &[(&'static str, &'static str)], want: &[(&'static str, &'static str)], list| {
+            let mut registered = got.to_vec();
+            let mut listed = want.to_vec();
+            registered.sort_unstable();
+            listed.sort_unstable();
+            if registered == listed { Ok(()) } else { Err(RouteMismatch { list, registered, listed }) }
         };
         same(&self.all, ROUTES, "ROUTES")?;
         same(&self.writes, WRITE_ROUTES, "WRITE_ROUTES")
     }
+}
+
+/// The router registered other routes than a list says.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("registered {registered:?}, {list} lists {listed:?}")]
+struct RouteMismatch {
+    list: &'static str,
+    registered: Vec<(&'static str, &'static str)>,
+    listed: Vec<(&'static str, &'static str)>,
 }
 
 fn method_filter(method: &str) -> MethodFilter {

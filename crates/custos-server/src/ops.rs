@@ -13,7 +13,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use crate::AppState;
 use crate::auth::{Auth, Role};
 use crate::extract::ApiQuery;
-use crate::problem::{ApiError, Problem, ProblemKind};
+use crate::problem::{ApiError, Problem, ProblemKind, ProblemTypes};
 
 /// Liveness.
 #[derive(Debug, Serialize, ToSchema)]
@@ -244,7 +244,7 @@ pub async fn audit_entries(
     auth.require(&[Role::Admin, Role::Auditor], "read the audit log")?;
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
-        return Err(ApiError::invalid("limit must be between 1 and 1000"));
+        return Err(ApiError::new(ProblemKind::InvalidQuery, "limit must be between 1 and 1000"));
     }
     let page = state
         .run(move |v| {
@@ -347,7 +347,7 @@ fn hex(bytes: &[u8]) -> String {
         crate::checkpoints::audit_keys
     ),
     components(schemas(Problem)),
-    modifiers(&BearerAuth, &Idempotency, &ProblemsAndConstraints),
+    modifiers(&BearerAuth, &Idempotency, &ProblemsAndConstraints, &ProblemTypes),
 )]
 pub struct ApiDoc;
 

@@ -12,7 +12,28 @@ use custos_core::audit::{AuditEvent, ChainHead};
 
 use crate::StoreError;
 
-type Outcome = Arc<Mutex<Option<Result<ChainHead, String>>>>;
+type Outcome = Arc<Mutex<Option<Result<ChainHead, GroupFailure>>>>;
+
+/// Why a queued append did not commit, as every member of the group sees it
+/// (a [`StoreError`] is not `Clone`: the leader's error is kept as its message).
+#[derive(Debug, Clone, thiserror::Error)]
+enum GroupFailure {
+    /// The group's transaction failed.
+    #[error("{0}")]
+    Commit(String),
+    /// The append's outcome was never set (a defect: every queued append is in some group).
+    #[error("an audit append was lost from the commit queue")]
+    Lost,
+}
+
+impl From<GroupFailure> for StoreError {
+    fn from(e: GroupFailure) -> Self {
+        match e {
+            GroupFailure::Commit(msg) => StoreError::Backend(msg),
+            lost @ GroupFailure::Lost => StoreError::Backend(lost.to_string()),
+        }
+    }
+}
 
 struct Pending {
     events: Vec<AuditEvent>,
@@ -43,7 +64,7 @@ impl AuditGroupCommit {
         lock(&self.queue).push(Pending { events: events.to_vec(), outcome: outcome.clone() });
         let leader = lock(&self.leader);
         if let Some(done) = lock(&outcome).take() {
-            return done.map_err(StoreError::Backend);
+            return done.map_err(StoreError::from);
         }
         let batch = std::mem::take(&mut *lock(&self.queue));
         let groups: Vec<&[AuditEvent]> = batch.iter().map(|p| p.events.as_slice()).collect();
@@ -54,19 +75,16 @@ impl AuditGroupCommit {
                 }
             }
             Err(e) => {
-                let msg = match e {
+                let failure = GroupFailure::Commit(match e {
                     StoreError::Backend(m) => m,
                     other => other.to_string(),
-                };
+                });
                 for pending in &batch {
-                    *lock(&pending.outcome) = Some(Err(msg.clone()));
+                    *lock(&pending.outcome) = Some(Err(failure.clone()));
                 }
             }
         }
         drop(leader);
-        lock(&outcome)
-            .take()
-            .unwrap_or_else(|| Err("an audit append was lost from the commit queue".into()))
-            .map_err(StoreError::Backend)
+        lock(&outcome).take().unwrap_or(Err(GroupFailure::Lost)).map_err(StoreError::from)
     }
 }

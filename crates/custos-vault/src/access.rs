@@ -15,7 +15,8 @@ use custos_crypto::{random_bytes, sha256};
 use custos_store::{ApiKeyRecord, Store, StoreError};
 use zeroize::Zeroizing;
 
-use crate::{By, CONTROLLER, Vault, VaultError};
+use crate::error::unknown_id;
+use crate::{By, CONTROLLER, InputError, PolicyIdKind, Vault, VaultError};
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,31 +119,28 @@ impl<S: Store> Vault<S> {
         let policy = self.policy();
         match role {
             Role::Service => {
-                let actor = actor.ok_or_else(|| VaultError::Invalid("a service key needs --actor RECIPIENT".into()))?;
+                let actor = actor.ok_or_else(|| VaultError::from(InputError::ServiceKeyWithoutActor))?;
                 let rid = policy.recipient(actor).ok_or_else(|| {
-                    VaultError::Invalid(format!("`{actor}` is not a recipient declared in the policy"))
+                    unknown_id(PolicyIdKind::Recipient, policy.document().recipients.iter().map(|r| &r.id.value))
                 })?;
                 if purposes.is_empty() {
-                    return Err(VaultError::Invalid("a service key needs --purposes P1,P2".into()));
+                    return Err(InputError::ServiceKeyWithoutPurposes.into());
                 }
                 let declared = &policy.recipient_doc(rid).purposes;
                 for p in purposes {
                     if policy.purpose(p).is_none() {
-                        return Err(VaultError::Invalid(format!("unknown purpose `{p}`")));
+                        let known = policy.purpose_ids().map(|p| &policy.purpose_doc(p).id.value);
+                        return Err(unknown_id(PolicyIdKind::Purpose, known).into());
                     }
                     if !declared.iter().any(|d| d.value == *p) {
-                        return Err(VaultError::Invalid(format!(
-                            "recipient `{actor}` is not declared for purpose `{p}` in the policy"
-                        )));
+                        let (recipient, purpose) = (actor.to_string(), p.clone());
+                        return Err(InputError::RecipientNotForPurpose { recipient, purpose }.into());
                     }
                 }
             }
             Role::Admin | Role::Auditor => {
                 if actor.is_some() || !purposes.is_empty() {
-                    return Err(VaultError::Invalid(format!(
-                        "an {} key acts as the controller: it takes no --actor or --purposes",
-                        role.as_str()
-                    )));
+                    return Err(InputError::ControllerKeyWithScope { role: role.as_str() }.into());
                 }
             }
         }
@@ -164,7 +162,7 @@ impl<S: Store> Vault<S> {
         ev.key = Some(id.clone());
         ev.by = Some(by.audit_label());
         self.store().create_api_key(&record, &[ev]).map_err(|e| match e {
-            StoreError::KeyExists => VaultError::Invalid("key id collision; try again".into()),
+            StoreError::KeyExists => VaultError::KeyIdCollision,
             other => other.into(),
         })?;
         Ok(NewKey { id, secret })

@@ -73,17 +73,15 @@ impl<S: Store> Vault<S> {
         by: &By,
     ) -> Result<(), VaultError> {
         self.resolve(purpose, None)?;
-        let sid = SubjectId::parse(subject).map_err(VaultError::Invalid)?;
-        let guardian = by_guardian
-            .map(|g| SubjectId::parse(g).map_err(|e| VaultError::Invalid(format!("guardian: {e}"))))
-            .transpose()?;
+        let sid = SubjectId::parse(subject).map_err(InputError::SubjectId)?;
+        let guardian = by_guardian.map(|g| SubjectId::parse(g).map_err(InputError::GuardianId)).transpose()?;
         let action = match status {
             ConsentStatus::Granted => AuditAction::ConsentGranted,
             ConsentStatus::Withdrawn => AuditAction::ConsentWithdrawn,
         };
         self.update_choices(&sid, CONTROLLER, Some(purpose), guardian.as_ref(), by, |s, state, now| {
             if guardian.is_some() && s.guardian != guardian {
-                return Err(VaultError::Invalid("that guardian is not linked to this subject".into()));
+                return Err(InputError::GuardianNotLinked.into());
             }
             // A subject's own grant adds nothing to a live grant by their linked
             // guardian, and must not replace it (a minor would lose the service).
@@ -102,7 +100,7 @@ impl<S: Store> Vault<S> {
     /// Records an objection to a purpose (GDPR Art. 21).
     pub fn object(&self, subject: &str, purpose: &str, by: &By) -> Result<(), VaultError> {
         self.resolve(purpose, None)?;
-        let sid = SubjectId::parse(subject).map_err(VaultError::Invalid)?;
+        let sid = SubjectId::parse(subject).map_err(InputError::SubjectId)?;
         self.update_choices(&sid, CONTROLLER, Some(purpose), None, by, |_, state, now| {
             state.objections.entry(purpose.to_string()).or_insert(now);
             Ok(AuditAction::ObjectionRecorded)
@@ -111,7 +109,7 @@ impl<S: Store> Vault<S> {
 
     /// Restricts processing (GDPR Art. 18), or lifts the restriction.
     pub fn set_restricted(&self, subject: &str, restricted: bool, by: &By) -> Result<(), VaultError> {
-        let sid = SubjectId::parse(subject).map_err(VaultError::Invalid)?;
+        let sid = SubjectId::parse(subject).map_err(InputError::SubjectId)?;
         self.update_choices(&sid, CONTROLLER, None, None, by, |_, state, now| {
             Ok(if restricted {
                 state.restricted_since.get_or_insert(now);

@@ -12,7 +12,7 @@ impl<S: Store> Vault<S> {
     /// leaves a tombstone under the pseudonym of the id (never the id itself).
     /// Returns how many item versions became unreadable.
     pub fn erase(&self, subject: &str, by: &By) -> Result<u64, VaultError> {
-        let sid = SubjectId::parse(subject).map_err(VaultError::Invalid)?;
+        let sid = SubjectId::parse(subject).map_err(InputError::SubjectId)?;
         let now = self.clock.now();
         let ev = self.event(now, AuditAction::SubjectErased, CONTROLLER, subject, by);
         let pseudonym = self.keys.pseudonym(subject);

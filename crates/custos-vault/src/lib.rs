@@ -35,7 +35,7 @@ pub use access::KeyScope;
 pub use acting::By;
 pub use audit::{AuditVerification, verify_chain};
 pub use choices::ROLE_NOT_ALLOWED;
-pub use error::{Denied, VaultError};
+pub use error::{CardError, Denied, InputError, PolicyIdKind, VaultError};
 pub use identity::{Binding, IdentityError, Rotation, bind_store};
 pub use read::{Read, ReadAll, Revealed};
 pub use subjects::NewSubject;
@@ -96,12 +96,20 @@ impl<S: Store> Vault<S> {
         category: Option<&str>,
     ) -> Result<(PurposeId, Option<CategoryId>), VaultError> {
         let p = self.policy.purpose(purpose).ok_or_else(|| {
-            invalid_ref("purpose", purpose, self.policy.purpose_ids().map(|p| &self.policy.purpose_doc(p).id.value))
+            invalid_ref(
+                PolicyIdKind::Purpose,
+                purpose,
+                self.policy.purpose_ids().map(|p| &self.policy.purpose_doc(p).id.value),
+            )
         })?;
         let c = match category {
             None => None,
             Some(c) => Some(self.policy.category(c).ok_or_else(|| {
-                invalid_ref("category", c, self.policy.category_ids().map(|c| &self.policy.category_doc(c).id.value))
+                invalid_ref(
+                    PolicyIdKind::Category,
+                    c,
+                    self.policy.category_ids().map(|c| &self.policy.category_doc(c).id.value),
+                )
             })?),
         };
         Ok((p, c))
@@ -221,12 +229,6 @@ pub(crate) fn erased_denial() -> VaultError {
 /// An unknown policy id: names the kind and the known ids, never the id given
 /// (it may be a personal value sent in the wrong place; `_given` is kept so
 /// callers need not change).
-pub(crate) fn invalid_ref<'a>(what: &str, _given: &str, known: impl Iterator<Item = &'a String>) -> VaultError {
-    let known: Vec<&String> = known.collect();
-    let list = if known.len() <= 12 {
-        known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-    } else {
-        format!("{} declared; see `custos policy render`", known.len())
-    };
-    VaultError::Invalid(format!("unknown {what} (known: {list})"))
+pub(crate) fn invalid_ref<'a>(what: PolicyIdKind, _given: &str, known: impl Iterator<Item = &'a String>) -> VaultError {
+    error::unknown_id(what, known).into()
 }

@@ -103,7 +103,7 @@ impl<S: Store> Vault<S> {
         with_current: bool,
     ) -> Result<Authorized, VaultError> {
         let (purpose, cat) = self.resolve(read.purpose, Some(category))?;
-        let cat = cat.ok_or_else(|| VaultError::Invalid("category missing".into()))?;
+        let cat = cat.ok_or_else(|| VaultError::from(InputError::CategoryMissing))?;
         let access = read.access(Operation::Read);
         self.admit_caller(access, purpose, Some(read.subject), Some(cat), read.by)?;
         let (record, items, key) = if with_current {
@@ -225,7 +225,7 @@ impl<S: Store> Vault<S> {
     ) -> Result<Zeroizing<String>, VaultError> {
         let (pid, _) = self.resolve(purpose, None)?;
         if !token.starts_with("tok_") || token.len() != 36 || !token[4..].bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(VaultError::Invalid("a token is `tok_` followed by 32 hexadecimal characters".into()));
+            return Err(InputError::Token.into());
         }
         let access = Access { actor, scope, operation: Operation::Detokenize };
         self.admit_caller(access, pid, None, None, by)?;

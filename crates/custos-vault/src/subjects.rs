@@ -83,10 +83,10 @@ impl<S: Store> Vault<S> {
     /// [`SubjectId::warnings`]; the caller shows them. An erased id cannot be
     /// created again ([`VaultError::SubjectExists`]).
     pub fn add_subject(&self, new: &NewSubject<'_>, by: &By) -> Result<Subject, VaultError> {
-        let id = SubjectId::parse(new.id).map_err(VaultError::Invalid)?;
+        let id = SubjectId::parse(new.id).map_err(InputError::SubjectId)?;
         if self.policy.jurisdiction(new.jurisdiction).is_none() {
             return Err(invalid_ref(
-                "jurisdiction",
+                PolicyIdKind::Jurisdiction,
                 new.jurisdiction,
                 self.policy.jurisdiction_ids().map(|j| &self.policy.jurisdiction_doc(j).id.value),
             ));
@@ -96,27 +96,27 @@ impl<S: Store> Vault<S> {
                 || region.len() > 64
                 || !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
         {
-            return Err(VaultError::Invalid("a region is 1 to 64 letters, digits, `-` or `_`".into()));
+            return Err(InputError::Region.into());
         }
         let now = self.clock.now();
         if new.birth_date.is_some_and(|b| b > now.date()) {
-            return Err(VaultError::Invalid("the birth date is in the future".into()));
+            return Err(InputError::BirthDateInFuture.into());
         }
         let guardian = match new.guardian {
             None => None,
             Some(g) => {
-                let gid = SubjectId::parse(g).map_err(|e| VaultError::Invalid(format!("guardian: {e}")))?;
+                let gid = SubjectId::parse(g).map_err(InputError::GuardianId)?;
                 if gid == id {
-                    return Err(VaultError::Invalid("a subject cannot be their own guardian".into()));
+                    return Err(InputError::OwnGuardian.into());
                 }
                 match self.store.subject(&gid)? {
                     Some(r) if r.subject.erased_at.is_none() => Some(gid),
-                    Some(_) => return Err(VaultError::Invalid("the guardian's data was erased".into())),
+                    Some(_) => return Err(InputError::GuardianErased.into()),
                     None if self.store.tombstone(&self.keys.pseudonym(gid.as_str()))?.is_some() => {
-                        return Err(VaultError::Invalid("the guardian's data was erased".into()));
+                        return Err(InputError::GuardianErased.into());
                     }
                     None => {
-                        return Err(VaultError::Invalid("the guardian is not a known subject; add them first".into()));
+                        return Err(InputError::GuardianUnknown.into());
                     }
                 }
             }
@@ -155,7 +155,7 @@ impl<S: Store> Vault<S> {
     /// birth date, guardian are empty): nothing is opened, so nothing is
     /// decided or audited. [`Vault::subject_metadata`] releases the metadata.
     pub fn subject(&self, id: &str) -> Result<Subject, VaultError> {
-        let sid = SubjectId::parse(id).map_err(VaultError::Invalid)?;
+        let sid = SubjectId::parse(id).map_err(InputError::SubjectId)?;
         match self.store.subject(&sid)? {
             Some(r) => Ok(r.subject),
             None => Ok(self.tombstone_record(&sid)?.ok_or(VaultError::SubjectNotFound)?.subject),
@@ -223,7 +223,7 @@ impl<S: Store> Vault<S> {
     /// A subject as the decisions see them: metadata opened; an erased id
     /// (found by its tombstone) comes back as an erased subject with nothing else.
     pub(crate) fn record(&self, id: &str) -> Result<SubjectRecord, VaultError> {
-        let sid = SubjectId::parse(id).map_err(VaultError::Invalid)?;
+        let sid = SubjectId::parse(id).map_err(InputError::SubjectId)?;
         match self.store.subject(&sid)? {
             Some(mut r) => {
                 self.open_metadata(&mut r, None)?;
@@ -238,7 +238,7 @@ impl<S: Store> Vault<S> {
         id: &str,
         categories: &[&str],
     ) -> Result<(SubjectRecord, Vec<StoredItem>, Option<DataKey>), VaultError> {
-        let sid = SubjectId::parse(id).map_err(VaultError::Invalid)?;
+        let sid = SubjectId::parse(id).map_err(InputError::SubjectId)?;
         match self.store.subject_with_items(&sid, categories)? {
             Some((mut r, items)) => {
                 let key = self.open_metadata_keeping_key(&mut r)?;

@@ -76,25 +76,22 @@ impl<S: Store> Vault<S> {
     /// Checks one value's input against the policy (no store access).
     pub(crate) fn validate_put(&self, p: &Put<'_>) -> Result<(SubjectId, PurposeId, CategoryId), VaultError> {
         let (purpose, category) = self.resolve(p.purpose, Some(p.category))?;
-        let category = category.ok_or_else(|| VaultError::Invalid("category missing".into()))?;
+        let category = category.ok_or_else(|| VaultError::from(InputError::CategoryMissing))?;
         let cdoc = self.policy.category_doc(category);
         if !cdoc.sources.iter().any(|s| s.value == p.source) {
             return Err(if self.policy.has_source(p.source) {
-                VaultError::Invalid(format!("source `{}` is not declared for category `{}`", p.source, p.category))
+                InputError::SourceNotForCategory { source_id: p.source.into(), category: p.category.into() }.into()
             } else {
-                invalid_ref("source", p.source, self.policy.document().sources.iter().map(|s| &s.id.value))
+                invalid_ref(PolicyIdKind::Source, p.source, self.policy.document().sources.iter().map(|s| &s.id.value))
             });
         }
         if p.value.is_empty() {
-            return Err(VaultError::Invalid(format!("the value for `{}` is empty", p.category)));
+            return Err(InputError::EmptyValue { category: p.category.into() }.into());
         }
         if p.value.len() > MAX_VALUE_BYTES {
-            return Err(VaultError::Invalid(format!(
-                "the value for `{}` is larger than {MAX_VALUE_BYTES} bytes",
-                p.category
-            )));
+            return Err(InputError::ValueTooLarge { category: p.category.into(), max: MAX_VALUE_BYTES }.into());
         }
-        let sid = SubjectId::parse(p.subject).map_err(VaultError::Invalid)?;
+        let sid = SubjectId::parse(p.subject).map_err(InputError::SubjectId)?;
         Ok((sid, purpose, category))
     }
 
@@ -111,7 +108,7 @@ impl<S: Store> Vault<S> {
         let (sealed, token) = match self.policy.tokenization(category) {
             Some(_) => {
                 let pan = card::normalise_pan(p.value)
-                    .map_err(|e| VaultError::Invalid(format!("category `{}`: {e}", p.category)))?;
+                    .map_err(|reason| InputError::CardNumber { category: p.category.into(), reason })?;
                 (key.seal(&ctx, &card::payload(&pan))?, Some(new_token()?))
             }
             None => (key.seal(&ctx, p.value.as_bytes())?, None),

@@ -314,8 +314,7 @@ fn a_batch_with_one_invalid_item_writes_nothing_and_audits_only_a_denial() -> Te
                 Err(e) => e,
             };
             match (outcome, &err) {
-                (Outcome::Invalid, VaultError::Invalid(_))
-                | (Outcome::SubjectNotFound, VaultError::SubjectNotFound) => {}
+                (Outcome::Invalid, VaultError::Input(_)) | (Outcome::SubjectNotFound, VaultError::SubjectNotFound) => {}
                 (Outcome::Denied(r), VaultError::Denied(d)) => assert_eq!(d.reason, *r, "{ctx}"),
                 _ => panic!("{ctx}: expected {outcome:?}, got {err:?}"),
             }
@@ -612,9 +611,9 @@ fn a_child_needs_their_guardians_consent_until_their_eighteenth_birthday() -> Te
     denied_and_audited(v, kid, DenyReason::GuardianConsentMissing, get("provide_offerings"))?;
     let before = head(v)?;
     let refused = v.grant_consent(kid, "provide_offerings", Some(stranger), &By::Cli);
-    assert!(matches!(refused, Err(VaultError::Invalid(ref m)) if m.contains("not linked")), "{refused:?}");
+    assert!(matches!(refused, Err(VaultError::Input(custos_vault::InputError::GuardianNotLinked))), "{refused:?}");
     let refused = v.grant_consent(kid, "provide_offerings", Some("nobody@example.org"), &By::Cli);
-    assert!(matches!(refused, Err(VaultError::Invalid(_))), "{refused:?}");
+    assert!(matches!(refused, Err(VaultError::Input(_))), "{refused:?}");
     assert_eq!(head(v)?, before, "a refused consent changes nothing");
     denied_and_audited(v, kid, DenyReason::GuardianConsentMissing, get("provide_offerings"))?;
 
@@ -770,7 +769,7 @@ fn get_all_returns_the_allowed_categories_and_lists_the_denied_ones() -> TestRes
     v.erase(alice, &By::Cli)?;
     denied_and_audited(v, alice, DenyReason::Erased, || v.get_all(&read(alice, "provide_offerings")))?;
     let unknown = v.get_all(&read(alice, "no_such_purpose"));
-    assert!(matches!(unknown, Err(VaultError::Invalid(_))), "{unknown:?}");
+    assert!(matches!(unknown, Err(VaultError::Input(_))), "{unknown:?}");
 
     audit_is_sound(v, &[alice, bob, "alice@mail.example.net", CARD_DIGITS, "hunter2-correct-horse", "Firefox 126"])
 }
@@ -880,13 +879,13 @@ fn a_card_number_is_detokenized_only_for_the_purposes_the_policy_lists() -> Test
         ["", "tok_", "tok_123", "4242424242424242", &format!("tok_{}", "z".repeat(32)), &format!("{token}0")]
     {
         let r = v.detokenize(malformed, "provide_offerings", CONTROLLER, None, &By::Cli);
-        assert!(matches!(r, Err(VaultError::Invalid(_))), "{malformed}: {r:?}");
+        assert!(matches!(r, Err(VaultError::Input(_))), "{malformed}: {r:?}");
     }
     let unknown = format!("tok_{}", "0".repeat(32));
     let r = v.detokenize(&unknown, "provide_offerings", CONTROLLER, None, &By::Cli);
     assert!(matches!(r, Err(VaultError::TokenNotFound)), "{r:?}");
     let r = v.detokenize(&token, "no_such_purpose", CONTROLLER, None, &By::Cli);
-    assert!(matches!(r, Err(VaultError::Invalid(_))), "{r:?}");
+    assert!(matches!(r, Err(VaultError::Input(_))), "{r:?}");
     assert_eq!(head(v)?, before, "bad requests change nothing");
 
     // After erasure the token is gone.
@@ -942,7 +941,7 @@ fn after_erasure_every_read_and_write_is_denied_as_erased_and_other_subjects_are
     // A guardian who was erased cannot be linked.
     assert!(matches!(
         v.add_subject(&child("kid@example.org", date!(2012 - 01 - 01), alice), &By::Cli),
-        Err(VaultError::Invalid(_))
+        Err(VaultError::Input(_))
     ));
 
     assert_eq!(v.get(&read(bob, "provide_offerings"), "contact.email")?.value.as_str(), "bob@mail.example.net");
@@ -1036,7 +1035,7 @@ fn consent_by_an_unlinked_guardian_or_for_an_unknown_purpose_is_refused_and_chan
             v.grant_consent(subject, "marketing", Some(guardian), &By::Cli),
             v.withdraw_consent(subject, "marketing", Some(guardian), &By::Cli),
         ] {
-            assert!(matches!(r, Err(VaultError::Invalid(ref m)) if m.contains("not linked")), "{r:?}");
+            assert!(matches!(r, Err(VaultError::Input(custos_vault::InputError::GuardianNotLinked))), "{r:?}");
         }
     }
     for r in [
@@ -1046,7 +1045,7 @@ fn consent_by_an_unlinked_guardian_or_for_an_unknown_purpose_is_refused_and_chan
         v.grant_consent(kid, "no_such_purpose", Some(parent), &By::Cli),
         v.grant_consent(alice, "marketing", Some("not a valid id"), &By::Cli),
     ] {
-        assert!(matches!(r, Err(VaultError::Invalid(_))), "{r:?}");
+        assert!(matches!(r, Err(VaultError::Input(_))), "{r:?}");
     }
     assert_eq!(head(v)?, before, "refusals are not audited as changes");
     assert_eq!((state(alice)?, state(kid)?), (alice_state, kid_state));
@@ -1079,7 +1078,7 @@ fn every_operation_on_an_unknown_subject_is_subject_not_found_and_changes_nothin
     ];
     for (what, r) in results {
         let ok = if what.starts_with("add") {
-            matches!(r, Err(VaultError::Invalid(_)))
+            matches!(r, Err(VaultError::Input(_)))
         } else {
             matches!(r, Err(VaultError::SubjectNotFound))
         };
@@ -1106,7 +1105,7 @@ fn adding_a_subject_refuses_bad_input_and_changes_nothing() -> TestResult {
     ];
     for (what, s) in bad {
         let r = v.add_subject(&s, &By::Cli);
-        assert!(matches!(r, Err(VaultError::Invalid(_))), "{what}: {r:?}");
+        assert!(matches!(r, Err(VaultError::Input(_))), "{what}: {r:?}");
     }
     assert!(matches!(
         v.add_subject(&adult("alice@example.org", "california"), &By::Cli),

@@ -390,7 +390,8 @@ impl Server {
         let p = resp.json()?;
         let ty = p["type"].as_str().unwrap_or_default();
         let code = p["code"].as_str().unwrap_or_default();
-        if !ty.starts_with("urn:custos:problem:") || !ty.ends_with(code) || code.is_empty() {
+        // `type` is specific (`urn:custos:problem:unknown_purpose`); `code` is its broad class (`invalid_request`).
+        if ty.strip_prefix("urn:custos:problem:").is_none_or(str::is_empty) || code.is_empty() {
             return Err(format!("{what}: bad problem type/code: {p}"));
         }
         if p["title"].as_str().is_none_or(str::is_empty) || p["detail"].as_str().is_none_or(str::is_empty) {

@@ -612,11 +612,11 @@ impl Errors {
     }
 
     fn period(&mut self, s: &Spanned<String>) -> Option<Period> {
-        Period::parse(&s.value).map_err(|e| self.push(s, e)).ok()
+        Period::parse(&s.value).map_err(|e| self.push(s, e.to_string())).ok()
     }
 
     fn date(&mut self, s: &Spanned<String>) -> Option<Date> {
-        parse_date(&s.value).map_err(|e| self.push(s, e)).ok()
+        parse_date(&s.value).map_err(|e| self.push(s, e.to_string())).ok()
     }
 
     fn retention(&mut self, owner: &Spanned<String>, r: &RetentionRuleDoc) {
