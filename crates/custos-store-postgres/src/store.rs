@@ -13,7 +13,7 @@ use custos_core::audit::{AuditEntry, AuditEvent, ChainBreak, ChainHead};
 use custos_core::subject::{Subject, SubjectId, SubjectState};
 use custos_core::time::Timestamp;
 use custos_store::{
-    ApiKeyRecord, AuditStore, IdempotencyStore, IdempotentResponse, ItemStore, KeyStore, LegacySubject, NewItem,
+    ApiKeyRecord, AuditStore, IdempotencyStore, IdempotentResponse, ItemStore, KeyStore, LegacySubject, NewItem, Seal,
     StateChange, StoreError, StoredItem, SubjectColumns, SubjectRecord, SubjectStore, Tombstone,
 };
 use postgres::fallible_iterator::FallibleIterator;
@@ -24,6 +24,7 @@ use crate::error::{Context, corrupt, is_unique_violation};
 use crate::{Conn, PostgresStore};
 
 mod identity;
+mod reseal;
 
 /// The columns of `subjects`, in the order [`subject_from_row`] reads them.
 macro_rules! subject_columns {
@@ -457,6 +458,7 @@ enum Numbering {
 fn put_in(
     tx: &mut Session<'_, Transaction<'_>>,
     items: &[NewItem],
+    seal: &Seal<'_>,
     audit: &[AuditEvent],
     ids: &[&str],
     numbering: Numbering,
@@ -496,7 +498,7 @@ fn put_in(
 
     // Number the new versions in input order, after the stored ones.
     let mut cols = ItemColumns::default();
-    for item in items {
+    for (index, item) in items.iter().enumerate() {
         let slot = latest
             .get_mut(&(item.subject.as_str(), item.category.as_str()))
             .ok_or_else(|| corrupt("an item was not numbered"))?;
@@ -508,7 +510,7 @@ fn put_in(
         cols.purpose.push(&item.purpose);
         cols.collected_at.push(item.collected_at.0);
         cols.notice_version.push(&item.notice_version);
-        cols.sealed.push(&item.sealed);
+        cols.sealed.push(seal(index, u32::try_from(*slot).map_err(|_| corrupt("an item version is out of range"))?)?);
         cols.token.push(item.token.as_deref());
     }
 
@@ -591,7 +593,7 @@ struct ItemColumns<'a> {
     purpose: Vec<&'a str>,
     collected_at: Vec<i64>,
     notice_version: Vec<&'a str>,
-    sealed: Vec<&'a [u8]>,
+    sealed: Vec<Vec<u8>>,
     token: Vec<Option<&'a str>>,
 }
 
@@ -767,14 +769,14 @@ impl ItemStore for PostgresStore {
     /// of that item collide on the primary key; the transaction is then
     /// rolled back and run once more reading the versions under the lock,
     /// where nothing can race it.
-    fn put_items(&self, items: &[NewItem], audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError> {
+    fn put_items(&self, items: &[NewItem], seal: &Seal<'_>, audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError> {
         let mut ids: Vec<&str> = items.iter().map(|i| i.subject.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
         self.with_client(|Conn { client, statements }| {
             for numbering in [Numbering::BeforeLocking, Numbering::UnderLock] {
                 let mut tx = client.transaction().during(PUT_OP)?;
-                let written = put_in(&mut Session { db: &mut tx, statements }, items, audit, &ids, numbering)?;
+                let written = put_in(&mut Session { db: &mut tx, statements }, items, seal, audit, &ids, numbering)?;
                 if let Some(versions) = written {
                     tx.commit().during(PUT_OP)?;
                     return Ok(versions);

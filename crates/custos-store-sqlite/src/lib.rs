@@ -27,6 +27,7 @@ mod checkpoints;
 mod error;
 mod files;
 mod migrations;
+mod reseal;
 mod store;
 mod writable;
 

@@ -11,7 +11,7 @@ use custos_core::audit::{AuditEntry, AuditEvent, ChainBreak, ChainHead};
 use custos_core::subject::{Subject, SubjectId};
 use custos_core::time::Timestamp;
 use custos_store::{
-    ApiKeyRecord, AuditStore, IdempotencyStore, IdempotentResponse, ItemStore, KeyStore, LegacySubject, NewItem,
+    ApiKeyRecord, AuditStore, IdempotencyStore, IdempotentResponse, ItemStore, KeyStore, LegacySubject, NewItem, Seal,
     StateChange, StoreError, StoredItem, SubjectColumns, SubjectRecord, SubjectStore, Tombstone,
 };
 
@@ -177,7 +177,7 @@ impl SqliteStore {
 }
 
 /// Appends `events` after `head` (moving it) and records the new head.
-fn append(tx: &Transaction<'_>, head: &mut ChainHead, events: &[AuditEvent]) -> Result<(), StoreError> {
+pub(crate) fn append(tx: &Transaction<'_>, head: &mut ChainHead, events: &[AuditEvent]) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -544,7 +544,7 @@ impl SubjectStore for SqliteStore {
 }
 
 impl ItemStore for SqliteStore {
-    fn put_items(&self, items: &[NewItem], audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError> {
+    fn put_items(&self, items: &[NewItem], seal: &Seal<'_>, audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError> {
         // Write in key order (subject, category), which is what makes SQLite
         // fast; the sort is stable, so repeated (subject, category) pairs keep
         // their input order and get increasing versions.
@@ -600,6 +600,7 @@ impl ItemStore for SqliteStore {
                 versions[index] = version;
                 // A later item of this batch for the same category supersedes this one.
                 let superseded_at = next.filter(|n| key(n) == key(item)).map(|n| n.collected_at.0);
+                let sealed = seal(index, version)?;
                 insert
                     .execute(params![
                         subject_id,
@@ -610,7 +611,7 @@ impl ItemStore for SqliteStore {
                         item.collected_at.0,
                         item.notice_version,
                         superseded_at,
-                        item.sealed,
+                        sealed,
                         item.token,
                     ])
                     .during("writing items")?;
@@ -902,7 +903,6 @@ mod tests {
             purpose: "orders".into(),
             collected_at: Timestamp(2),
             notice_version: "v1".into(),
-            sealed: vec![1, 2, 3],
             token: token.map(Into::into),
         }
     }
@@ -915,7 +915,7 @@ mod tests {
             let id = SubjectId::parse(name).unwrap();
             for round in 0..2 {
                 let token = format!("tok-{name}-{round}");
-                store.put_items(&[item(name, "card", Some(&token)), item(name, "email", None)], &[]).unwrap();
+                store.put_items(&[item(name, "card", Some(&token)), item(name, "email", None)], &|_, _| Ok(vec![1, 2, 3]), &[]).unwrap();
                 store.current_items(&id, &[]).unwrap();
                 store.current_items(&id, &["email"]).unwrap();
                 store.history(&id, "email").unwrap();
