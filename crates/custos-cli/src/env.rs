@@ -132,7 +132,10 @@ pub fn open_vault_on(global: &Global, dir: &Path, policy: Arc<Policy>) -> anyhow
         .bind_item_versions(custos_vault::RESEAL_BATCH, &custos_vault::By::Cli)
         .context("cannot re-seal the values stored before values were bound to their versions")?;
     if resealing.unreadable > 0 {
-        eprintln!("warning: {} stored value(s) from before version binding do not open and stay unreadable", resealing.unreadable);
+        eprintln!(
+            "warning: {} stored value(s) from before version binding do not open and stay unreadable",
+            resealing.unreadable
+        );
     }
     Ok(vault)
 }

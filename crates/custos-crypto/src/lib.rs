@@ -450,7 +450,12 @@ mod tests {
         assert_eq!(sealed[0], ITEM_FORMAT_BOUND);
         assert!(!is_legacy_item(&sealed));
         assert_eq!(&*dk.open_item("s1", "contact.email", 2, &sealed).unwrap(), b"v");
-        for (s, c, v) in [("s1", "contact.email", 1), ("s1", "contact.email", 3), ("s2", "contact.email", 2), ("s1", "contact.phone", 2)] {
+        for (s, c, v) in [
+            ("s1", "contact.email", 1),
+            ("s1", "contact.email", 3),
+            ("s2", "contact.email", 2),
+            ("s1", "contact.phone", 2),
+        ] {
             assert_eq!(dk.open_item(s, c, v, &sealed).unwrap_err(), CryptoError::Unauthentic, "{s} {c} {v}");
         }
     }

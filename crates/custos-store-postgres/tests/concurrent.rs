@@ -62,7 +62,13 @@ fn two_stores_on_one_database_keep_one_chain_and_every_version() {
                     let batch = [item("shared", "email", at), item(&own, "email", at), item("shared", "phone", at)];
                     store.put_items(&batch, &seal_of(&batch), &[event(AuditAction::DataWritten, at)]).unwrap();
                     // A write without audit events does not take the head lock but still numbers correctly.
-                    store.put_items(&[item("shared", "phone", at), item(&own, "email", at)], &seal_of(&[item("shared", "phone", at), item(&own, "email", at)]), &[]).unwrap();
+                    store
+                        .put_items(
+                            &[item("shared", "phone", at), item(&own, "email", at)],
+                            &seal_of(&[item("shared", "phone", at), item(&own, "email", at)]),
+                            &[],
+                        )
+                        .unwrap();
                 }
             });
         }
@@ -101,14 +107,18 @@ fn a_version_committed_while_a_writer_waits_for_the_subject_is_not_reused() {
     let db = common::TestDb::create();
     let store = db.store();
     store.create_subject(&subject("alice"), b"key", None, "p-alice", &[]).unwrap();
-    assert_eq!(store.put_items(&[item("alice", "email", 1)], &seal_of(&[item("alice", "email", 1)]), &[]).unwrap(), [1]);
+    assert_eq!(
+        store.put_items(&[item("alice", "email", 1)], &seal_of(&[item("alice", "email", 1)]), &[]).unwrap(),
+        [1]
+    );
 
     // Another process holds alice's row, as a concurrent writer would.
     let mut other = db.client();
     let mut tx = other.transaction().unwrap();
     tx.query("SELECT 1 FROM subjects WHERE id = 'alice' FOR UPDATE", &[]).unwrap();
     std::thread::scope(|scope| {
-        let writer = scope.spawn(|| store.put_items(&[item("alice", "email", 3)], &seal_of(&[item("alice", "email", 3)]), &[]));
+        let writer =
+            scope.spawn(|| store.put_items(&[item("alice", "email", 3)], &seal_of(&[item("alice", "email", 3)]), &[]));
         // Wait until the writer has read the versions and waits for the lock.
         let mut watcher = db.client();
         let waiting = (0..200).any(|_| {

@@ -16,7 +16,8 @@ const FIRST_PAGE: &str = "SELECT subject, category, version, sealed FROM items \
      ORDER BY subject, category, version LIMIT ?1";
 const NEXT_PAGE: &str = "SELECT subject, category, version, sealed FROM items \
      WHERE (subject, category, version) > (?1, ?2, ?3) ORDER BY subject, category, version LIMIT ?4";
-const RESEAL: &str = "UPDATE items SET sealed = ?5 WHERE subject = ?1 AND category = ?2 AND version = ?3 AND sealed = ?4";
+const RESEAL: &str =
+    "UPDATE items SET sealed = ?5 WHERE subject = ?1 AND category = ?2 AND version = ?3 AND sealed = ?4";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, i64, Vec<u8>)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
@@ -67,8 +68,8 @@ impl ResealStore for SqliteStore {
             let mut replaced = 0u64;
             for r in batch {
                 let k = &r.key;
-                replaced += stmt.execute(params![k.subject.as_str(), k.category, k.version, r.old, r.new]).during(OP)?
-                    as u64;
+                replaced +=
+                    stmt.execute(params![k.subject.as_str(), k.category, k.version, r.old, r.new]).during(OP)? as u64;
             }
             append(tx, head, audit)?;
             Ok(replaced)

@@ -915,7 +915,13 @@ mod tests {
             let id = SubjectId::parse(name).unwrap();
             for round in 0..2 {
                 let token = format!("tok-{name}-{round}");
-                store.put_items(&[item(name, "card", Some(&token)), item(name, "email", None)], &|_, _| Ok(vec![1, 2, 3]), &[]).unwrap();
+                store
+                    .put_items(
+                        &[item(name, "card", Some(&token)), item(name, "email", None)],
+                        &|_, _| Ok(vec![1, 2, 3]),
+                        &[],
+                    )
+                    .unwrap();
                 store.current_items(&id, &[]).unwrap();
                 store.current_items(&id, &["email"]).unwrap();
                 store.history(&id, "email").unwrap();

@@ -163,7 +163,9 @@ fn an_erasure_beside_an_open_store_is_wiped_before_its_store_closes() {
     server.put_items(&items("kept", 0, 300), &seal_of(&items("kept", 0, 300)), &ev(AuditAction::DataWritten)).unwrap();
     let key = b"\x01WRAPPED-KEY-erased\x02";
     server.create_subject(&subject("erased"), key, None, "ps-erased", &ev(AuditAction::SubjectCreated)).unwrap();
-    server.put_items(&items("erased", 0, 12), &seal_of(&items("erased", 0, 12)), &ev(AuditAction::DataWritten)).unwrap();
+    server
+        .put_items(&items("erased", 0, 12), &seal_of(&items("erased", 0, 12)), &ev(AuditAction::DataWritten))
+        .unwrap();
     {
         let cli = SqliteStore::open(&path).unwrap();
         cli.erase_subject(

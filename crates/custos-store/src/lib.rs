@@ -35,8 +35,8 @@ pub use group_commit::AuditGroupCommit;
 pub use idempotency::{IdempotencyStore, IdempotentResponse};
 pub use identity::{IdentityStore, KeyCheck, Rewrap, StoreIdentity, WrappedKey};
 pub use items::{ItemStore, NewItem, Seal, StoredItem};
-pub use reseal::{ItemKey, Reseal, ResealStore, SealedItem};
 pub use keys::{ApiKeyRecord, KeyStore};
+pub use reseal::{ItemKey, Reseal, ResealStore, SealedItem};
 pub use subjects::{LegacySubject, StateChange, SubjectColumns, SubjectRecord, SubjectStore, Tombstone};
 
 /// Every capability trait, for code that calls a concrete store's methods

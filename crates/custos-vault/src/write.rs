@@ -7,8 +7,8 @@ use custos_core::policy::{CategoryId, PurposeId};
 use custos_core::subject::SubjectId;
 use custos_core::time::Timestamp;
 use custos_crypto::{DataKey, new_token};
-use zeroize::Zeroizing;
 use custos_store::{NewItem, Store, SubjectRecord};
+use zeroize::Zeroizing;
 
 use crate::*;
 

@@ -91,7 +91,9 @@ fn legacy_values_are_resealed_for_their_version_audited_and_a_legacy_value_is_re
     // Written as an older build did: sealed for subject and category only.
     let keys = Keyring::new(&master)?;
     let mut legacy = Vec::new();
-    for (subject, values) in [("legacy-a", &["a-old.7x@example.org", "a-new.7x@example.org"][..]), ("legacy-b", &["b.7x@example.org"][..])] {
+    for (subject, values) in
+        [("legacy-a", &["a-old.7x@example.org", "a-new.7x@example.org"][..]), ("legacy-b", &["b.7x@example.org"][..])]
+    {
         let id = SubjectId::parse(subject)?;
         let record = v.store().subjects(std::slice::from_ref(&id))?.remove(0);
         let dk = keys.unwrap_data_key(subject, record.wrapped_key.as_deref().ok_or("no key")?)?;
@@ -115,7 +117,10 @@ fn legacy_values_are_resealed_for_their_version_audited_and_a_legacy_value_is_re
 
     // Interrupted earlier: one value was re-sealed already; the run picks up the rest.
     let a = SubjectId::parse("legacy-a")?;
-    let dk = keys.unwrap_data_key("legacy-a", v.store().subjects(std::slice::from_ref(&a))?[0].wrapped_key.as_deref().ok_or("no key")?)?;
+    let dk = keys.unwrap_data_key(
+        "legacy-a",
+        v.store().subjects(std::slice::from_ref(&a))?[0].wrapped_key.as_deref().ok_or("no key")?,
+    )?;
     let first = ItemKey { subject: a.clone(), category: EMAIL.into(), version: 1 };
     let bound = dk.seal_item("legacy-a", EMAIL, 1, b"a-old.7x@example.org")?;
     assert_eq!(v.store().reseal_items(&[Reseal { key: first, old: legacy[0].clone(), new: bound }], &[])?, 1);

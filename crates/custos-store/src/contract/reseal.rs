@@ -35,12 +35,18 @@ pub fn sealed_items_pages_every_version_in_key_order(store: &dyn Store) {
     put(store, &[item("alice", "email", 2)]);
     let all = page(store, None, 100);
     let keys: Vec<ItemKey> = all.iter().map(|(k, _)| k.clone()).collect();
-    assert_eq!(keys, [key("alice", "email", 1), key("alice", "email", 2), key("alice", "name", 1), key("bob", "email", 1)]);
+    assert_eq!(
+        keys,
+        [key("alice", "email", 1), key("alice", "email", 2), key("alice", "name", 1), key("bob", "email", 1)]
+    );
     assert_eq!(all[1].1, sealed("alice", "email", 2, 2), "each page row holds the version's stored bytes");
     let first = page(store, None, 2);
     assert_eq!(first.len(), 2);
     let rest = page(store, Some(&first[1].0), 2);
-    assert_eq!(rest.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), [key("alice", "name", 1), key("bob", "email", 1)]);
+    assert_eq!(
+        rest.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        [key("alice", "name", 1), key("bob", "email", 1)]
+    );
     assert!(page(store, Some(&rest[1].0), 2).is_empty(), "the page after the last key is empty");
 }
 
