@@ -128,6 +128,15 @@ pub fn open_vault_on(global: &Global, dir: &Path, policy: Arc<Policy>) -> anyhow
     }
     let vault = Vault::new(policy, store, keys, Arc::new(SystemClock));
     vault.seal_legacy_subjects().context("cannot seal the metadata of subjects stored before it was sealed")?;
+    let resealing = vault
+        .bind_item_versions(custos_vault::RESEAL_BATCH, &custos_vault::By::Cli)
+        .context("cannot re-seal the values stored before values were bound to their versions")?;
+    if resealing.unreadable > 0 {
+        eprintln!(
+            "warning: {} stored value(s) from before version binding do not open and stay unreadable",
+            resealing.unreadable
+        );
+    }
     Ok(vault)
 }
 

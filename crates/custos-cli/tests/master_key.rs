@@ -544,10 +544,10 @@ fn a_store_from_before_key_checks_is_recorded_from_the_key_that_opens_it() {
             purpose: "provide_offerings".into(),
             collected_at: custos_core::time::Timestamp(2),
             notice_version: "2020-01-24".into(),
-            sealed,
             token: None,
         };
-        store.put_items(&[item], &[]).expect("item");
+        // A legacy value (bound to subject and category only): re-sealed when the CLI opens the store.
+        store.put_items(&[item], &|_, _| Ok(sealed.clone()), &[]).expect("item");
         assert!(store.store_identity().expect("identity").is_none());
     }
     // Another key cannot claim it: refused, and nothing recorded.

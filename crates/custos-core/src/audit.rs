@@ -63,6 +63,12 @@ pub enum AuditAction {
     /// A subject's sealed metadata (region, birth date, guardian) was opened
     /// and released for a purpose.
     MetadataRead,
+    /// A batch of legacy item values was re-sealed bound to their versions
+    /// (the entry's `count` says how many).
+    ItemsResealed,
+    /// Every item value of the store is bound to its version; legacy values
+    /// are refused from now on.
+    ItemsBound,
 }
 
 /// One audited event, as the vault describes it (no personal values).
@@ -106,6 +112,10 @@ pub struct AuditEvent {
     /// otherwise, and in entries written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guardian: Option<String>,
+    /// How many things a maintenance entry concerns (e.g. values re-sealed);
+    /// never a value. In the body only when set, so older entries verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 impl AuditEvent {
@@ -124,6 +134,7 @@ impl AuditEvent {
             key: None,
             by: None,
             guardian: None,
+            count: None,
         }
     }
 

@@ -194,9 +194,77 @@ impl DataKey {
     pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         open_with(&self.0, context, sealed).map(Zeroizing::new)
     }
+
+    /// Seals an item value as `version` of (subject, category): format
+    /// [`ITEM_FORMAT_BOUND`], associated data [`bound_item_context`]. A copy
+    /// moved to another subject, category or version does not open.
+    pub fn seal_item(
+        &self,
+        subject: &str,
+        category: &str,
+        version: u32,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        seal_as(&self.0, ITEM_FORMAT_BOUND, &bound_item_context(subject, category, version), plaintext)
+    }
+
+    /// Opens an item value sealed by [`DataKey::seal_item`] for exactly this
+    /// subject, category and version. A legacy (unbound) ciphertext is
+    /// refused ([`CryptoError::Unauthentic`]): it could be any version's.
+    pub fn open_item(
+        &self,
+        subject: &str,
+        category: &str,
+        version: u32,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        match sealed.first() {
+            Some(&ITEM_FORMAT_BOUND) => {
+                open_as(&self.0, ITEM_FORMAT_BOUND, &bound_item_context(subject, category, version), sealed)
+                    .map(Zeroizing::new)
+            }
+            Some(&FORMAT_V1) => Err(CryptoError::Unauthentic),
+            _ => Err(CryptoError::Malformed),
+        }
+    }
+
+    /// Opens a legacy item value (format 1, bound to subject and category
+    /// only). For re-sealing a store's legacy items, nothing else.
+    pub fn open_legacy_item(
+        &self,
+        subject: &str,
+        category: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        self.open(&item_context(subject, category), sealed)
+    }
 }
 
-/// Associated data for a sealed item value: binds it to subject and category.
+/// The leading byte of an item value bound to its version ([`DataKey::seal_item`]).
+pub const ITEM_FORMAT_BOUND: u8 = 2;
+
+/// Whether a sealed item value is in the legacy format (bound to subject and
+/// category, not version). Reads refuse it; a store's legacy items are re-sealed.
+pub fn is_legacy_item(sealed: &[u8]) -> bool {
+    sealed.first() == Some(&FORMAT_V1)
+}
+
+/// Associated data for an item value bound to its version:
+/// `custos-item-v2 \0 subject \0 category \0 version (4 bytes, big-endian)`.
+/// Subject ids and category ids hold no NUL, so the encoding is unambiguous.
+pub fn bound_item_context(subject: &str, category: &str, version: u32) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(21 + subject.len() + category.len());
+    aad.extend_from_slice(b"custos-item-v2\0");
+    aad.extend_from_slice(subject.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(category.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(&version.to_be_bytes());
+    aad
+}
+
+/// Associated data for a legacy sealed item value (format 1): binds it to
+/// subject and category only. New values use [`DataKey::seal_item`].
 pub fn item_context(subject: &str, category: &str) -> Vec<u8> {
     let mut aad = Vec::with_capacity(16 + subject.len() + category.len());
     aad.extend_from_slice(b"custos-item-v1\0");
@@ -207,9 +275,13 @@ pub fn item_context(subject: &str, category: &str) -> Vec<u8> {
 }
 
 fn seal_with(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    seal_as(key, FORMAT_V1, aad, plaintext)
+}
+
+fn seal_as(key: &LessSafeKey, format: u8, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let nonce = next_nonce()?;
     let mut out = Vec::with_capacity(1 + NONCE_LEN + plaintext.len() + TAG_LEN);
-    out.push(FORMAT_V1);
+    out.push(format);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);
     let (head, body) = out.split_at_mut(1 + NONCE_LEN);
@@ -222,9 +294,16 @@ fn seal_with(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>,
 }
 
 fn open_with(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let Some((&FORMAT_V1, rest)) = sealed.split_first() else {
+    open_as(key, FORMAT_V1, aad, sealed)
+}
+
+fn open_as(key: &LessSafeKey, format: u8, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let Some((&found, rest)) = sealed.split_first() else {
         return Err(CryptoError::Malformed);
     };
+    if found != format {
+        return Err(CryptoError::Malformed);
+    }
     if rest.len() < NONCE_LEN + TAG_LEN {
         return Err(CryptoError::Malformed);
     }
@@ -361,6 +440,36 @@ mod tests {
         let sealed = dk.seal(&item_context("s1", "contact.email"), b"v").unwrap();
         assert_eq!(dk.open(&item_context("s2", "contact.email"), &sealed).unwrap_err(), CryptoError::Unauthentic);
         assert_eq!(dk.open(&item_context("s1", "contact.phone"), &sealed).unwrap_err(), CryptoError::Unauthentic);
+    }
+
+    #[test]
+    fn an_item_sealed_for_one_version_opens_only_as_that_version() {
+        let k = keyring();
+        let (dk, _) = k.new_data_key("s1").unwrap();
+        let sealed = dk.seal_item("s1", "contact.email", 2, b"v").unwrap();
+        assert_eq!(sealed[0], ITEM_FORMAT_BOUND);
+        assert!(!is_legacy_item(&sealed));
+        assert_eq!(&*dk.open_item("s1", "contact.email", 2, &sealed).unwrap(), b"v");
+        for (s, c, v) in [
+            ("s1", "contact.email", 1),
+            ("s1", "contact.email", 3),
+            ("s2", "contact.email", 2),
+            ("s1", "contact.phone", 2),
+        ] {
+            assert_eq!(dk.open_item(s, c, v, &sealed).unwrap_err(), CryptoError::Unauthentic, "{s} {c} {v}");
+        }
+    }
+
+    #[test]
+    fn a_legacy_item_opens_only_as_legacy_and_is_refused_as_an_item() {
+        let k = keyring();
+        let (dk, _) = k.new_data_key("s1").unwrap();
+        let legacy = dk.seal(&item_context("s1", "c"), b"v").unwrap();
+        assert!(is_legacy_item(&legacy));
+        assert_eq!(&*dk.open_legacy_item("s1", "c", &legacy).unwrap(), b"v");
+        assert_eq!(dk.open_item("s1", "c", 1, &legacy).unwrap_err(), CryptoError::Unauthentic);
+        let bound = dk.seal_item("s1", "c", 1, b"v").unwrap();
+        assert!(dk.open_legacy_item("s1", "c", &bound).is_err());
     }
 
     #[test]

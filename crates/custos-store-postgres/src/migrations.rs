@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_audit_checkpoints.sql"),
     include_str!("../migrations/0005_idempotency_keyed.sql"),
     include_str!("../migrations/0006_sealed_subject_metadata.sql"),
+    include_str!("../migrations/0007_items_bound.sql"),
 ];
 
 /// The schema version this build creates and understands.

@@ -129,13 +129,13 @@ fn a_storage_failure_names_the_constraint_but_not_the_values() {
         purpose: "orders".into(),
         collected_at: Timestamp(2),
         notice_version: "v1".into(),
-        sealed: b"sealed-secret-bytes".to_vec(),
         token: Some("tok_secret_4242".into()),
     };
-    store.put_items(&[card(&alice())], &[]).unwrap();
+    let seal = |_: usize, _: u32| Ok(b"sealed-secret-bytes".to_vec());
+    store.put_items(&[card(&alice())], &seal, &[]).unwrap();
     let before = store.audit_head().unwrap();
     let err = store
-        .put_items(&[card(&bob)], &[AuditEvent::new(Timestamp(3), AuditAction::DataWritten, "controller")])
+        .put_items(&[card(&bob)], &seal, &[AuditEvent::new(Timestamp(3), AuditAction::DataWritten, "controller")])
         .unwrap_err();
     let StoreError::Backend(message) = err else { panic!("expected a backend error, got {err:?}") };
     assert!(message.contains("23505") && message.contains("tokens_pkey"), "{message}");
@@ -200,10 +200,9 @@ fn a_version_1_database_is_migrated_forward_without_loss() {
         purpose: "orders".into(),
         collected_at: Timestamp(40),
         notice_version: "v2".into(),
-        sealed: vec![6],
         token: None,
     };
-    assert_eq!(store.put_items(std::slice::from_ref(&next), &[]).unwrap(), vec![4]);
+    assert_eq!(store.put_items(std::slice::from_ref(&next), &|_, _| Ok(vec![6]), &[]).unwrap(), vec![4]);
     assert_eq!(history("contact.email")[..2], [(4, None, vec![6]), (3, Some(40), vec![3])]);
 }
 

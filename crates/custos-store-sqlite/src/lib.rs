@@ -26,6 +26,7 @@ mod checkpoint;
 mod error;
 mod files;
 mod migrations;
+mod reseal;
 mod store;
 mod writable;
 

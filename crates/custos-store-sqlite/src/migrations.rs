@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_audit_checkpoints.sql"),
     include_str!("../migrations/0006_idempotency_keyed.sql"),
     include_str!("../migrations/0007_sealed_subject_metadata.sql"),
+    include_str!("../migrations/0008_items_bound.sql"),
 ];
 
 /// The schema version this build creates and understands.
@@ -100,10 +101,9 @@ mod tests {
                 purpose: "orders".into(),
                 collected_at: Timestamp(2),
                 notice_version: "v1".into(),
-                sealed: b"sealed".to_vec(),
                 token: None,
             };
-            store.put_items(&[item], std::slice::from_ref(&ev)).unwrap();
+            store.put_items(&[item], &|_, _| Ok(b"sealed".to_vec()), std::slice::from_ref(&ev)).unwrap();
             store.audit_head().unwrap()
         };
         let store = SqliteStore::open(&path).unwrap();

@@ -6,7 +6,9 @@ use custos_core::time::Timestamp;
 
 use crate::{StoreError, SubjectRecord};
 
-/// An item to write: one sealed value of one category for one subject.
+/// An item to write: one value of one category for one subject. Its sealed
+/// value is not here: the vault seals it once the store has numbered its
+/// version (see [`Seal`]), so the ciphertext is bound to that version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewItem {
     /// Whose.
@@ -21,11 +23,16 @@ pub struct NewItem {
     pub collected_at: Timestamp,
     /// Notice version in force at collection.
     pub notice_version: String,
-    /// The value sealed with the subject's data key (nonce, ciphertext, tag).
-    pub sealed: Vec<u8>,
     /// For tokenized categories: the random token that names the value.
     pub token: Option<String>,
 }
+
+/// Seals the value of input item `index` as `version` (format, nonce,
+/// ciphertext, tag): the bytes the store keeps. [`ItemStore::put_items`]
+/// calls it inside its write transaction, after numbering, once per item
+/// and attempt (again if the transaction is retried). An error aborts the
+/// write.
+pub type Seal<'a> = dyn Fn(usize, u32) -> Result<Vec<u8>, StoreError> + 'a;
 
 /// An item as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +66,9 @@ pub trait ItemStore: Send + Sync {
     /// item's collection time. All items and audit events commit together.
     /// Returns the version given to each item, in input order. Fails with
     /// [`StoreError::SubjectNotFound`] or [`StoreError::SubjectErased`] and
-    /// writes nothing if any item's subject is missing or erased.
-    fn put_items(&self, items: &[NewItem], audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError>;
+    /// writes nothing if any item's subject is missing or erased. Each item's
+    /// stored value is `seal(index, version)`, called after numbering.
+    fn put_items(&self, items: &[NewItem], seal: &Seal<'_>, audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError>;
 
     /// The current version of each of the subject's items, restricted to
     /// `categories` unless it is empty, ordered by category.
@@ -84,8 +92,8 @@ pub trait ItemStore: Send + Sync {
 
 /// A shared store is a store: lets a vault or server hold `Arc<dyn Store>`.
 impl<T: ItemStore + ?Sized> ItemStore for std::sync::Arc<T> {
-    fn put_items(&self, items: &[NewItem], audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError> {
-        (**self).put_items(items, audit)
+    fn put_items(&self, items: &[NewItem], seal: &Seal<'_>, audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError> {
+        (**self).put_items(items, seal, audit)
     }
 
     fn current_items(&self, id: &SubjectId, categories: &[&str]) -> Result<Vec<StoredItem>, StoreError> {

@@ -10,7 +10,7 @@
 //!
 //! The persistence is split by capability, one trait and one module each
 //! ([`SubjectStore`], [`ItemStore`], [`AuditStore`], [`KeyStore`],
-//! [`IdempotencyStore`], [`CheckpointStore`]); [`Store`] is all of them together, implemented for
+//! [`IdempotencyStore`], [`CheckpointStore`], [`ResealStore`]); [`Store`] is all of them together, implemented for
 //! every type that implements each.
 //!
 //! `contract` (feature `contract`, for the backends' tests only) holds the
@@ -26,6 +26,7 @@ mod idempotency;
 mod identity;
 mod items;
 mod keys;
+mod reseal;
 mod subjects;
 
 pub use audit::AuditStore;
@@ -33,27 +34,38 @@ pub use checkpoints::{ChainItem, CheckpointStore};
 pub use group_commit::AuditGroupCommit;
 pub use idempotency::{IdempotencyStore, IdempotentResponse};
 pub use identity::{IdentityStore, KeyCheck, Rewrap, StoreIdentity, WrappedKey};
-pub use items::{ItemStore, NewItem, StoredItem};
+pub use items::{ItemStore, NewItem, Seal, StoredItem};
 pub use keys::{ApiKeyRecord, KeyStore};
+pub use reseal::{ItemKey, Reseal, ResealStore, SealedItem};
 pub use subjects::{LegacySubject, StateChange, SubjectColumns, SubjectRecord, SubjectStore, Tombstone};
 
 /// Every capability trait, for code that calls a concrete store's methods
 /// (`use custos_store::prelude::*;`).
 pub mod prelude {
     pub use crate::{
-        AuditStore, CheckpointStore, IdempotencyStore, IdentityStore, ItemStore, KeyStore, Store, SubjectStore,
+        AuditStore, CheckpointStore, IdempotencyStore, IdentityStore, ItemStore, KeyStore, ResealStore, Store,
+        SubjectStore,
     };
 }
 
 /// Every capability of a Custos store together. Implemented for every type
 /// that implements each capability trait; `Arc<dyn Store>` is a store too.
 pub trait Store:
-    SubjectStore + ItemStore + AuditStore + KeyStore + IdempotencyStore + IdentityStore + CheckpointStore
+    SubjectStore + ItemStore + AuditStore + KeyStore + IdempotencyStore + IdentityStore + CheckpointStore + ResealStore
 {
 }
 
-impl<T: SubjectStore + ItemStore + AuditStore + KeyStore + IdempotencyStore + IdentityStore + CheckpointStore + ?Sized>
-    Store for T
+impl<
+    T: SubjectStore
+        + ItemStore
+        + AuditStore
+        + KeyStore
+        + IdempotencyStore
+        + IdentityStore
+        + CheckpointStore
+        + ResealStore
+        + ?Sized,
+> Store for T
 {
 }
 

@@ -17,6 +17,7 @@ mod error;
 mod idempotency;
 pub mod identity;
 mod read;
+mod reseal;
 mod subjects;
 mod write;
 
@@ -38,6 +39,7 @@ pub use choices::ROLE_NOT_ALLOWED;
 pub use error::{CardError, Denied, InputError, PolicyIdKind, VaultError};
 pub use identity::{Binding, IdentityError, Rotation, bind_store};
 pub use read::{Read, ReadAll, Revealed};
+pub use reseal::{RESEAL_BATCH, Resealing};
 pub use subjects::NewSubject;
 pub use write::Put;
 

@@ -5,7 +5,7 @@ use custos_core::decision::{Denial, Operation, readable};
 use custos_core::policy::document::LegalBasis;
 use custos_core::subject::Subject;
 use custos_core::time::Timestamp;
-use custos_crypto::{DataKey, item_context};
+use custos_crypto::DataKey;
 use custos_store::{Store, StoredItem, SubjectRecord};
 use time::Date;
 use zeroize::Zeroizing;
@@ -245,7 +245,7 @@ impl<S: Store> Vault<S> {
             }
         };
         let key = self.key_of(&record)?;
-        let opened = key.open(&item_context(item.subject.as_str(), &item.category), &item.sealed)?;
+        let opened = key.open_item(item.subject.as_str(), &item.category, item.version, &item.sealed)?;
         let (_, pan) = card::split(&opened).ok_or(VaultError::Crypto(custos_crypto::CryptoError::Malformed))?;
         let pan = Zeroizing::new(pan.to_string());
         let mut ev = self.event(now, AuditAction::Detokenized, actor, item.subject.as_str(), by);
@@ -277,7 +277,7 @@ impl<S: Store> Vault<S> {
         item: StoredItem,
         basis: LegalBasis,
     ) -> Result<Revealed, VaultError> {
-        let opened = key.open(&item_context(subject.id.as_str(), &item.category), &item.sealed)?;
+        let opened = key.open_item(subject.id.as_str(), &item.category, item.version, &item.sealed)?;
         let value = match (&item.token, self.policy.category(&item.category).and_then(|c| self.policy.tokenization(c)))
         {
             (Some(token), Some(_)) => {

@@ -6,8 +6,9 @@ use custos_core::audit::{AuditAction, AuditEvent};
 use custos_core::policy::{CategoryId, PurposeId};
 use custos_core::subject::SubjectId;
 use custos_core::time::Timestamp;
-use custos_crypto::{DataKey, item_context, new_token};
+use custos_crypto::{DataKey, new_token};
 use custos_store::{NewItem, Store, SubjectRecord};
+use zeroize::Zeroizing;
 
 use crate::*;
 
@@ -36,6 +37,22 @@ impl std::fmt::Debug for Put<'_> {
             .field("source", &self.source)
             .field("purpose", &self.purpose)
             .finish()
+    }
+}
+
+/// The bytes of one value to seal: the input itself, or (for a card) its
+/// payload, wiped when dropped.
+pub(crate) enum Plain<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Zeroizing<Vec<u8>>),
+}
+
+impl Plain<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Plain::Borrowed(b) => b,
+            Plain::Owned(b) => b,
+        }
     }
 }
 
@@ -95,34 +112,33 @@ impl<S: Store> Vault<S> {
         Ok((sid, purpose, category))
     }
 
-    /// Seals one validated, allowed value.
-    pub(crate) fn seal_item(
+    /// Prepares one validated, allowed value: the item to write and the bytes
+    /// to seal once the store has numbered its version.
+    pub(crate) fn prepare_item<'p>(
         &self,
-        key: &DataKey,
         sid: &SubjectId,
         category: CategoryId,
-        p: &Put<'_>,
+        p: &Put<'p>,
         now: Timestamp,
-    ) -> Result<NewItem, VaultError> {
-        let ctx = item_context(sid.as_str(), p.category);
-        let (sealed, token) = match self.policy.tokenization(category) {
+    ) -> Result<(NewItem, Plain<'p>), VaultError> {
+        let (plain, token) = match self.policy.tokenization(category) {
             Some(_) => {
                 let pan = card::normalise_pan(p.value)
                     .map_err(|reason| InputError::CardNumber { category: p.category.into(), reason })?;
-                (key.seal(&ctx, &card::payload(&pan))?, Some(new_token()?))
+                (Plain::Owned(card::payload(&pan)), Some(new_token()?))
             }
-            None => (key.seal(&ctx, p.value.as_bytes())?, None),
+            None => (Plain::Borrowed(p.value.as_bytes()), None),
         };
-        Ok(NewItem {
+        let item = NewItem {
             subject: sid.clone(),
             category: p.category.to_string(),
             source: p.source.to_string(),
             purpose: p.purpose.to_string(),
             collected_at: now,
             notice_version: self.policy.version().to_string(),
-            sealed,
             token,
-        })
+        };
+        Ok((item, plain))
     }
 
     pub(crate) fn write_items(
@@ -155,7 +171,10 @@ impl<S: Store> Vault<S> {
         let mut positions = Vec::with_capacity(valid.len());
         let mut writes: Vec<AuditEvent> = Vec::with_capacity(ids.len());
         let mut denials = Vec::new();
-        let mut current: Option<(&SubjectId, Result<DataKey, VaultError>)> = None;
+        // The data key of each subject written, and per item its key and bytes to seal.
+        let mut keys: Vec<DataKey> = Vec::with_capacity(ids.len());
+        let mut plains: Vec<(usize, Plain<'_>)> = Vec::with_capacity(valid.len());
+        let mut current: Option<(&SubjectId, Result<usize, VaultError>)> = None;
         let mut last_written: Option<&SubjectId> = None;
         for (i, (sid, purpose, category)) in &valid {
             let p = &puts[*i];
@@ -168,18 +187,22 @@ impl<S: Store> Vault<S> {
                         .wrapped_key
                         .as_deref()
                         .ok_or_else(erased_denial)
-                        .and_then(|w| Ok(self.keys.unwrap_data_key(sid.as_str(), w)?));
+                        .and_then(|w| Ok(self.keys.unwrap_data_key(sid.as_str(), w)?))
+                        .map(|k| {
+                            keys.push(k);
+                            keys.len() - 1
+                        });
                     current = Some((sid, key));
                 }
                 let key = match current.as_ref().map(|(_, k)| k) {
-                    Some(Ok(k)) => k,
+                    Some(Ok(k)) => *k,
                     Some(Err(VaultError::Crypto(e))) => return Err(VaultError::Crypto(e.clone())),
                     Some(Err(_)) | None => return Err(erased_denial()),
                 };
-                self.seal_item(key, sid, *category, p, now)
+                self.prepare_item(sid, *category, p, now).map(|(item, plain)| (item, key, plain))
             })();
             match attempt {
-                Ok(item) => {
+                Ok((item, key, plain)) => {
                     match writes.last_mut() {
                         Some(ev) if last_written == Some(sid) => {
                             if !ev.categories.iter().any(|c| c == p.category) {
@@ -198,6 +221,7 @@ impl<S: Store> Vault<S> {
                         }
                     }
                     items.push(item);
+                    plains.push((key, plain));
                     positions.push(*i);
                 }
                 Err(e) if all_or_nothing => {
@@ -215,7 +239,17 @@ impl<S: Store> Vault<S> {
             }
         } else {
             writes.extend(denials);
-            let versions = self.store.put_items(&items, &writes).map_err(|e| match e {
+            // Sealed inside the store's transaction, once it has numbered the
+            // version, so each ciphertext is bound to its version.
+            let seal = |index: usize, version: u32| {
+                let (item, (key, plain)) = items.get(index).zip(plains.get(index)).ok_or_else(|| {
+                    custos_store::StoreError::Backend("the store asked to seal an item it was not given".into())
+                })?;
+                let key = keys.get(*key).ok_or_else(|| custos_store::StoreError::Backend("no data key".into()))?;
+                key.seal_item(item.subject.as_str(), &item.category, version, plain.bytes())
+                    .map_err(|_| custos_store::StoreError::Backend("sealing an item value failed".into()))
+            };
+            let versions = self.store.put_items(&items, &seal, &writes).map_err(|e| match e {
                 // Only reachable if a subject was erased between the decision and the write.
                 custos_store::StoreError::SubjectErased | custos_store::StoreError::SubjectNotFound => erased_denial(),
                 other => other.into(),

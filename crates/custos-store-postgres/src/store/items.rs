@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use custos_core::audit::AuditEvent;
 use custos_core::subject::SubjectId;
 use custos_core::time::Timestamp;
-use custos_store::{ItemStore, NewItem, StoreError, StoredItem, SubjectRecord};
+use custos_store::{ItemStore, NewItem, Seal, StoreError, StoredItem, SubjectRecord};
 use postgres::{Row, Transaction};
 
 use super::subjects::{SUBJECT_COLUMNS, subject_from_row};
@@ -131,6 +131,7 @@ enum Numbering {
 fn put_in(
     tx: &mut Session<'_, Transaction<'_>>,
     items: &[NewItem],
+    seal: &Seal<'_>,
     audit: &[AuditEvent],
     ids: &[&str],
     numbering: Numbering,
@@ -170,7 +171,7 @@ fn put_in(
 
     // Number the new versions in input order, after the stored ones.
     let mut cols = ItemColumns::default();
-    for item in items {
+    for (index, item) in items.iter().enumerate() {
         let slot = latest
             .get_mut(&(item.subject.as_str(), item.category.as_str()))
             .ok_or_else(|| corrupt("an item was not numbered"))?;
@@ -182,7 +183,7 @@ fn put_in(
         cols.purpose.push(&item.purpose);
         cols.collected_at.push(item.collected_at.0);
         cols.notice_version.push(&item.notice_version);
-        cols.sealed.push(&item.sealed);
+        cols.sealed.push(seal(index, u32::try_from(*slot).map_err(|_| corrupt("an item version is out of range"))?)?);
         cols.token.push(item.token.as_deref());
     }
 
@@ -265,7 +266,7 @@ struct ItemColumns<'a> {
     purpose: Vec<&'a str>,
     collected_at: Vec<i64>,
     notice_version: Vec<&'a str>,
-    sealed: Vec<&'a [u8]>,
+    sealed: Vec<Vec<u8>>,
     token: Vec<Option<&'a str>>,
 }
 
@@ -277,14 +278,14 @@ impl ItemStore for PostgresStore {
     /// of that item collide on the primary key; the transaction is then
     /// rolled back and run once more reading the versions under the lock,
     /// where nothing can race it.
-    fn put_items(&self, items: &[NewItem], audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError> {
+    fn put_items(&self, items: &[NewItem], seal: &Seal<'_>, audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError> {
         let mut ids: Vec<&str> = items.iter().map(|i| i.subject.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
         self.with_client(|Conn { client, statements }| {
             for numbering in [Numbering::BeforeLocking, Numbering::UnderLock] {
                 let mut tx = client.transaction().during(PUT_OP)?;
-                let written = put_in(&mut Session { db: &mut tx, statements }, items, audit, &ids, numbering)?;
+                let written = put_in(&mut Session { db: &mut tx, statements }, items, seal, audit, &ids, numbering)?;
                 if let Some(versions) = written {
                     tx.commit().during(PUT_OP)?;
                     return Ok(versions);

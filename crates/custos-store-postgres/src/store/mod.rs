@@ -33,6 +33,7 @@ mod idempotency;
 mod identity;
 mod items;
 mod keys;
+mod reseal;
 mod subjects;
 
 /// The statements every capability shares: the audit chain's head and appending to it.

@@ -3,7 +3,7 @@
 use custos_core::audit::AuditEvent;
 use custos_core::subject::SubjectId;
 use custos_core::time::Timestamp;
-use custos_store::{ItemStore, NewItem, StoreError, StoredItem, SubjectRecord};
+use custos_store::{ItemStore, NewItem, Seal, StoreError, StoredItem, SubjectRecord};
 use rusqlite::{Connection, Row, params};
 
 use super::subjects::load_subject;
@@ -104,7 +104,7 @@ fn key(item: &NewItem) -> (&str, &str) {
 }
 
 impl ItemStore for SqliteStore {
-    fn put_items(&self, items: &[NewItem], audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError> {
+    fn put_items(&self, items: &[NewItem], seal: &Seal<'_>, audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError> {
         // Write in key order (subject, category), which is what makes SQLite
         // fast; the sort is stable, so repeated (subject, category) pairs keep
         // their input order and get increasing versions.
@@ -160,6 +160,7 @@ impl ItemStore for SqliteStore {
                 versions[index] = version;
                 // A later item of this batch for the same category supersedes this one.
                 let superseded_at = next.filter(|n| key(n) == key(item)).map(|n| n.collected_at.0);
+                let sealed = seal(index, version)?;
                 insert
                     .execute(params![
                         subject_id,
@@ -170,7 +171,7 @@ impl ItemStore for SqliteStore {
                         item.collected_at.0,
                         item.notice_version,
                         superseded_at,
-                        item.sealed,
+                        sealed,
                         item.token,
                     ])
                     .during("writing items")?;

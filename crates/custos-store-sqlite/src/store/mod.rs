@@ -61,7 +61,7 @@ impl SqliteStore {
 }
 
 /// Appends `events` after `head` (moving it) and records the new head.
-fn append(tx: &Transaction<'_>, head: &mut ChainHead, events: &[AuditEvent]) -> Result<(), StoreError> {
+pub(crate) fn append(tx: &Transaction<'_>, head: &mut ChainHead, events: &[AuditEvent]) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }

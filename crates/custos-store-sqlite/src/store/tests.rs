@@ -24,7 +24,6 @@ fn item(name: &str, category: &str, token: Option<&str>) -> NewItem {
         purpose: "orders".into(),
         collected_at: Timestamp(2),
         notice_version: "v1".into(),
-        sealed: vec![1, 2, 3],
         token: token.map(Into::into),
     }
 }
@@ -37,7 +36,13 @@ fn statements_are_prepared_once_and_never_re_prepared() {
         let id = SubjectId::parse(name).unwrap();
         for round in 0..2 {
             let token = format!("tok-{name}-{round}");
-            store.put_items(&[item(name, "card", Some(&token)), item(name, "email", None)], &[]).unwrap();
+            store
+                .put_items(
+                    &[item(name, "card", Some(&token)), item(name, "email", None)],
+                    &|_, _| Ok(vec![1, 2, 3]),
+                    &[],
+                )
+                .unwrap();
             store.current_items(&id, &[]).unwrap();
             store.current_items(&id, &["email"]).unwrap();
             store.history(&id, "email").unwrap();

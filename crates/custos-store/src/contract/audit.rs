@@ -19,7 +19,7 @@ pub fn every_mutating_call_appends_exactly_its_events_in_sequence(store: &dyn St
 
     let before = head(store);
     let written = [event(AuditAction::DataWritten, Some("alice"), 2), event(AuditAction::DataWritten, Some("bob"), 2)];
-    ok(store.put_items(&[item("alice", "email", 2)], &written), "writing");
+    ok(put_with(store, &[item("alice", "email", 2)], &written), "writing");
     assert_appended(store, before, &written, "put_items");
 
     let before = head(store);
@@ -126,8 +126,8 @@ pub fn failed_operations_append_nothing(store: &dyn Store) {
     let ev = || vec![event(AuditAction::DataWritten, Some("x"), 3)];
     assert!(store.create_subject(&subject("bob"), b"k", None, &pseudo("bob"), &ev()).is_err());
     assert!(store.create_subject(&subject("alice"), b"k", None, &pseudo("alice"), &ev()).is_err());
-    assert!(store.put_items(&[item("nobody", "email", 3)], &ev()).is_err());
-    assert!(store.put_items(&[item("alice", "email", 3)], &ev()).is_err());
+    assert!(put_with(store, &[item("nobody", "email", 3)], &ev()).is_err());
+    assert!(put_with(store, &[item("alice", "email", 3)], &ev()).is_err());
     assert!(erase(store, "alice", 3, &ev()).is_err());
     assert!(erase(store, "nobody", 3, &ev()).is_err());
     assert!(
@@ -158,7 +158,7 @@ pub fn concurrent_writers_keep_the_audit_chain_intact(store: &dyn Store) {
                     let ev = event(AuditAction::DataRead, Some(&name), round);
                     ok(store.append_audit(&[ev]), "appending from a thread");
                     let written = [event(AuditAction::DataWritten, Some(&name), round)];
-                    ok(store.put_items(&[item(&name, "email", round)], &written), "writing from a thread");
+                    ok(put_with(store, &[item(&name, "email", round)], &written), "writing from a thread");
                     let _ = ok(store.current_items(&id(&name), &[]), "reading from a thread");
                 }
             });
@@ -226,7 +226,7 @@ pub fn check_writable_passes_on_a_writable_store_and_changes_nothing(store: &dyn
     ok(store.check_writable(), "checking again");
     assert_unchanged(store, before, "check_writable");
     let next = [event(AuditAction::DataWritten, Some("alice"), 2)];
-    ok(store.put_items(&[item("alice", "email", 2)], &next), "writing after the check");
+    ok(put_with(store, &[item("alice", "email", 2)], &next), "writing after the check");
     assert_appended(store, before, &next, "a write after check_writable");
     assert_eq!(verify_chain(store).seq, 3);
 }

@@ -26,11 +26,11 @@ pub fn put_items_returns_versions_in_input_order_for_a_mixed_batch(store: &dyn S
         item("alice", "email", 3),
         item("bob", "email", 4),
     ];
-    assert_eq!(ok(store.put_items(&batch, &[]), "writing a mixed batch"), [1, 1, 2, 2, 3]);
+    assert_eq!(ok(put_with(store, &batch, &[]), "writing a mixed batch"), [1, 1, 2, 2, 3]);
     assert_eq!(versions(&current(store, "alice")), [("email".to_string(), 2)]);
     assert_eq!(versions(&current(store, "bob")), [("email".to_string(), 3), ("phone".to_string(), 1)]);
     let h = history(store, "alice", "email");
-    assert_eq!(h[0].sealed, sealed("alice", "email", 3), "the later item in the batch is the newer version");
+    assert_eq!(h[0].sealed, sealed("alice", "email", 3, 2), "the later item in the batch is the newer version");
     let superseded: Vec<Option<Timestamp>> = history(store, "bob", "email").iter().map(|i| i.superseded_at).collect();
     assert_eq!(superseded, [None, Some(at(4)), Some(at(2))], "versions within one batch supersede each other");
 }
@@ -58,10 +58,11 @@ pub fn a_stored_item_keeps_every_field(store: &dyn Store) {
         purpose: "billing".into(),
         collected_at: at(42),
         notice_version: "v7".into(),
-        sealed: vec![0, 1, 2, 3, 254, 255, 0, 0],
         token: Some("tok_4242".into()),
     };
-    ok(store.put_items(std::slice::from_ref(&new), &[]), "writing an item");
+    let bytes = vec![0, 1, 2, 3, 254, 255, 0, 0];
+    let seal = |_: usize, _: u32| Ok(bytes.clone());
+    ok(store.put_items(std::slice::from_ref(&new), &seal, &[]), "writing an item");
     let expected = StoredItem {
         subject: new.subject,
         category: new.category,
@@ -71,7 +72,7 @@ pub fn a_stored_item_keeps_every_field(store: &dyn Store) {
         collected_at: new.collected_at,
         notice_version: new.notice_version,
         superseded_at: None,
-        sealed: new.sealed,
+        sealed: bytes,
         token: new.token,
     };
     assert_eq!(current(store, "alice"), std::slice::from_ref(&expected));
@@ -88,7 +89,7 @@ pub fn current_items_returns_only_current_versions_ordered_by_category(store: &d
     let got = current(store, "alice");
     assert_eq!(versions(&got), [("address".to_string(), 1), ("email".to_string(), 2), ("phone".to_string(), 2)]);
     assert!(got.iter().all(|i| i.superseded_at.is_none() && i.subject.as_str() == "alice"));
-    assert_eq!(got[1].sealed, sealed("alice", "email", 2));
+    assert_eq!(got[1].sealed, sealed("alice", "email", 2, 2));
     assert!(current(store, "nobody").is_empty(), "an unknown subject has no items");
 }
 
@@ -136,7 +137,7 @@ pub fn history_lists_every_version_newest_first(store: &dyn Store) {
     assert_eq!(h.iter().map(|i| i.version).collect::<Vec<_>>(), [4, 3, 2, 1]);
     assert!(h.iter().all(|i| i.category == "email"));
     assert_eq!(h.iter().filter(|i| i.superseded_at.is_some()).count(), 3);
-    assert_eq!(h[3].sealed, sealed("alice", "email", 1));
+    assert_eq!(h[3].sealed, sealed("alice", "email", 1, 1));
 }
 
 /// An item never written has an empty history.
@@ -150,7 +151,7 @@ pub fn history_of_an_unknown_item_is_empty(store: &dyn Store) {
 pub fn put_items_for_a_missing_subject_fails_and_writes_nothing(store: &dyn Store) {
     create(store, "alice");
     let before = head(store);
-    let result = store.put_items(&[item("nobody", "email", 1)], &[event(AuditAction::DataWritten, Some("nobody"), 1)]);
+    let result = put_with(store, &[item("nobody", "email", 1)], &[event(AuditAction::DataWritten, Some("nobody"), 1)]);
     assert!(matches!(result, Err(StoreError::SubjectNotFound)), "expected SubjectNotFound, got {result:?}");
     assert!(history(store, "nobody", "email").is_empty());
     assert_unchanged(store, before, "a write for a missing subject");
@@ -162,7 +163,7 @@ pub fn put_items_for_an_erased_subject_fails_and_writes_nothing(store: &dyn Stor
     put(store, &[item("alice", "email", 1)]);
     ok(erase(store, "alice", 5, &[event(AuditAction::SubjectErased, Some("alice"), 5)]), "erasing");
     let before = head(store);
-    let result = store.put_items(&[item("alice", "email", 6)], &[event(AuditAction::DataWritten, Some("alice"), 6)]);
+    let result = put_with(store, &[item("alice", "email", 6)], &[event(AuditAction::DataWritten, Some("alice"), 6)]);
     // The erased row is gone (only a tombstone under a pseudonym remains), so
     // the store finds no subject; a row erased before tombstones existed says erased.
     assert!(
@@ -181,7 +182,7 @@ pub fn a_batch_with_one_bad_subject_writes_nothing(store: &dyn Store) {
     let before = head(store);
     let batch =
         [item("alice", "email", 2), item("carol", "email", 2), item("bob", "email", 2), item("carol", "name", 2)];
-    let result = store.put_items(&batch, &[event(AuditAction::DataWritten, Some("alice"), 2)]);
+    let result = put_with(store, &batch, &[event(AuditAction::DataWritten, Some("alice"), 2)]);
     assert!(matches!(result, Err(StoreError::SubjectNotFound)), "expected SubjectNotFound, got {result:?}");
     let h = history(store, "alice", "email");
     assert_eq!(versions(&h), [("email".to_string(), 1)], "alice's item is untouched");
@@ -197,14 +198,52 @@ pub fn item_by_token_finds_current_and_superseded_versions(store: &dyn Store) {
     first.token = Some("tok_a".into());
     let mut second = item("alice", "payment-card", 2);
     second.token = Some("tok_b".into());
-    ok(store.put_items(&[first], &[]), "writing the first card");
-    ok(store.put_items(&[second], &[]), "writing the second card");
+    ok(put_with(store, &[first], &[]), "writing the first card");
+    ok(put_with(store, &[second], &[]), "writing the second card");
     let a = ok(store.item_by_token("tok_a"), "looking up tok_a");
     let b = ok(store.item_by_token("tok_b"), "looking up tok_b");
     let a = a.unwrap_or_else(|| panic!("tok_a should name an item"));
     let b = b.unwrap_or_else(|| panic!("tok_b should name an item"));
     assert_eq!((a.version, a.superseded_at, a.token.as_deref()), (1, Some(at(2)), Some("tok_a")));
     assert_eq!((b.version, b.superseded_at, b.token.as_deref()), (2, None, Some("tok_b")));
-    assert_eq!(b.sealed, sealed("alice", "payment-card", 2));
+    assert_eq!(b.sealed, sealed("alice", "payment-card", 2, 2));
     assert_eq!(ok(store.item_by_token("tok_unknown"), "looking up an unknown token"), None);
+}
+
+/// Each item is stored as the sealer's bytes for exactly the version the
+/// store gave it (so a ciphertext can be bound to its version), in a batch
+/// that repeats an item and mixes subjects too.
+pub fn put_items_seals_each_item_with_the_version_it_is_given(store: &dyn Store) {
+    create(store, "alice");
+    create(store, "bob");
+    put(store, &[item("alice", "email", 1)]);
+    let batch = [item("bob", "email", 2), item("alice", "email", 2), item("alice", "email", 3)];
+    let calls = std::sync::Mutex::new(Vec::new());
+    let seal = |i: usize, version: u32| {
+        calls.lock().unwrap_or_else(|e| e.into_inner()).push((i, version));
+        let it = &batch[i];
+        Ok(sealed(it.subject.as_str(), &it.category, (it.collected_at.0 - T0) / 1_000_000, version))
+    };
+    assert_eq!(ok(store.put_items(&batch, &seal, &[]), "writing"), [1, 2, 3]);
+    let mut calls = calls.into_inner().unwrap_or_else(|e| e.into_inner());
+    calls.sort_unstable();
+    calls.dedup();
+    assert_eq!(calls, [(0, 1), (1, 2), (2, 3)], "the sealer is asked for each item with its version");
+    let h = history(store, "alice", "email");
+    let got: Vec<_> = h.iter().map(|i| i.sealed.clone()).collect();
+    assert_eq!(got, [sealed("alice", "email", 3, 3), sealed("alice", "email", 2, 2), sealed("alice", "email", 1, 1)]);
+    assert_eq!(current(store, "bob")[0].sealed, sealed("bob", "email", 2, 1));
+}
+
+/// A sealer's failure aborts the whole write: nothing is stored or audited.
+pub fn put_items_writes_nothing_when_sealing_fails(store: &dyn Store) {
+    create(store, "alice");
+    put(store, &[item("alice", "email", 1)]);
+    let before = head(store);
+    let batch = [item("alice", "email", 2), item("alice", "name", 2)];
+    let seal = |i: usize, v: u32| if i == 1 { Err(StoreError::Backend("no".into())) } else { Ok(vec![v as u8]) };
+    let result = store.put_items(&batch, &seal, &[event(AuditAction::DataWritten, Some("alice"), 2)]);
+    assert!(result.is_err(), "a failed seal fails the write");
+    assert_eq!(versions(&current(store, "alice")), [("email".to_string(), 1)]);
+    assert_unchanged(store, before, "a write whose sealing failed");
 }

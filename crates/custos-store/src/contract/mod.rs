@@ -76,6 +76,12 @@ macro_rules! contract_tests {
             items::put_items_for_an_erased_subject_fails_and_writes_nothing,
             items::a_batch_with_one_bad_subject_writes_nothing,
             items::item_by_token_finds_current_and_superseded_versions,
+            items::put_items_seals_each_item_with_the_version_it_is_given,
+            items::put_items_writes_nothing_when_sealing_fails,
+            reseal::a_store_starts_with_its_items_not_marked_bound_and_marking_is_recorded_once,
+            reseal::sealed_items_pages_every_version_in_key_order,
+            reseal::reseal_items_swaps_only_values_that_are_still_the_old_ones,
+            reseal::reseal_of_an_erased_subjects_item_writes_nothing_back,
             audit::a_fresh_store_has_an_empty_audit_chain,
             audit::every_mutating_call_appends_exactly_its_events_in_sequence,
             audit::the_audit_chain_verifies_and_its_head_matches_the_last_entry,
@@ -227,18 +233,27 @@ pub(crate) fn item(subject: &str, category: &str, second: i64) -> NewItem {
         purpose: "orders".into(),
         collected_at: at(second),
         notice_version: "2020-01-24".into(),
-        sealed: sealed(subject, category, second),
         token: None,
     }
 }
 
-pub(crate) fn sealed(subject: &str, category: &str, second: i64) -> Vec<u8> {
-    format!("sealed|{subject}|{category}|{second}").into_bytes()
+/// The bytes the test sealer stores for an item collected at `second` and given `version`.
+pub(crate) fn sealed(subject: &str, category: &str, second: i64, version: u32) -> Vec<u8> {
+    format!("sealed|{subject}|{category}|{second}|v{version}").into_bytes()
+}
+
+/// Writes `items`, sealing each as the vault would: with the version the store gives it.
+pub(crate) fn put_with(store: &dyn Store, items: &[NewItem], audit: &[AuditEvent]) -> Result<Vec<u32>, StoreError> {
+    let seal = |i: usize, version: u32| {
+        let item = items.get(i).ok_or_else(|| StoreError::Backend(format!("sealer called for item {i}")))?;
+        Ok(sealed(item.subject.as_str(), &item.category, (item.collected_at.0 - T0) / 1_000_000, version))
+    };
+    store.put_items(items, &seal, audit)
 }
 
 pub(crate) fn put(store: &dyn Store, items: &[NewItem]) -> Vec<u32> {
     let ev = event(AuditAction::DataWritten, items.first().map(|i| i.subject.as_str()), 0);
-    ok(store.put_items(items, &[ev]), "writing items")
+    ok(put_with(store, items, &[ev]), "writing items")
 }
 
 pub(crate) fn head(store: &dyn Store) -> ChainHead {
@@ -366,4 +381,5 @@ pub mod idempotency;
 pub mod identity;
 pub mod items;
 pub mod keys;
+pub mod reseal;
 pub mod subjects;
