@@ -12,12 +12,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use custos_core::time::{format_date, parse_date};
-use custos_vault::{By, KeyScope, NewSubject, Put, Read, Revealed};
+use custos_vault::{By, NewSubject, Put, Read, Revealed};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::auth::{Auth, Role};
+use crate::auth::{Auth, Principal, Role};
 use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
 use crate::problem::{ApiError, Problem, ProblemKind};
 use crate::secret::{SecretString, json_response};
@@ -160,10 +160,10 @@ pub async fn get_subject(
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<axum::Json<SubjectView>, ApiError> {
     auth.require(WRITERS, "read subjects")?;
-    let (actor, scope, by) = reader(&auth)?;
+    let (p, by) = reader(&auth)?;
     let result = state
         .run(move |v| {
-            let read = Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref(), by: &by };
+            let read = Read { subject: &id, purpose: &q.purpose, actor: &p.actor, scope: p.scope.as_deref(), by: &by };
             Ok(v.subject_metadata(&read)?)
         })
         .await;
@@ -295,9 +295,11 @@ fn count_decision(state: &AppState, result: &Result<impl Sized, ApiError>, allow
 /// Whether it may read for the purpose is the decision engine's (a service
 /// key's scope goes with the read; a purpose outside it is denied with
 /// `purpose_not_bound` and audited by the vault, with the key's id).
-fn reader(auth: &Auth) -> Result<(String, Option<Arc<KeyScope>>, By), ApiError> {
-    let p = auth.require_reader()?;
-    Ok((p.actor.clone(), p.scope.clone(), p.by()))
+/// The principal is shared (an `Arc` from the principal cache), so a read
+/// copies none of its strings but the key id its `By` holds.
+fn reader(auth: &Auth) -> Result<(Arc<Principal>, By), ApiError> {
+    let by = auth.require_reader()?.by();
+    Ok((auth.0.clone(), by))
 }
 
 /// Reads the current value of one category for a purpose.
@@ -313,10 +315,10 @@ pub async fn read_item(
     ApiPath((id, category)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<Response, ApiError> {
-    let (actor, scope, by) = reader(&auth)?;
+    let (p, by) = reader(&auth)?;
     let result = state
         .run(move |v| {
-            let read = Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref(), by: &by };
+            let read = Read { subject: &id, purpose: &q.purpose, actor: &p.actor, scope: p.scope.as_deref(), by: &by };
             Ok(v.get(&read, &category)?)
         })
         .await;
@@ -356,10 +358,16 @@ pub async fn read_all(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<Response, ApiError> {
-    let (actor, scope, by) = reader(&auth)?;
+    let (p, by) = reader(&auth)?;
     let result = state
         .run(move |v| {
-            Ok(v.get_all(&Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref(), by: &by })?)
+            Ok(v.get_all(&Read {
+                subject: &id,
+                purpose: &q.purpose,
+                actor: &p.actor,
+                scope: p.scope.as_deref(),
+                by: &by,
+            })?)
         })
         .await;
     let n = result.as_ref().map_or(0, |(items, _)| items.len() as u64);
@@ -397,10 +405,10 @@ pub async fn read_history(
     ApiPath((id, category)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<Response, ApiError> {
-    let (actor, scope, by) = reader(&auth)?;
+    let (p, by) = reader(&auth)?;
     let result = state
         .run(move |v| {
-            let read = Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref(), by: &by };
+            let read = Read { subject: &id, purpose: &q.purpose, actor: &p.actor, scope: p.scope.as_deref(), by: &by };
             Ok(v.history(&read, &category)?)
         })
         .await;
@@ -610,8 +618,9 @@ pub async fn detokenize(
     auth: Auth,
     ApiJson(body): ApiJson<DetokenizeBody>,
 ) -> Result<Response, ApiError> {
-    let (actor, scope, by) = reader(&auth)?;
-    let result = state.run(move |v| Ok(v.detokenize(&body.token, &body.purpose, &actor, scope.as_deref(), &by)?)).await;
+    let (p, by) = reader(&auth)?;
+    let result =
+        state.run(move |v| Ok(v.detokenize(&body.token, &body.purpose, &p.actor, p.scope.as_deref(), &by)?)).await;
     count_decision(&state, &result, 1);
     Ok(json_response(StatusCode::OK, &Detokenized { value: result?.into() }))
 }

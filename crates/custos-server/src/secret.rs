@@ -77,28 +77,40 @@ pub fn wiped_body(bytes: Vec<u8>) -> Body {
 
 /// `value` as an `application/json` response whose body is wiped once sent.
 pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
-    // Sized first, so the buffer never grows: a reallocation would leave an unwiped copy behind.
-    let mut counter = Counter(0);
-    if let Err(e) = serde_json::to_writer(&mut counter, value) {
+    // One pass into a buffer that wipes what it outgrows (see `WipingWriter`).
+    let mut buf = WipingWriter(Zeroizing::new(Vec::with_capacity(WipingWriter::INITIAL)));
+    if let Err(e) = serde_json::to_writer(&mut buf, value) {
         return crate::problem::ApiError::internal(&e).into_response();
     }
-    let mut buf = Zeroizing::new(Vec::with_capacity(counter.0));
-    if let Err(e) = serde_json::to_writer(&mut *buf, value) {
-        return crate::problem::ApiError::internal(&e).into_response();
-    }
-    let bytes = std::mem::take(&mut *buf);
+    let bytes = std::mem::take(&mut *buf.0);
     let mut resp = (status, wiped_body(bytes)).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
-/// Counts the bytes written to it.
-struct Counter(usize);
+/// A buffer that grows by hand: when a write does not fit, the bytes move to
+/// a buffer at least twice as large and the old one is wiped (a `Vec`'s own
+/// growth would free the old allocation unwiped). So a response is
+/// serialized once, not once to size it and once to write it, and no copy of
+/// it is left behind; what is in it is wiped on drop, on error too.
+struct WipingWriter(Zeroizing<Vec<u8>>);
 
-impl std::io::Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
+impl WipingWriter {
+    /// Enough for one item view and most problem details.
+    const INITIAL: usize = 1024;
+}
+
+impl std::io::Write for WipingWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let need = self.0.len() + bytes.len();
+        if need > self.0.capacity() {
+            let mut grown = Vec::with_capacity(need.max(self.0.capacity() * 2));
+            grown.extend_from_slice(&self.0);
+            // The old buffer is wiped when the `Zeroizing` that held it drops.
+            drop(std::mem::replace(&mut self.0, Zeroizing::new(grown)));
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
