@@ -233,7 +233,8 @@ pub enum DataCommand {
         id: String,
         /// Category id, e.g. contact.email.
         category: String,
-        /// The value; `-` reads it from standard input (keeps it out of shell history).
+        /// The value; `-` reads it from standard input (keeps it out of shell history), without one
+        /// trailing newline (`\n` or `\r\n`), as `echo` adds; any other whitespace is kept.
         value: String,
         /// Source id: provided, automatic, or a declared third-party source.
         #[arg(long)]

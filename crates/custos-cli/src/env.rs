@@ -25,12 +25,39 @@ pub const BUNDLED_POLICY_NAME: &str = "examples/aws-privacy-notice-2020-01-24.ya
 pub fn policy_text(file: Option<&Path>) -> anyhow::Result<(String, String)> {
     match file {
         None => Ok((BUNDLED_POLICY_NAME.to_string(), BUNDLED_POLICY.to_string())),
-        Some(f) => {
-            let text =
-                std::fs::read_to_string(f).with_context(|| format!("cannot read policy file {}", f.display()))?;
-            Ok((f.display().to_string(), text))
-        }
+        Some(f) => Ok((f.display().to_string(), read_policy_file(f)?)),
     }
+}
+
+/// The largest policy file read (the bundled notice is about 30 KiB).
+pub const MAX_POLICY_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Reads a policy file: a regular file (a symlink to one is fine; a device,
+/// FIFO or directory is refused before it is opened) of at most
+/// [`MAX_POLICY_FILE_BYTES`], never more than that even if it grows.
+fn read_policy_file(f: &Path) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let shown = f.display();
+    // `metadata` follows symlinks: the target is what gets opened.
+    let meta = std::fs::metadata(f).with_context(|| format!("cannot read policy file {shown}"))?;
+    if !meta.is_file() {
+        anyhow::bail!(
+            "the policy file {shown} is not a regular file (a device, FIFO, socket or directory, or a symlink to one)"
+        );
+    }
+    let too_large = || anyhow::anyhow!("the policy file {shown} is larger than {MAX_POLICY_FILE_BYTES} bytes");
+    if meta.len() > MAX_POLICY_FILE_BYTES {
+        return Err(too_large());
+    }
+    let file = std::fs::File::open(f).with_context(|| format!("cannot read policy file {shown}"))?;
+    let mut text = String::new();
+    file.take(MAX_POLICY_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read policy file {shown}"))?;
+    if text.len() as u64 > MAX_POLICY_FILE_BYTES {
+        return Err(too_large());
+    }
+    Ok(text)
 }
 
 /// Loads and validates the policy in force.
@@ -103,6 +130,15 @@ impl Drop for SignsOnExit {
 /// it must match the store's key-check value, and the policy's notice the
 /// store's, before anything else is done.
 pub fn open_vault_on(global: &Global, dir: &Path, policy: Arc<Policy>) -> anyhow::Result<Vault<AnyStore>> {
+    // A PostgreSQL command without its key is refused before anything is created:
+    // no data directory, no database, no schema.
+    let postgres_key = match global.database.as_deref() {
+        Some(url) if !url.starts_with("postgres://") && !url.starts_with("postgresql://") => {
+            anyhow::bail!("--database must be a postgres:// URL (SQLite is used when it is absent)")
+        }
+        Some(_) => Some(postgres_master_key(global)?),
+        None => None,
+    };
     create_private_dir(dir)?;
     let (store, sqlite_db) = match global.database.as_deref() {
         None => {
@@ -113,15 +149,12 @@ pub fn open_vault_on(global: &Global, dir: &Path, policy: Arc<Policy>) -> anyhow
             (Arc::new(store) as AnyStore, Some(db))
         }
         Some(url) => {
-            if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-                anyhow::bail!("--database must be a postgres:// URL (SQLite is used when it is absent)");
-            }
             let store = custos_store_postgres::PostgresStore::connect(url)
                 .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL database: {e}"))?;
             (Arc::new(store) as AnyStore, None)
         }
     };
-    let mut keys = keyring(global, dir, &*store, sqlite_db.as_deref())?;
+    let mut keys = keyring(global, dir, postgres_key, &*store, sqlite_db.as_deref())?;
     let binding = custos_vault::bind_store(&*store, &mut keys, &policy, SystemClock.now())?;
     if let Some((from, to)) = &binding.adopted_notice {
         eprintln!("note: adopted notice version {to} (was {from}) for this store");
@@ -144,10 +177,14 @@ pub fn open_vault_on(global: &Global, dir: &Path, policy: Arc<Policy>) -> anyhow
 fn keyring(
     global: &Global,
     dir: &Path,
+    postgres_key: Option<MasterKey>,
     store: &dyn custos_store::Store,
     sqlite_db: Option<&Path>,
 ) -> anyhow::Result<Keyring> {
-    let master = master_key(global, dir, store, sqlite_db)?;
+    let master = match postgres_key {
+        Some(key) => key,
+        None => master_key(global, dir, store, sqlite_db)?,
+    };
     let keys = Keyring::new(&master).context("cannot derive keys from the master key")?;
     let previous = match (std::env::var(PREVIOUS_KEY_ENV).ok(), &global.previous_master_key_file) {
         (Some(hex), _) => Some(master_key::from_env_value(PREVIOUS_KEY_ENV, &hex).map_err(anyhow::Error::msg)?),
@@ -170,14 +207,7 @@ fn master_key(
         return master_key::from_env_value(MASTER_KEY_ENV, &hex).map_err(anyhow::Error::msg);
     }
     let Some(db) = sqlite_db else {
-        let Some(file) = &global.master_key_file else {
-            anyhow::bail!(
-                "a PostgreSQL database needs its master key named explicitly: set {MASTER_KEY_ENV} or pass \
-                 --master-key-file FILE (CUSTOS_MASTER_KEY_FILE); no key file is picked up or created implicitly. \
-                 `custos key generate-master` prints a new key"
-            );
-        };
-        return master_key::read_key_file(file).map_err(anyhow::Error::msg);
+        return postgres_master_key(global);
     };
     let file = global.master_key_file.clone().unwrap_or_else(|| dir.join(master_key::KEY_FILE_NAME));
     match std::fs::symlink_metadata(&file) {
@@ -197,6 +227,21 @@ fn master_key(
         }
         Err(e) => anyhow::bail!("cannot read the master key file {}: {e}", file.display()),
     }
+}
+
+/// A PostgreSQL database's master key: `CUSTOS_MASTER_KEY` or `--master-key-file`, never implicit.
+fn postgres_master_key(global: &Global) -> anyhow::Result<MasterKey> {
+    if let Ok(hex) = std::env::var(MASTER_KEY_ENV) {
+        return master_key::from_env_value(MASTER_KEY_ENV, &hex).map_err(anyhow::Error::msg);
+    }
+    let Some(file) = &global.master_key_file else {
+        anyhow::bail!(
+            "a PostgreSQL database needs its master key named explicitly: set {MASTER_KEY_ENV} or pass \
+             --master-key-file FILE (CUSTOS_MASTER_KEY_FILE); no key file is picked up or created implicitly. \
+             `custos key generate-master` prints a new key"
+        );
+    };
+    master_key::read_key_file(file).map_err(anyhow::Error::msg)
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {

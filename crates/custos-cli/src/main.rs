@@ -124,7 +124,20 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     let role = custos_vault::access::Role::parse(&role)
                         .ok_or_else(|| Failure::Usage(format!("--role: `{role}` is not admin, service or auditor")))?;
                     let key = vault.create_api_key(role, actor.as_deref(), &purposes, &By::Cli)?;
-                    outln!("{}", key.secret.as_str());
+                    if let Err(e) = output::secret(key.secret.as_str()) {
+                        // A key nobody holds must not stay active: revoke it (audited) and fail.
+                        let id = &key.id;
+                        return Err(Failure::Error(match vault.revoke_api_key(id, &By::Cli) {
+                            Ok(_) => anyhow::anyhow!(
+                                "cannot write the new key to standard output ({e}); key {id} was revoked, so no \
+                                 unseen key is active: run the command again with standard output going somewhere"
+                            ),
+                            Err(r) => anyhow::anyhow!(
+                                "cannot write the new key to standard output ({e}), and revoking key {id} failed \
+                                 ({r}): run `custos key revoke {id}`"
+                            ),
+                        }));
+                    }
                     eprintln!("created {} key {}; this is the only time the key is shown", role.as_str(), key.id);
                 }
                 KeyCommand::List => {

@@ -121,6 +121,7 @@ pub fn check_data_dir(dir: &Path) -> Result<(), KeyError> {
     if !meta.is_dir() {
         return Err(KeyError::NotADir { dir: dir.to_path_buf() });
     }
+    check_owned_by_me("the data directory", dir, &meta)?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyError::OpenDir { dir: dir.to_path_buf(), mode });
@@ -163,9 +164,30 @@ fn write_new(file: &Path, content: &[u8]) -> std::io::Result<()> {
 #[cfg(unix)]
 fn check_owner_only(file: &Path, meta: &fs::Metadata) -> Result<(), KeyError> {
     use std::os::unix::fs::PermissionsExt;
+    check_owned_by_me("the master key file", file, meta)?;
     let mode = meta.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(KeyError::OpenKeyFile { file: file.to_path_buf(), mode: mode & 0o777 });
+    }
+    Ok(())
+}
+
+/// Refuses a data directory or key file that another user owns: its owner could
+/// read or swap the database or the key whatever its mode says.
+#[cfg(unix)]
+fn check_owned_by_me(what: &str, path: &Path, meta: &fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid takes no argument, cannot fail and touches no memory.
+    #[allow(unsafe_code)]
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(format!(
+            "{what} {} belongs to another user (uid {}, this process runs as uid {me}); it must belong to the \
+             user running custos: run `chown {me} {}`",
+            path.display(),
+            meta.uid(),
+            path.display()
+        ));
     }
     Ok(())
 }

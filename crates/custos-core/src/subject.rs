@@ -46,7 +46,11 @@ impl SubjectId {
                 "the subject id looks like an email address, which is personal data; prefer an opaque id (it is kept only as a pseudonym after erasure)",
             );
         }
-        if looks_like_phone(&self.0) {
+        if looks_like_card_number(&self.0) {
+            out.push(
+                "the subject id looks like a payment card number, which is personal data; prefer an opaque id (it is kept only as a pseudonym after erasure)",
+            );
+        } else if looks_like_phone(&self.0) {
             out.push(
                 "the subject id looks like a phone number, which is personal data; prefer an opaque id (it is kept only as a pseudonym after erasure)",
             );
@@ -77,6 +81,24 @@ fn looks_like_phone(s: &str) -> bool {
     let rest = s.strip_prefix('+').unwrap_or(s);
     let digits = rest.bytes().filter(u8::is_ascii_digit).count();
     (7..=15).contains(&digits) && rest.bytes().all(|b| b.is_ascii_digit() || b"-.()".contains(&b))
+}
+
+/// A payment card number: 13 to 19 digits, not starting with 0, passing the Luhn check.
+fn looks_like_card_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    if !(13..=19).contains(&b.len()) || !b.iter().all(u8::is_ascii_digit) || b[0] == b'0' {
+        return false;
+    }
+    let sum: u32 = b
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| {
+            let d = u32::from(d - b'0');
+            if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d }
+        })
+        .sum();
+    sum.is_multiple_of(10)
 }
 
 /// Why a text is not a subject id. Never carries the text: it may be a personal value.
@@ -226,6 +248,9 @@ mod tests {
         assert_eq!(warns("+1-415-555-0123"), 1);
         assert_eq!(warns("(415)555.0123"), 1);
         assert_eq!(warns("0301234567"), 1);
+        assert_eq!(warns("4111111111111111"), 1);
+        assert!(SubjectId::parse("4111111111111111").unwrap().warnings()[0].contains("payment card"));
+        assert_eq!(warns("4111111111111112"), 0);
     }
 
     #[test]
