@@ -58,6 +58,14 @@ pub enum KeyError {
     /// The key file cannot be created.
     #[error("cannot create {}: {error}", .file.display())]
     Create { file: PathBuf, error: std::io::Error },
+    /// The data directory or key file belongs to another user.
+    #[error(
+        "{what} {} belongs to another user (uid {owner}, this process runs as uid {me}); it must belong to the \
+         user running custos: run `chown {me} {}`",
+        .path.display(),
+        .path.display()
+    )]
+    ForeignOwner { what: &'static str, path: PathBuf, owner: u32, me: u32 },
     /// The data directory cannot be read.
     #[error("cannot read the data directory {}: {error}", .dir.display())]
     UnreadableDir { dir: PathBuf, error: std::io::Error },
@@ -175,19 +183,13 @@ fn check_owner_only(file: &Path, meta: &fs::Metadata) -> Result<(), KeyError> {
 /// Refuses a data directory or key file that another user owns: its owner could
 /// read or swap the database or the key whatever its mode says.
 #[cfg(unix)]
-fn check_owned_by_me(what: &str, path: &Path, meta: &fs::Metadata) -> Result<(), String> {
+fn check_owned_by_me(what: &'static str, path: &Path, meta: &fs::Metadata) -> Result<(), KeyError> {
     use std::os::unix::fs::MetadataExt;
     // SAFETY: geteuid takes no argument, cannot fail and touches no memory.
     #[allow(unsafe_code)]
     let me = unsafe { libc::geteuid() };
     if meta.uid() != me {
-        return Err(format!(
-            "{what} {} belongs to another user (uid {}, this process runs as uid {me}); it must belong to the \
-             user running custos: run `chown {me} {}`",
-            path.display(),
-            meta.uid(),
-            path.display()
-        ));
+        return Err(KeyError::ForeignOwner { what, path: path.to_path_buf(), owner: meta.uid(), me });
     }
     Ok(())
 }
