@@ -116,8 +116,7 @@ pub async fn create_subject(
     auth: Auth,
     ApiJson(body): ApiJson<CreateSubject>,
 ) -> Result<(StatusCode, axum::Json<SubjectView>), ApiError> {
-    auth.require(CHOICES, "create subjects")?;
-    let by = auth.0.by();
+    let by = require_for(&state, &auth, CHOICES, "create subjects", &body.id, None).await?.by();
     let birth_date = body
         .birth_date
         .as_deref()
@@ -162,8 +161,8 @@ pub async fn get_subject(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<axum::Json<SubjectView>, ApiError> {
-    auth.require(WRITERS, "read subjects")?;
-    let (actor, scope, by) = reader(&auth)?;
+    require_for(&state, &auth, WRITERS, "read subjects", &id, Some(&q.purpose)).await?;
+    let (actor, scope, by) = subject_reader(&state, &auth, &id, &q.purpose).await?;
     let result = state
         .run(move |v| {
             let read = Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref(), by: &by };
@@ -210,7 +209,7 @@ pub async fn put_item(
     ApiPath((id, category)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<PutItem>,
 ) -> Result<axum::Json<Written>, ApiError> {
-    let p = auth.require(WRITERS, "write personal data")?;
+    let p = require_for(&state, &auth, WRITERS, "write personal data", &id, Some(&body.purpose)).await?;
     let (actor, scope, by) = (p.actor.clone(), p.scope.clone(), p.by());
     let written = state
         .run(move |v| {
@@ -303,6 +302,19 @@ fn reader(auth: &Auth) -> Result<(String, Option<Arc<KeyScope>>, By), ApiError> 
     Ok((p.actor.clone(), p.scope.clone(), p.by()))
 }
 
+/// [`reader`] on a route about `subject`: a role refused is audited.
+async fn subject_reader(
+    state: &AppState,
+    auth: &Auth,
+    subject: &str,
+    purpose: &str,
+) -> Result<(String, Option<Arc<KeyScope>>, By), ApiError> {
+    match reader(auth) {
+        Ok(r) => Ok(r),
+        Err(refused) => Err(audited_refusal(state, auth, subject, Some(purpose), refused).await),
+    }
+}
+
 /// Reads the current value of one category for a purpose.
 #[utoipa::path(get, path = "/v1/subjects/{id}/data/{category}", tag = "data",
     params(("id" = String, Path, description = "Subject id"), ("category" = String, Path, description = "Category id"), PurposeQuery),
@@ -316,7 +328,7 @@ pub async fn read_item(
     ApiPath((id, category)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<Response, ApiError> {
-    let (actor, scope, by) = reader(&auth)?;
+    let (actor, scope, by) = subject_reader(&state, &auth, &id, &q.purpose).await?;
     let result = state
         .run(move |v| {
             let read = Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref(), by: &by };
@@ -359,7 +371,7 @@ pub async fn read_all(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<Response, ApiError> {
-    let (actor, scope, by) = reader(&auth)?;
+    let (actor, scope, by) = subject_reader(&state, &auth, &id, &q.purpose).await?;
     let result = state
         .run(move |v| {
             Ok(v.get_all(&Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref(), by: &by })?)
@@ -400,7 +412,7 @@ pub async fn read_history(
     ApiPath((id, category)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<Response, ApiError> {
-    let (actor, scope, by) = reader(&auth)?;
+    let (actor, scope, by) = subject_reader(&state, &auth, &id, &q.purpose).await?;
     let result = state
         .run(move |v| {
             let read = Read { subject: &id, purpose: &q.purpose, actor: &actor, scope: scope.as_deref(), by: &by };
@@ -580,7 +592,7 @@ pub async fn erase(
     auth: Auth,
     ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<Erased>, ApiError> {
-    let by = auth.require(&[Role::Admin], "erase subjects")?.by();
+    let by = require_for(&state, &auth, &[Role::Admin], "erase subjects", &id, None).await?.by();
     let n = state.run(move |v| Ok(v.erase(&id, &by)?)).await?;
     Ok(axum::Json(Erased { items_destroyed: n }))
 }
@@ -619,7 +631,23 @@ pub async fn detokenize(
     Ok(json_response(StatusCode::OK, &Detokenized { value: result?.into() }))
 }
 
-/// Audits a key refused a change of a subject's choices (`access_denied`,
+/// [`Auth::require`] on a route about `subject`: a refusal is audited (see
+/// [`audited_refusal`]) like every other refused access to a subject.
+async fn require_for<'a>(
+    state: &AppState,
+    auth: &'a Auth,
+    roles: &[Role],
+    what: &str,
+    subject: &str,
+    purpose: Option<&str>,
+) -> Result<&'a crate::auth::Principal, ApiError> {
+    match auth.require(roles, what) {
+        Ok(p) => Ok(p),
+        Err(refused) => Err(audited_refusal(state, auth, subject, purpose, refused).await),
+    }
+}
+
+/// Audits a key refused access to a subject or a change of their choices (`access_denied`,
 /// reason `role_not_allowed`, the key's id as `by`) and returns the refusal.
 async fn audited_refusal(
     state: &AppState,
