@@ -92,3 +92,30 @@ async fn two_authorization_headers_are_refused_whichever_comes_first() {
         assert!(!r.text().contains(&admin), "the key is not echoed");
     }
 }
+
+/// A client that sends half its headers is disconnected after the
+/// header-read timeout instead of holding the connection open.
+#[tokio::test]
+async fn a_half_sent_request_is_closed_after_the_header_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = custos_server::Config {
+        header_read_timeout: std::time::Duration::from_millis(300),
+        ..custos_server::Config::default()
+    };
+    let f = common::fixture_with(config, std::sync::Arc::new(custos_core::time::SystemClock));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(custos_server::serve(listener, f.state.clone(), async {
+        let _ = stopped.await;
+    }));
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection is still open after 5 s");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250), "closed too early: {:?}", started.elapsed());
+    let _ = stop.send(());
+    server.await.expect("joined").expect("served");
+}
