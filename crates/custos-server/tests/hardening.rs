@@ -17,6 +17,9 @@ fn key(f: &Fixture, role: Role) -> (String, String) {
     (k.id.clone(), k.secret.to_string())
 }
 
+/// Key secret, key id, method, path, JSON body, expected subject pseudonym.
+type Case<'a> = (&'a str, &'a str, Method, &'a str, Option<&'a str>, &'a str);
+
 /// The audit entries after `from`, as JSON.
 fn audit_after(f: &Fixture, from: u64) -> Vec<serde_json::Value> {
     f.with_vault(|v| {
@@ -37,7 +40,7 @@ async fn every_role_refusal_on_a_subject_route_is_audited_with_the_key_and_pseud
     let (service_id, service) = key(&f, Role::Service);
     let (auditor_id, auditor) = key(&f, Role::Auditor);
     let create = r#"{"id":"bob","jurisdiction":"california"}"#;
-    let cases: Vec<(&str, &str, Method, &str, Option<&str>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (&service, &service_id, Method::POST, "/v1/subjects", Some(create), &bob),
         (&auditor, &auditor_id, Method::POST, "/v1/subjects", Some(create), &bob),
         (&service, &service_id, Method::POST, "/v1/subjects/alice/erasure", None, &alice),
