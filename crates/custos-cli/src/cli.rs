@@ -114,6 +114,11 @@ pub struct ServeArgs {
     /// peak memory is about this many times --max-ingest-bytes above the baseline.
     #[arg(long, env = "CUSTOS_MAX_CONCURRENT_INGESTIONS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_ingestions: u16,
+    /// Seconds a client may take to send a request line and its headers
+    /// (1 to 3600); a connection that takes longer is closed.
+    #[arg(long, env = "CUSTOS_HEADER_READ_TIMEOUT_SECS", default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_secs: u64,
     /// TLS certificate chain (PEM); serves HTTPS together with --tls-key.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

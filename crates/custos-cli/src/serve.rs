@@ -22,6 +22,7 @@ pub fn run(global: &Global, args: &ServeArgs) -> anyhow::Result<()> {
         max_ingest_bytes: args.max_ingest_bytes,
         idempotency_ttl: std::time::Duration::from_secs(args.idempotency_ttl_hours.saturating_mul(3600)),
         max_concurrent_ingestions: usize::from(args.max_concurrent_ingestions),
+        header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout_secs),
     };
     let state = AppState::new(vault, config);
     // Vault calls block (SQLite); a few threads per core keep the cores busy

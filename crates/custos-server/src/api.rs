@@ -116,8 +116,7 @@ pub async fn create_subject(
     auth: Auth,
     ApiJson(body): ApiJson<CreateSubject>,
 ) -> Result<(StatusCode, axum::Json<SubjectView>), ApiError> {
-    auth.require(CHOICES, "create subjects")?;
-    let by = auth.0.by();
+    let by = require_for(&state, &auth, CHOICES, "create subjects", &body.id, None).await?.by();
     let birth_date = body.birth_date.as_deref().map(parse_date).transpose().map_err(|_| {
         ApiError::new(ProblemKind::InvalidBody, "invalid body at `birth_date`: expected a date of the form YYYY-MM-DD")
     })?;
@@ -159,8 +158,8 @@ pub async fn get_subject(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<axum::Json<SubjectView>, ApiError> {
-    auth.require(WRITERS, "read subjects")?;
-    let (p, by) = reader(&auth)?;
+    require_for(&state, &auth, WRITERS, "read subjects", &id, Some(&q.purpose)).await?;
+    let (p, by) = subject_reader(&state, &auth, &id, &q.purpose).await?;
     let result = state
         .run(move |v| {
             let read = Read { subject: &id, purpose: &q.purpose, actor: &p.actor, scope: p.scope.as_deref(), by: &by };
@@ -207,7 +206,7 @@ pub async fn put_item(
     ApiPath((id, category)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<PutItem>,
 ) -> Result<axum::Json<Written>, ApiError> {
-    let p = auth.require(WRITERS, "write personal data")?;
+    let p = require_for(&state, &auth, WRITERS, "write personal data", &id, Some(&body.purpose)).await?;
     let (actor, scope, by) = (p.actor.clone(), p.scope.clone(), p.by());
     let written = state
         .run(move |v| {
@@ -302,6 +301,19 @@ fn reader(auth: &Auth) -> Result<(Arc<Principal>, By), ApiError> {
     Ok((auth.0.clone(), by))
 }
 
+/// [`reader`] on a route about `subject`: a role refused is audited.
+async fn subject_reader(
+    state: &AppState,
+    auth: &Auth,
+    subject: &str,
+    purpose: &str,
+) -> Result<(Arc<Principal>, By), ApiError> {
+    match reader(auth) {
+        Ok(r) => Ok(r),
+        Err(refused) => Err(audited_refusal(state, auth, subject, Some(purpose), refused).await),
+    }
+}
+
 /// Reads the current value of one category for a purpose.
 #[utoipa::path(get, path = "/v1/subjects/{id}/data/{category}", tag = "data",
     params(("id" = String, Path, description = "Subject id"), ("category" = String, Path, description = "Category id"), PurposeQuery),
@@ -315,7 +327,7 @@ pub async fn read_item(
     ApiPath((id, category)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<Response, ApiError> {
-    let (p, by) = reader(&auth)?;
+    let (p, by) = subject_reader(&state, &auth, &id, &q.purpose).await?;
     let result = state
         .run(move |v| {
             let read = Read { subject: &id, purpose: &q.purpose, actor: &p.actor, scope: p.scope.as_deref(), by: &by };
@@ -358,7 +370,7 @@ pub async fn read_all(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<Response, ApiError> {
-    let (p, by) = reader(&auth)?;
+    let (p, by) = subject_reader(&state, &auth, &id, &q.purpose).await?;
     let result = state
         .run(move |v| {
             Ok(v.get_all(&Read {
@@ -405,7 +417,7 @@ pub async fn read_history(
     ApiPath((id, category)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<PurposeQuery>,
 ) -> Result<Response, ApiError> {
-    let (p, by) = reader(&auth)?;
+    let (p, by) = subject_reader(&state, &auth, &id, &q.purpose).await?;
     let result = state
         .run(move |v| {
             let read = Read { subject: &id, purpose: &q.purpose, actor: &p.actor, scope: p.scope.as_deref(), by: &by };
@@ -585,7 +597,7 @@ pub async fn erase(
     auth: Auth,
     ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<Erased>, ApiError> {
-    let by = auth.require(&[Role::Admin], "erase subjects")?.by();
+    let by = require_for(&state, &auth, &[Role::Admin], "erase subjects", &id, None).await?.by();
     let n = state.run(move |v| Ok(v.erase(&id, &by)?)).await?;
     Ok(axum::Json(Erased { items_destroyed: n }))
 }
@@ -625,7 +637,23 @@ pub async fn detokenize(
     Ok(json_response(StatusCode::OK, &Detokenized { value: result?.into() }))
 }
 
-/// Audits a key refused a change of a subject's choices (`access_denied`,
+/// [`Auth::require`] on a route about `subject`: a refusal is audited (see
+/// [`audited_refusal`]) like every other refused access to a subject.
+async fn require_for<'a>(
+    state: &AppState,
+    auth: &'a Auth,
+    roles: &[Role],
+    what: &str,
+    subject: &str,
+    purpose: Option<&str>,
+) -> Result<&'a crate::auth::Principal, ApiError> {
+    match auth.require(roles, what) {
+        Ok(p) => Ok(p),
+        Err(refused) => Err(audited_refusal(state, auth, subject, purpose, refused).await),
+    }
+}
+
+/// Audits a key refused access to a subject or a change of their choices (`access_denied`,
 /// reason `role_not_allowed`, the key's id as `by`) and returns the refusal.
 async fn audited_refusal(
     state: &AppState,

@@ -52,9 +52,14 @@ impl FromRequestParts<Arc<AppState>> for Auth {
         if let Some(auth) = parts.extensions.get::<Auth>() {
             return Ok(auth.clone());
         }
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
             return Err(ApiError::new(ProblemKind::Unauthorized, "send `Authorization: Bearer <API key>`"));
         };
+        // Never pick one of several: a proxy and the client could disagree on which counts.
+        if values.next().is_some() {
+            return Err(ApiError::new(ProblemKind::Unauthorized, "send exactly one Authorization header"));
+        }
         let Some(key) = value.to_str().ok().and_then(bearer_token) else {
             return Err(ApiError::new(
                 ProblemKind::Unauthorized,

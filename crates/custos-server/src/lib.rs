@@ -12,6 +12,7 @@
 pub mod api;
 pub mod auth;
 pub mod checkpoints;
+pub mod conn;
 pub mod extract;
 pub mod idempotency;
 pub mod ingest;
@@ -51,6 +52,9 @@ pub struct Config {
     pub idempotency_ttl: std::time::Duration,
     /// Most ingestion batches read and written at once; others wait unread ([`ingest::gate`]).
     pub max_concurrent_ingestions: usize,
+    /// How long a client may take to send a request line and headers
+    /// ([`conn::DEFAULT_HEADER_READ_TIMEOUT`]); the connection is closed after.
+    pub header_read_timeout: std::time::Duration,
 }
 
 impl Default for Config {
@@ -60,6 +64,7 @@ impl Default for Config {
             max_ingest_bytes: 64 * 1024 * 1024,
             idempotency_ttl: idempotency::DEFAULT_TTL,
             max_concurrent_ingestions: 2,
+            header_read_timeout: conn::DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 }
@@ -324,7 +329,8 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    let timeout = state.config.header_read_timeout;
+    conn::serve(listener, app(state), timeout, shutdown).await
 }
 
 /// Resolves on SIGINT or SIGTERM.

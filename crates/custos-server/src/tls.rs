@@ -115,7 +115,8 @@ pub async fn serve_tls(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = TlsListener::new(listener, TlsAcceptor::from(tls.server))?;
-    axum::serve(listener, crate::app(state)).with_graceful_shutdown(shutdown).await
+    let timeout = state.config.header_read_timeout;
+    crate::conn::serve(listener, crate::app(state), timeout, shutdown).await
 }
 
 /// A listener that yields connections whose TLS handshake has completed.
