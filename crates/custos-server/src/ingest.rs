@@ -123,7 +123,7 @@ pub async fn gate(State(state): State<Arc<AppState>>, req: Request, next: Next) 
 ///
 /// Each line is validated and decided on its own; a bad line is reported and
 /// neither stops nor corrupts the rest. The body is streamed; the good lines
-/// are written in transactions of at most 1,000 lines (1 MiB) each.
+/// are written in transactions of at most 10,000 lines (2 MiB) each.
 #[utoipa::path(post, path = "/v1/ingest", tag = "data",
     request_body(content = IngestLine, content_type = "application/x-ndjson",
         description = "One JSON object per line; at most the server's `--max-ingest-bytes` (default 64 MiB) in all, 512 KiB a line"),
