@@ -341,6 +341,12 @@ impl From<VaultError> for ApiError {
                     "this server does not hold the store's current master key (it was rotated); restart it with the new key",
                 )
             }
+            // Busy past the wait, disk full, read-only, out of connections:
+            // 503 with Retry-After; the cause is logged, not returned.
+            e @ VaultError::Store(custos_store::StoreError::Unavailable(_)) => {
+                tracing::warn!(cause = %e, "the store is unavailable");
+                ApiError::new(ProblemKind::Unavailable, "the store cannot serve this request right now; retry later")
+            }
             e @ (VaultError::Crypto(_) | VaultError::Store(_)) => ApiError::internal(&e),
             e @ VaultError::Identity(_) => ApiError::internal(&e),
         }
@@ -357,13 +363,32 @@ impl IntoResponse for ApiError {
         if self.kind == ProblemKind::Unauthorized {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if self.kind == ProblemKind::Unavailable {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
         resp
     }
 }
 
+/// What a 503 asks the client to wait before retrying, in seconds.
+pub const RETRY_AFTER_SECONDS: &str = "2";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_that_cannot_serve_now_is_503_with_retry_after_and_no_cause() {
+        let busy = VaultError::Store(custos_store::StoreError::Unavailable("writing items: database is locked".into()));
+        let e = ApiError::from(busy);
+        assert_eq!(e.kind(), ProblemKind::Unavailable);
+        assert!(!e.problem().detail.contains("locked"), "{}", e.problem().detail);
+        let resp = e.into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some(RETRY_AFTER_SECONDS));
+        let broken = ApiError::from(VaultError::Store(custos_store::StoreError::Backend("corrupt".into())));
+        assert_eq!(broken.kind(), ProblemKind::Internal);
+    }
 
     #[test]
     fn a_key_this_server_does_not_hold_is_unavailable_not_internal() {

@@ -70,7 +70,27 @@ impl fmt::Display for Describe<'_> {
 
 /// A [`StoreError::Backend`] for a PostgreSQL failure during `operation`.
 pub(crate) fn backend(operation: &str, e: &postgres::Error) -> StoreError {
+    if is_transient(e) {
+        return StoreError::Unavailable(format!("{operation}: {}", Describe(e)));
+    }
     StoreError::Backend(format!("{operation}: {}", Describe(e)))
+}
+
+/// Whether `e` may go away if the request is retried later: a lock held past
+/// the timeout, a full disk, a read-only or standby server, one shutting
+/// down, out of connections, or a lost connection.
+fn is_transient(e: &postgres::Error) -> bool {
+    const TRANSIENT: [SqlState; 8] = [
+        SqlState::LOCK_NOT_AVAILABLE,
+        SqlState::DISK_FULL,
+        SqlState::TOO_MANY_CONNECTIONS,
+        SqlState::READ_ONLY_SQL_TRANSACTION,
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+        SqlState::CRASH_SHUTDOWN,
+        SqlState::T_R_SERIALIZATION_FAILURE,
+    ];
+    e.is_closed() || e.code().is_some_and(|c| TRANSIENT.contains(c))
 }
 
 /// A [`StoreError::Backend`] for stored data that does not decode.

@@ -73,7 +73,15 @@ impl fmt::Display for Describe<'_> {
 
 /// A [`StoreError::Backend`] for a SQLite failure during `operation`.
 pub(crate) fn backend(operation: &'static str, e: &rusqlite::Error) -> StoreError {
-    StoreError::Backend(format!("{operation}: {}", Describe(e)))
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked, DiskFull, ReadOnly};
+    match e.sqlite_error_code() {
+        // Another process holds the write lock past the busy timeout, the disk
+        // is full, or the file cannot be written: the request may succeed later.
+        Some(DatabaseBusy | DatabaseLocked | DiskFull | ReadOnly) => {
+            StoreError::Unavailable(format!("{operation}: {}", Describe(e)))
+        }
+        _ => StoreError::Backend(format!("{operation}: {}", Describe(e))),
+    }
 }
 
 /// A [`StoreError::Backend`] for stored data that does not decode.

@@ -98,4 +98,9 @@ pub enum StoreError {
     /// The backend failed (I/O, corruption, a bug). Never contains personal values.
     #[error("storage failure: {0}")]
     Backend(String),
+    /// The backend cannot serve the request now, and may later: another
+    /// writer holds the lock past the wait, the disk is full, the database is
+    /// read-only, shutting down or out of connections. Never contains personal values.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
 }
