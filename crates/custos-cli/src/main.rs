@@ -224,7 +224,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         outln!("erased_at: {e}");
                     }
                     for (p, c) in &s.state.consents {
-                        let by = c.by_guardian.as_ref().map(|g| format!(" by guardian {g}")).unwrap_or_default();
+                        let by = if c.by_guardian { " by their guardian" } else { "" };
                         outln!("consent: {p} {:?} at {}{by}", c.status, c.at);
                     }
                     for (p, at) in &s.state.objections {

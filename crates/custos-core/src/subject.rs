@@ -217,9 +217,29 @@ pub struct ConsentRecord {
     pub status: ConsentStatus,
     /// When.
     pub at: Timestamp,
-    /// Given by a guardian on the subject's behalf (their subject id), if so.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub by_guardian: Option<SubjectId>,
+    /// Given by the subject's linked guardian on their behalf. Only the fact
+    /// is kept: the state is stored in clear, and the guardian's id is
+    /// personal data (it lives sealed in the subject's metadata; the audit
+    /// entry names the guardian by pseudonym). Entries written before held the
+    /// guardian's id here: they read as `true` (and migrations rewrote them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "guardian_flag")]
+    pub by_guardian: bool,
+}
+
+/// `by_guardian` as stored: a flag, or (before) the guardian's id, meaning yes.
+fn guardian_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Flag(bool),
+        LegacyId(#[allow(dead_code)] String),
+        Null(()),
+    }
+    Ok(match Stored::deserialize(d)? {
+        Stored::Flag(b) => b,
+        Stored::LegacyId(_) => true,
+        Stored::Null(()) => false,
+    })
 }
 
 /// Whether a consent is live.

@@ -253,3 +253,39 @@ fn subjects_written_before_sealed_metadata_are_listed_and_upgraded() {
         assert!(!text.contains(clear), "`{clear}` is still stored: {text}");
     }
 }
+
+/// Migration 8: a guardian's consent keeps the fact, not the guardian's id,
+/// in the clear state; other consents and other state are untouched.
+#[test]
+fn a_guardians_id_in_a_stored_consent_becomes_a_flag() {
+    let db = common::TestDb::create();
+    db.client()
+        .batch_execute(concat!(
+            "CREATE TABLE custos_schema_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL \
+             DEFAULT now());",
+            include_str!("../migrations/0001_init.sql"),
+            "INSERT INTO custos_schema_migrations (version) VALUES (1);
+             INSERT INTO subjects (id, jurisdiction, created_at, wrapped_key, state) VALUES
+                 ('kid', 'eea', 1, '\\x6b6579',
+                  '{\"consents\":{\"marketing\":{\"status\":\"granted\",\"at\":5,\"by_guardian\":\"parent@example.org\"},\
+                   \"provide_offerings\":{\"status\":\"withdrawn\",\"at\":6}},\"restricted_since\":9}'),
+                 ('adult', 'eea', 1, '\\x6b6579', '{\"consents\":{\"marketing\":{\"status\":\"granted\",\"at\":5}}}'),
+                 ('new', 'eea', 1, '\\x6b6579', '{}');"
+        ))
+        .unwrap();
+    drop(db.store());
+    let mut client = db.client();
+    let state = |client: &mut postgres::Client, id: &str| -> serde_json::Value {
+        let text: String = client.query_one("SELECT state::text FROM subjects WHERE id = $1", &[&id]).unwrap().get(0);
+        assert!(!text.contains("parent@"), "the guardian's id is gone: {text}");
+        serde_json::from_str(&text).unwrap()
+    };
+    let kid = state(&mut client, "kid");
+    assert_eq!(kid["consents"]["marketing"]["by_guardian"], true, "{kid}");
+    assert_eq!(kid["consents"]["marketing"]["at"], 5, "{kid}");
+    assert!(kid["consents"]["provide_offerings"].get("by_guardian").is_none(), "{kid}");
+    assert_eq!(kid["restricted_since"], 9, "{kid}");
+    let adult = state(&mut client, "adult");
+    assert!(adult["consents"]["marketing"].get("by_guardian").is_none(), "{adult}");
+    assert_eq!(state(&mut client, "new"), serde_json::json!({}));
+}

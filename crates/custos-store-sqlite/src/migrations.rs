@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_idempotency_keyed.sql"),
     include_str!("../migrations/0007_sealed_subject_metadata.sql"),
     include_str!("../migrations/0008_items_bound.sql"),
+    include_str!("../migrations/0009_guardian_consent_flag.sql"),
 ];
 
 /// The schema version this build creates and understands.
@@ -309,5 +310,48 @@ mod tests {
         let subjects: i64 =
             conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'subjects'", [], |r| r.get(0)).unwrap();
         assert_eq!(subjects, 0, "the migration's earlier statements were rolled back");
+    }
+
+    /// Migration 9: a guardian's consent keeps the fact, not the guardian's
+    /// id, in the clear state; other consents and other state are untouched.
+    #[test]
+    fn a_guardians_id_in_a_stored_consent_becomes_a_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custos.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            for sql in &MIGRATIONS[..8] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 8).unwrap();
+            tx.execute_batch(
+                r#"INSERT INTO subjects (id, jurisdiction, created_at, wrapped_key, state) VALUES
+                 ('kid', 'eea', 1, x'6b6579',
+                  '{"consents":{"marketing":{"status":"granted","at":5,"by_guardian":"parent@example.org"},"provide_offerings":{"status":"withdrawn","at":6}},"restricted_since":9}'),
+                 ('adult', 'eea', 1, x'6b6579', '{"consents":{"marketing":{"status":"granted","at":5}}}'),
+                 ('new', 'eea', 1, x'6b6579', '{}');"#,
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        let state = |id: &str| -> serde_json::Value {
+            let text: String = conn.query_row("SELECT state FROM subjects WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+            assert!(!text.contains("parent@"), "the guardian's id is gone: {text}");
+            serde_json::from_str(&text).unwrap()
+        };
+        let kid = state("kid");
+        assert_eq!(kid["consents"]["marketing"]["by_guardian"], true, "{kid}");
+        assert_eq!(kid["consents"]["marketing"]["at"], 5, "{kid}");
+        assert!(kid["consents"]["provide_offerings"].get("by_guardian").is_none(), "{kid}");
+        assert_eq!(kid["restricted_since"], 9, "{kid}");
+        let adult = state("adult");
+        assert!(adult["consents"]["marketing"].get("by_guardian").is_none(), "{adult}");
+        assert_eq!(state("new"), serde_json::json!({}));
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!bytes.windows(10).any(|w| w == b"parent@exa"), "no copy left in the file (secure_delete)");
     }
 }

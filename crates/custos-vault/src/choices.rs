@@ -85,13 +85,14 @@ impl<S: Store> Vault<S> {
             }
             // A subject's own grant adds nothing to a live grant by their linked
             // guardian, and must not replace it (a minor would lose the service).
-            let guardian_granted = state.consents.get(purpose).is_some_and(|c| {
-                c.status == ConsentStatus::Granted && c.by_guardian.is_some() && c.by_guardian == s.guardian
-            });
+            let guardian_granted = state
+                .consents
+                .get(purpose)
+                .is_some_and(|c| c.status == ConsentStatus::Granted && c.by_guardian && s.guardian.is_some());
             if !(status == ConsentStatus::Granted && guardian.is_none() && guardian_granted) {
                 state
                     .consents
-                    .insert(purpose.to_string(), ConsentRecord { status, at: now, by_guardian: guardian.clone() });
+                    .insert(purpose.to_string(), ConsentRecord { status, at: now, by_guardian: guardian.is_some() });
             }
             Ok(action)
         })

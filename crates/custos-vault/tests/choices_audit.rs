@@ -50,6 +50,11 @@ fn a_guardians_consent_is_audited_as_the_guardians() -> TestResult {
     assert_eq!(granted["guardian"], v.pseudonym("parent-ga"), "{granted}");
     assert_eq!(granted["by"], "key:k1", "{granted}");
     assert!(!granted.to_string().contains("parent-ga"), "the guardian's id is not in the log: {granted}");
+    // Nor in the subject's state, which the store keeps in clear: only the fact.
+    let kid_id = custos_core::subject::SubjectId::parse("kid-ga")?;
+    let stored = v.store().subject(&kid_id)?.ok_or("the subject")?;
+    let state = serde_json::to_string(&stored.subject.state)?;
+    assert!(!state.contains("parent-ga") && state.contains("\"by_guardian\":true"), "{state}");
 
     v.withdraw_consent("kid-ga", "provide_offerings", Some("parent-ga"), &By::Cli)?;
     let withdrawn = last_event(&v)?;

@@ -259,7 +259,7 @@ impl Setup for Subject {
     }
     fn record(mut self, purpose: &str, status: ConsentStatus, by: Option<&str>) -> Self {
         let at = Timestamp::from_datetime(datetime!(2025-01-01 00:00 UTC));
-        self.state.consents.insert(purpose.to_string(), ConsentRecord { status, at, by_guardian: by.map(sid) });
+        self.state.consents.insert(purpose.to_string(), ConsentRecord { status, at, by_guardian: by.is_some() });
         self
     }
     fn objected(mut self, purpose: &str) -> Self {

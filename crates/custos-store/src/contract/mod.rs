@@ -157,11 +157,11 @@ pub(crate) fn full_subject(name: &str) -> Subject {
     let mut consents = BTreeMap::new();
     consents.insert(
         "marketing".to_string(),
-        ConsentRecord { status: ConsentStatus::Granted, at: at(5), by_guardian: Some(id("parent-1")) },
+        ConsentRecord { status: ConsentStatus::Granted, at: at(5), by_guardian: true },
     );
     consents.insert(
         "analytics".to_string(),
-        ConsentRecord { status: ConsentStatus::Withdrawn, at: at(6), by_guardian: None },
+        ConsentRecord { status: ConsentStatus::Withdrawn, at: at(6), by_guardian: false },
     );
     let mut objections = BTreeMap::new();
     objections.insert("interest-based-ads".to_string(), at(7));

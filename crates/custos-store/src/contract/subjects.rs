@@ -85,7 +85,7 @@ pub fn update_state_applies_the_change_and_audits_it(store: &dyn Store) {
     let mut new_state = SubjectState::default();
     new_state
         .consents
-        .insert("marketing".into(), ConsentRecord { status: ConsentStatus::Granted, at: at(10), by_guardian: None });
+        .insert("marketing".into(), ConsentRecord { status: ConsentStatus::Granted, at: at(10), by_guardian: false });
     let events = vec![event(AuditAction::ConsentGranted, Some("alice"), 10)];
     let mut seen = None;
     let changed = ok(

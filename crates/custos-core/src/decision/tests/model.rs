@@ -117,9 +117,7 @@ fn model(
             let objected = s.state.objections.contains_key(purpose);
             let minor = s.birth_date.is_some_and(|b| at < birthday(b, age));
             if minor && basis != "legal_obligation" {
-                let linked = s.guardian.as_ref().map(SubjectId::as_str);
-                let by_linked =
-                    record.filter(|r| linked.is_some() && r.by_guardian.as_ref().map(SubjectId::as_str) == linked);
+                let by_linked = record.filter(|r| s.guardian.is_some() && r.by_guardian);
                 match by_linked.map(|r| r.status) {
                     Some(ConsentStatus::Granted) => {}
                     Some(ConsentStatus::Withdrawn) => reasons.push((9, "consent_withdrawn")),
