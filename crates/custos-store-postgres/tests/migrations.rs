@@ -25,6 +25,18 @@ fn versions(db: &common::TestDb) -> Vec<i64> {
         .collect()
 }
 
+/// Makes `db` a schema-version-1 database holding the rows `inserts` adds,
+/// as a build from before every later migration left it.
+fn at_version_1(db: &common::TestDb, inserts: &str) {
+    let create = concat!(
+        "CREATE TABLE custos_schema_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL \
+         DEFAULT now());",
+        include_str!("../migrations/0001_init.sql"),
+        "INSERT INTO custos_schema_migrations (version) VALUES (1);"
+    );
+    db.client().batch_execute(&format!("{create}\n{inserts}")).unwrap();
+}
+
 /// Opens four stores on `db` at the same moment, as servers starting together would.
 fn open_four_at_once(db: &common::TestDb) {
     std::thread::scope(|scope| {
@@ -150,13 +162,9 @@ fn a_storage_failure_names_the_constraint_but_not_the_values() {
 #[test]
 fn a_version_1_database_is_migrated_forward_without_loss() {
     let db = common::TestDb::create();
-    db.client()
-        .batch_execute(concat!(
-            "CREATE TABLE custos_schema_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL \
-             DEFAULT now());",
-            include_str!("../migrations/0001_init.sql"),
-            "INSERT INTO custos_schema_migrations (version) VALUES (1);
-             INSERT INTO subjects (id, jurisdiction, created_at, wrapped_key, state)
+    at_version_1(
+        &db,
+        "INSERT INTO subjects (id, jurisdiction, created_at, wrapped_key, state)
                  VALUES ('alice', 'us-ca', 1, '\\x6b6579', '{}');
              INSERT INTO items (subject, category, version, source, purpose, collected_at, notice_version,
                                 superseded_at, sealed, token) VALUES
@@ -166,9 +174,8 @@ fn a_version_1_database_is_migrated_forward_without_loss() {
                  ('alice', 'payment.card', 1, 'provided', 'orders', 15, 'v1', 25, '\\x04', 'tok_a'),
                  ('alice', 'payment.card', 2, 'provided', 'orders', 25, 'v1', NULL, '\\x05', 'tok_b');
              INSERT INTO tokens (token, subject, category, version) VALUES
-                 ('tok_a', 'alice', 'payment.card', 1), ('tok_b', 'alice', 'payment.card', 2);"
-        ))
-        .unwrap();
+                 ('tok_a', 'alice', 'payment.card', 1), ('tok_b', 'alice', 'payment.card', 2);",
+    );
 
     let store = db.store();
     assert_eq!(versions(&db), (1..=SCHEMA_VERSION).collect::<Vec<_>>());
@@ -259,20 +266,15 @@ fn subjects_written_before_sealed_metadata_are_listed_and_upgraded() {
 #[test]
 fn a_guardians_id_in_a_stored_consent_becomes_a_flag() {
     let db = common::TestDb::create();
-    db.client()
-        .batch_execute(concat!(
-            "CREATE TABLE custos_schema_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL \
-             DEFAULT now());",
-            include_str!("../migrations/0001_init.sql"),
-            "INSERT INTO custos_schema_migrations (version) VALUES (1);
-             INSERT INTO subjects (id, jurisdiction, created_at, wrapped_key, state) VALUES
+    at_version_1(
+        &db,
+        "INSERT INTO subjects (id, jurisdiction, created_at, wrapped_key, state) VALUES
                  ('kid', 'eea', 1, '\\x6b6579',
                   '{\"consents\":{\"marketing\":{\"status\":\"granted\",\"at\":5,\"by_guardian\":\"parent@example.org\"},\
                    \"provide_offerings\":{\"status\":\"withdrawn\",\"at\":6}},\"restricted_since\":9}'),
                  ('adult', 'eea', 1, '\\x6b6579', '{\"consents\":{\"marketing\":{\"status\":\"granted\",\"at\":5}}}'),
-                 ('new', 'eea', 1, '\\x6b6579', '{}');"
-        ))
-        .unwrap();
+                 ('new', 'eea', 1, '\\x6b6579', '{}');",
+    );
     drop(db.store());
     let mut client = db.client();
     let state = |client: &mut postgres::Client, id: &str| -> serde_json::Value {
