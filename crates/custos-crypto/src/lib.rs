@@ -386,16 +386,19 @@ impl Keyring {
     /// an encoding) under the subkey derived for `label`. Without the master
     /// key the tag cannot be computed, so it cannot be brute-forced from a guess.
     pub fn keyed_hash(&self, label: &[u8], parts: &[&[u8]]) -> Result<[u8; 32], CryptoError> {
+        let mut hash = self.keyed_hasher(label)?;
+        for part in parts {
+            hash.part(part);
+        }
+        Ok(hash.finish())
+    }
+
+    /// The [`Keyring::keyed_hash`] under `label`, computed part by part, so a
+    /// part can be fed in pieces as it arrives ([`KeyedHasher::part_len`]).
+    pub fn keyed_hasher(&self, label: &[u8]) -> Result<KeyedHasher, CryptoError> {
         let raw = self.derive_subkey(label)?;
         let key = hmac::Key::new(hmac::HMAC_SHA256, &raw[..]);
-        let mut ctx = hmac::Context::with_key(&key);
-        for part in parts {
-            ctx.update(&(part.len() as u64).to_be_bytes());
-            ctx.update(part);
-        }
-        let mut out = [0u8; 32];
-        out.copy_from_slice(ctx.sign().as_ref());
-        Ok(out)
+        Ok(KeyedHasher(hmac::Context::with_key(&key)))
     }
 
     /// An AES-256-GCM key derived for `label`, for sealing records that are
@@ -403,6 +406,45 @@ impl Keyring {
     pub fn derived_data_key(&self, label: &[u8]) -> Result<DataKey, CryptoError> {
         let raw = self.derive_subkey(label)?;
         DataKey::from_raw(&raw[..])
+    }
+}
+
+/// A [`Keyring::keyed_hash`] in progress. Each part is its length (8 bytes,
+/// big-endian) then its bytes: [`KeyedHasher::part`] feeds both at once;
+/// [`KeyedHasher::part_len`] then [`KeyedHasher::update`] feed a part whose
+/// length is known before its bytes arrive. Feeding a different number of
+/// bytes than announced gives a tag no `keyed_hash` call gives: the caller
+/// counts.
+pub struct KeyedHasher(hmac::Context);
+
+impl fmt::Debug for KeyedHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyedHasher(..)")
+    }
+}
+
+impl KeyedHasher {
+    /// Feeds one whole part.
+    pub fn part(&mut self, part: &[u8]) {
+        self.part_len(part.len() as u64);
+        self.update(part);
+    }
+
+    /// Starts a part of `len` bytes, to be fed by [`KeyedHasher::update`].
+    pub fn part_len(&mut self, len: u64) {
+        self.0.update(&len.to_be_bytes());
+    }
+
+    /// Feeds bytes of the current part.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The tag.
+    pub fn finish(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.0.sign().as_ref());
+        out
     }
 }
 
@@ -421,6 +463,34 @@ mod tests {
 
     fn keyring() -> Keyring {
         Keyring::new(&MasterKey::generate().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_keyed_hash_fed_in_pieces_is_the_keyed_hash_of_the_whole() {
+        let kr = keyring();
+        let parts: [&[u8]; 3] = [b"scope", b"POST", b"{\"subject\":\"a\"}\n{\"subject\":\"b\"}"];
+        let whole = kr.keyed_hash(b"label", &parts).unwrap();
+        // The encoding it has always had: each part length-prefixed, under the derived subkey.
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &kr.derive_subkey(b"label").unwrap()[..]);
+        let mut ctx = hmac::Context::with_key(&key);
+        for part in parts {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        assert_eq!(whole[..], *ctx.sign().as_ref());
+        let last = parts[2];
+        for split in 0..=last.len() {
+            let mut h = kr.keyed_hasher(b"label").unwrap();
+            h.part(parts[0]);
+            h.part(parts[1]);
+            h.part_len(last.len() as u64);
+            h.update(&last[..split]);
+            h.update(&last[split..]);
+            assert_eq!(h.finish(), whole, "split at {split}");
+        }
+        let mut other = kr.keyed_hasher(b"other label").unwrap();
+        parts.iter().for_each(|p| other.part(p));
+        assert_ne!(other.finish(), whole);
     }
 
     #[test]

@@ -1,29 +1,41 @@
 //! `Idempotency-Key` on writes: a retried request with the same key returns
 //! the first result and writes nothing new.
 //!
-//! [`middleware`] wraps every write route ([`crate::WRITE_ROUTES`]); requests
-//! without the header pass straight through. With it, the middleware:
+//! [`middleware_limited`] wraps every write route ([`crate::WRITE_ROUTES`])
+//! with the route's body limit; requests without the header pass straight
+//! through. With it, the middleware:
 //!
 //! 1. authenticates the caller (the principal is handed on to the handler in
 //!    the request's extensions, so the key is looked up once) and checks the
 //!    header: 1 to 255 visible ASCII characters, else 400;
 //! 2. scopes the key by the API key's id (`{key_id}:{client_key}`), so two
-//!    callers can never see each other's responses, and fingerprints the
-//!    request as HMAC-SHA256 of the scoped key, method, path and body under a
-//!    key derived from the master key ([`custos_vault::Vault::idempotency_fingerprint`]):
-//!    a guessed request cannot be checked against a stored fingerprint;
+//!    callers can never see each other's responses;
 //! 3. takes an in-process lock on the scoped key ([`InFlight`]), so two
 //!    concurrent requests with the same key run one after the other: the
 //!    second waits, then finds the first one's response;
-//! 4. if a live response is recorded for the key (one younger than
-//!    [`crate::Config::idempotency_ttl`], 24 hours by default): the same
-//!    fingerprint replays its status and body with `Idempotent-Replayed:
-//!    true`; a different one is a 409 (`idempotency key reused with a
-//!    different request`). An expired record is treated as absent: the
-//!    request runs as a new one;
-//! 5. otherwise runs the handler and records its response, unless it is a 5xx:
-//!    a retry after a server error runs again. Recording prunes every expired
-//!    record in the same transaction.
+//! 4. looks up a live response recorded for the key (one younger than
+//!    [`crate::Config::idempotency_ttl`], 24 hours by default; an expired
+//!    record is treated as absent);
+//! 5. fingerprints the request as HMAC-SHA256 of the scoped key, method, path
+//!    and body under a key derived from the master key
+//!    ([`custos_vault::Vault::idempotency_fingerprint`]): a guessed request
+//!    cannot be checked against a stored fingerprint. The body is never held
+//!    for this: it is fed to the HMAC as it streams past
+//!    ([`custos_vault::FingerprintContext`]), so a 60 MB ingestion batch
+//!    costs what it costs without the header. (The HMAC takes the body's
+//!    length before its bytes: a body without `Content-Length`, chunked, is
+//!    read whole first, under the route's limit.) A body over the limit is a
+//!    413 and is not recorded;
+//! 6. with a record, reads the body through the fingerprint, keeping none of
+//!    it: the same fingerprint replays the recorded status and body with
+//!    `Idempotent-Replayed: true`; a different one is a 409 (`idempotency key
+//!    reused with a different request`);
+//! 7. without one, runs the handler on the body as it streams in, while the
+//!    fingerprint and the scan for the subjects it names ([`named_subjects`])
+//!    see each piece; then, once the body has been read to its end (what the
+//!    handler left unread is read and discarded), records the response,
+//!    unless it is a 5xx: a retry after a server error runs again. Recording
+//!    prunes every expired record in the same transaction.
 //!
 //! A record holds nothing personal in clear. Write responses can echo a
 //! subject id (which can itself be an email address) and the metadata given
@@ -50,23 +62,30 @@
 //!   before fingerprints were keyed and bodies sealed; a retry of such a
 //!   request runs again as a new one.
 
+mod tap;
+
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::body::{Body, HttpBody};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use custos_core::time::Timestamp;
 use custos_store::{IdempotentResponse, StoreError};
-use serde::Deserialize;
+use custos_vault::FingerprintContext;
+use http_body_util::{BodyExt, LengthLimitError};
 use tokio::sync::Notify;
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::problem::{ApiError, ProblemKind};
+#[cfg(test)]
+use tap::percent_decode;
+use tap::{Names, Tap};
 
 /// The request header naming an idempotency key.
 pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -149,56 +168,12 @@ pub fn validate_key(value: &HeaderValue) -> Result<&str, ApiError> {
 }
 
 /// The subject ids a write request names: the `{id}` of a `/v1/subjects/{id}/…`
-/// path, the `id` of a created subject, the `subject` of each ingested line.
-/// (A body that does not parse names nothing: the handler will refuse it.)
+/// path, the `id` of a created subject, the `subject` of each ingested line
+/// (see [`tap::Names`], which finds them as the body streams past).
 pub fn named_subjects(path: &str, body: &[u8]) -> BTreeSet<String> {
-    #[derive(Deserialize)]
-    struct Created {
-        id: Option<String>,
-    }
-    #[derive(Deserialize)]
-    struct Line {
-        subject: Option<String>,
-    }
-    let mut out = BTreeSet::new();
-    let path = path.split('?').next().unwrap_or(path);
-    if let Some(rest) = path.strip_prefix("/v1/subjects/") {
-        let segment = rest.split('/').next().unwrap_or(rest);
-        if let Some(id) = percent_decode(segment) {
-            out.insert(id);
-        }
-    } else if path == "/v1/subjects" {
-        if let Ok(Created { id: Some(id) }) = serde_json::from_slice::<Created>(body) {
-            out.insert(id);
-        }
-    } else if path == "/v1/ingest" {
-        for line in body.split(|b| *b == b'\n') {
-            if let Ok(Line { subject: Some(id) }) = serde_json::from_slice::<Line>(line) {
-                out.insert(id);
-            }
-        }
-    }
-    out
-}
-
-/// A path segment with `%XX` escapes decoded, if it is valid UTF-8 after.
-fn percent_decode(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%'
-            && let Some(hex) = segment.get(i + 1..i + 3)
-            && let Ok(v) = u8::from_str_radix(hex, 16)
-        {
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    let mut names = Names::for_request(path, body.len());
+    names.feed(body);
+    names.finish()
 }
 
 /// The oldest creation time of a record still live at `now`.
@@ -206,99 +181,119 @@ fn live_since(now: Timestamp, ttl: Duration) -> Timestamp {
     Timestamp(now.0.saturating_sub(i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX)))
 }
 
-/// The idempotency layer of a write route (see the module documentation).
+/// The idempotency layer of a write route whose body limit is the default
+/// [`crate::Config::max_body_bytes`] (see the module documentation).
 pub async fn middleware(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let limit = state.config.max_body_bytes;
+    middleware_limited(State((state, limit)), req, next).await
+}
+
+/// The idempotency layer of a write route whose body limit is `limit` bytes.
+pub async fn middleware_limited(
+    State((state, limit)): State<(Arc<AppState>, usize)>,
+    req: Request,
+    next: Next,
+) -> Response {
     if !req.headers().contains_key(&IDEMPOTENCY_KEY) {
         return next.run(req).await;
     }
-    match prepare(&state, req).await {
-        Ok(prepared) => {
-            // Its own task: a client that hangs up cannot stop it between the
-            // write and the record of the response.
-            let task = tokio::spawn(run_once(state, prepared, next));
-            match task.await {
-                Ok(resp) => resp,
-                Err(e) => ApiError::internal(&e).into_response(),
-            }
-        }
-        Err(e) => e.into_response(),
+    let (mut parts, body) = req.into_parts();
+    let key = match scoped_key(&state, &mut parts).await {
+        Ok(key) => key,
+        Err(e) => return e.into_response(),
+    };
+    // Its own task: a client that hangs up cannot stop it between the write
+    // and the record of the response.
+    let task = tokio::spawn(async move {
+        run_once(&state, key, limit, parts, body, next).await.unwrap_or_else(IntoResponse::into_response)
+    });
+    match task.await {
+        Ok(resp) => resp,
+        Err(e) => ApiError::internal(&e).into_response(),
     }
 }
 
-/// A request ready to run once: its scoped key, fingerprint, the pseudonyms
-/// of the subjects it names, and itself with the body buffered and the
-/// principal in its extensions.
-struct Prepared {
-    key: String,
-    fingerprint: [u8; 32],
-    subjects: Vec<String>,
-    req: Request,
-}
-
-async fn prepare(state: &Arc<AppState>, req: Request) -> Result<Prepared, ApiError> {
-    let (mut parts, body) = req.into_parts();
-    let auth = Auth::from_request_parts(&mut parts, state).await?;
+/// Authenticates the caller (handing the principal on in the extensions) and
+/// returns the idempotency key scoped by the API key's id.
+async fn scoped_key(state: &Arc<AppState>, parts: &mut Parts) -> Result<String, ApiError> {
+    let auth = Auth::from_request_parts(parts, state).await?;
     let mut values = parts.headers.get_all(&IDEMPOTENCY_KEY).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         return Err(ApiError::new(ProblemKind::InvalidIdempotencyKey, "send one Idempotency-Key header"));
     };
     let key = format!("{}:{}", auth.0.key_id, validate_key(value)?);
     parts.extensions.insert(auth);
-    // Read under the route's body limit (DefaultBodyLimit sits in the extensions).
-    let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), &()).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(ProblemKind::PayloadTooLarge, "the body is larger than the configured limit")
-        } else {
-            ApiError::new(ProblemKind::UnreadableBody, format!("cannot read the body: {}", e.body_text()))
-        }
-    })?;
-    let path = parts.uri.path_and_query().map_or_else(|| parts.uri.path(), |p| p.as_str());
-    let vault = &state.vault;
-    let fingerprint =
-        vault.idempotency_fingerprint(&key, parts.method.as_str(), path, &bytes).map_err(|e| ApiError::internal(&e))?;
-    let subjects = named_subjects(path, &bytes).iter().map(|id| vault.pseudonym(id)).collect();
-    Ok(Prepared { key, fingerprint, subjects, req: Request::from_parts(parts, Body::from(bytes)) })
+    Ok(key)
 }
 
-async fn run_once(state: Arc<AppState>, prepared: Prepared, next: Next) -> Response {
-    let Prepared { key, fingerprint, subjects, req } = prepared;
+fn too_large() -> ApiError {
+    ApiError::new(ProblemKind::PayloadTooLarge, "the body is larger than the configured limit")
+}
+
+fn unreadable() -> ApiError {
+    ApiError::new(ProblemKind::UnreadableBody, "cannot read the body")
+}
+
+/// Runs a request under its key once: replays or refuses it if a response is
+/// recorded for the key, else runs the handler on the body as it streams in
+/// and records its response.
+async fn run_once(
+    state: &Arc<AppState>,
+    key: String,
+    limit: usize,
+    parts: Parts,
+    body: Body,
+    next: Next,
+) -> Result<Response, ApiError> {
     let ttl = state.config.idempotency_ttl;
     let _held = state.idempotency.acquire(key.clone()).await;
     let lookup_key = key.clone();
     let recorded = state
         .run(move |v| {
             let since = live_since(v.clock_now(), ttl);
-            match v.store().idempotent_response(&lookup_key, since).map_err(|e| ApiError::internal(&e))? {
-                Some(first) if first.fingerprint == fingerprint => {
-                    let body = v.open_idempotent_body(&lookup_key, &first.body).map_err(|e| ApiError::internal(&e))?;
-                    Ok(Some(Ok((first.status, body.to_vec()))))
-                }
-                Some(_) => Ok(Some(Err(()))),
-                None => Ok(None),
-            }
+            v.store().idempotent_response(&lookup_key, since).map_err(|e| ApiError::internal(&e))
         })
-        .await;
-    match recorded {
-        Err(e) => return e.into_response(),
-        Ok(Some(Ok((status, body)))) => return replay(status, body),
-        Ok(Some(Err(()))) => return ApiError::new(ProblemKind::Conflict, REUSED).into_response(),
-        Ok(None) => {}
+        .await?;
+    let path = parts.uri.path_and_query().map_or_else(|| parts.uri.path(), |p| p.as_str()).to_owned();
+    let (body, len) = sized(body, limit).await?;
+    let vault = &state.vault;
+    let mut fingerprint = vault
+        .idempotency_fingerprint_context(&key, parts.method.as_str(), &path, len)
+        .map_err(|e| ApiError::internal(&e))?;
+    if let Some(first) = recorded {
+        drain(body, &mut fingerprint).await?;
+        if fingerprint.finish() != Some(first.fingerprint) {
+            return Err(ApiError::new(ProblemKind::Conflict, REUSED));
+        }
+        let status = first.status;
+        let body =
+            state.run(move |v| v.open_idempotent_body(&key, &first.body).map_err(|e| ApiError::internal(&e))).await?;
+        return Ok(replay(status, body.to_vec()));
     }
-    let resp = next.run(req).await;
+    // `len` is at most `limit`, a `usize`.
+    let names = Names::for_request(&path, usize::try_from(len).unwrap_or(limit));
+    let (body, seen) = Tap::wrap(body, fingerprint, names);
+    let resp = next.run(Request::from_parts(parts, body)).await;
     let status = resp.status();
     if status.is_server_error() {
-        return resp;
+        return Ok(resp);
     }
-    let (parts, body) = resp.into_parts();
-    let body = match axum::body::to_bytes(body, usize::MAX).await {
-        Ok(b) => b,
-        Err(e) => return ApiError::internal(&e).into_response(),
+    let Some(seen) = tap::take(&seen) else {
+        tracing::warn!("a handler kept the request body; its response is not recorded");
+        return Ok(resp);
     };
-    let record_body = body.clone();
+    let Some((fingerprint, named)) = seen.finish().await else {
+        // The body could not be read to its end: there is no request to fingerprint.
+        return Ok(resp);
+    };
+    let (parts, body) = resp.into_parts();
+    // A handler's response is one buffer: this takes it, it does not copy it.
+    let body = axum::body::to_bytes(body, usize::MAX).await.map_err(|e| ApiError::internal(&e))?;
+    let sealed = vault.seal_idempotent_body(&key, &body).map_err(|e| ApiError::internal(&e))?;
+    let subjects = named.iter().map(|id| vault.pseudonym(id)).collect();
     let saved = state
         .run(move |v| {
             let now = v.clock_now();
-            let sealed = v.seal_idempotent_body(&key, &record_body).map_err(|e| ApiError::internal(&e))?;
             let response =
                 IdempotentResponse { fingerprint, status: status.as_u16(), body: sealed, created_at: now, subjects };
             Ok(v.store().save_idempotent_response(&key, &response, live_since(now, ttl)))
@@ -312,7 +307,43 @@ async fn run_once(state: Arc<AppState>, prepared: Prepared, next: Next) -> Respo
         Ok(Err(e)) => tracing::error!(cause = %e, "cannot record an idempotent response; a retry will run again"),
         Err(_) => tracing::error!("cannot record an idempotent response; a retry will run again"),
     }
-    Response::from_parts(parts, Body::from(body))
+    Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+/// The body and its length, refused if over `limit`. The fingerprint holds
+/// the body's length before its bytes, so a body of unannounced length
+/// (chunked) is read whole first, under the limit; one with a
+/// `Content-Length` streams.
+async fn sized(body: Body, limit: usize) -> Result<(Body, u64), ApiError> {
+    match body.size_hint().exact() {
+        Some(len) if len > u64::try_from(limit).unwrap_or(u64::MAX) => Err(too_large()),
+        Some(len) => Ok((body, len)),
+        None => {
+            let bytes = match axum::body::to_bytes(body, limit).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    let over = std::error::Error::source(&e).is_some_and(|s| s.is::<LengthLimitError>());
+                    return Err(if over { too_large() } else { unreadable() });
+                }
+            };
+            let len = bytes.len() as u64;
+            Ok((Body::from(bytes), len))
+        }
+    }
+}
+
+/// Reads the body through the fingerprint, keeping none of it (a retry
+/// answered from the record).
+async fn drain(mut body: Body, fingerprint: &mut FingerprintContext) -> Result<(), ApiError> {
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| unreadable())?.into_data() else { continue };
+        fingerprint.update(&data);
+        crate::secret::wipe_bytes(data);
+        if fingerprint.is_overfed() {
+            return Err(unreadable());
+        }
+    }
+    Ok(())
 }
 
 /// The recorded response again. Write routes answer JSON, and problem+json

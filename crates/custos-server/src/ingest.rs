@@ -106,8 +106,8 @@ pub struct IngestSummary {
 }
 
 /// Holds one of the ingestion permits while a `/v1/ingest` request is read
-/// and written, around every other layer (the idempotency layer buffers the
-/// body it fingerprints under the permit too). Other routes pass through.
+/// and written, around every other layer (the idempotency layer's lookup and
+/// fingerprint run under the permit too). Other routes pass through.
 pub async fn gate(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let is_ingest = req.extensions().get::<MatchedPath>().is_some_and(|m| m.as_str() == "/v1/ingest");
     if !is_ingest {
@@ -207,7 +207,7 @@ impl Arena {
 /// zeroed: the spare capacity never held a line that was not wiped like
 /// this, and `Zeroize` on the `Vec` itself would zero the whole 512 KiB
 /// capacity for every line (it did: half of ingestion's CPU time).
-fn wipe_used(buffer: &mut Vec<u8>) {
+pub(crate) fn wipe_used(buffer: &mut Vec<u8>) {
     zeroize::Zeroize::zeroize(buffer.as_mut_slice());
     buffer.clear();
 }

@@ -221,14 +221,15 @@ impl Routes {
     }
 
     /// A write: it honours `Idempotency-Key`. `body_limit` overrides the
-    /// default body limit (the idempotency layer buffers the body under it).
+    /// default body limit (the idempotency layer refuses a body over it).
     fn write<H, T>(mut self, method: &'static str, path: &'static str, handler: H, body_limit: Option<usize>) -> Self
     where
         H: Handler<T, Arc<AppState>>,
         T: 'static,
     {
+        let limit = body_limit.unwrap_or(self.state.config.max_body_bytes);
         let mut endpoint = on(method_filter(method), handler)
-            .route_layer(middleware::from_fn_with_state(self.state.clone(), idempotency::middleware));
+            .route_layer(middleware::from_fn_with_state((self.state.clone(), limit), idempotency::middleware_limited));
         if let Some(limit) = body_limit {
             endpoint = endpoint.layer(DefaultBodyLimit::max(limit));
         }

@@ -37,6 +37,7 @@ pub use acting::By;
 pub use audit::{AuditVerification, verify_chain};
 pub use choices::ROLE_NOT_ALLOWED;
 pub use error::{CardError, Denied, InputError, PolicyIdKind, VaultError};
+pub use idempotency::FingerprintContext;
 pub use identity::{Binding, IdentityError, Rotation, bind_store};
 pub use read::{Read, ReadAll, Revealed};
 pub use reseal::{RESEAL_BATCH, Resealing};
