@@ -52,9 +52,11 @@ impl<S: Store> Vault<S> {
         }
         let batch = batch.clamp(1, 10_000);
         let mut after: Option<ItemKey> = None;
+        let mut any_items = false;
         loop {
             let page = self.store.sealed_items(after.as_ref(), batch)?;
             let Some(last) = page.last() else { break };
+            any_items = true;
             after = Some(last.key.clone());
             let legacy: Vec<_> = page.into_iter().filter(|i| is_legacy_item(&i.sealed)).collect();
             if legacy.is_empty() {
@@ -88,8 +90,11 @@ impl<S: Store> Vault<S> {
             done.resealed += self.store.reseal_items(&reseals, &[ev])?;
             done.batches += 1;
         }
-        let ev = self.maintenance_event(AuditAction::ItemsBound, done.resealed, by);
-        self.store.mark_items_bound(&[ev])?;
+        // A store that holds no item (a new one) had nothing unbound: it is
+        // marked without an audit entry, as nothing about its data changed.
+        let events =
+            if any_items { vec![self.maintenance_event(AuditAction::ItemsBound, done.resealed, by)] } else { vec![] };
+        self.store.mark_items_bound(&events)?;
         Ok(done)
     }
 
