@@ -247,9 +247,6 @@ trait Setup: Sized {
     fn guardian_withdrew(self, purpose: &str) -> Self {
         self.record(purpose, ConsentStatus::Withdrawn, Some(GUARDIAN_ID))
     }
-    fn other_guardian_consent(self, purpose: &str) -> Self {
-        self.record(purpose, ConsentStatus::Granted, Some(OTHER_GUARDIAN_ID))
-    }
 }
 
 impl Setup for Subject {
@@ -485,7 +482,6 @@ fn cases() -> Vec<Case> {
         ("eea 15, child's own withdrawal: still no guardian consent", child15("eea").with_guardian().withdrawn("analytics"), "analytics", DEV, C, R, "guardian_consent_missing"),
         ("eea 15, guardian withdrew", child15("eea").with_guardian().guardian_withdrew("analytics"), "analytics", DEV, C, R, "consent_withdrawn"),
         ("eea 15, guardian withdrew a contract purpose", child15("eea").with_guardian().guardian_withdrew("orders"), "orders", EMAIL, C, R, "consent_withdrawn"),
-        ("eea 15, consent by a guardian who is not the linked one", child15("eea").with_guardian().other_guardian_consent("orders"), "orders", EMAIL, C, R, "guardian_consent_missing"),
         ("eea 15, guardian consent but no guardian linked any more", child15("eea").guardian_consent("orders"), "orders", EMAIL, C, R, "guardian_consent_missing"),
         ("eea 15, guardian consent for another purpose", child15("eea").with_guardian().guardian_consent("orders"), "fraud", EMAIL, C, R, "guardian_consent_missing"),
         ("eea 15, legal obligation needs no guardian", child15("eea"), "tax", HIST, C, R, "allow:legal_obligation"),

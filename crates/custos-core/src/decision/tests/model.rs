@@ -159,7 +159,9 @@ fn decide_str(
     decide_how(s, purpose, category, who, how, t).map(LegalBasis::as_str).map_err(|d| d.reason.code())
 }
 
-/// The seven consent records a purpose can have (index 0 = none).
+/// The five consent records a purpose can have (index 0 = none). A consent
+/// marked as a guardian's was given by the subject's linked guardian: the
+/// vault refuses anyone else's, and the state keeps only the flag.
 fn consent_option(i: u8) -> Option<(ConsentStatus, Option<&'static str>)> {
     use ConsentStatus::{Granted, Withdrawn};
     match i {
@@ -167,8 +169,6 @@ fn consent_option(i: u8) -> Option<(ConsentStatus, Option<&'static str>)> {
         2 => Some((Withdrawn, None)),
         3 => Some((Granted, Some(GUARDIAN_ID))),
         4 => Some((Withdrawn, Some(GUARDIAN_ID))),
-        5 => Some((Granted, Some(OTHER_GUARDIAN_ID))),
-        6 => Some((Withdrawn, Some(OTHER_GUARDIAN_ID))),
         _ => None,
     }
 }
