@@ -535,7 +535,9 @@ fn a_store_from_before_key_checks_is_recorded_from_the_key_that_opens_it() {
         let (dk, wrapped) = custos_crypto::new_data_key_v1_for_tests(&master, "legacy").expect("key");
         let subject = custos_core::subject::Subject::new(id.clone(), "eea", custos_core::time::Timestamp(1));
         let pseudonym = custos_crypto::Keyring::new(&master).expect("keyring").pseudonym("legacy");
-        store.create_subject(&subject, &wrapped, None, &pseudonym, &[]).expect("subject");
+        store
+            .create_subject(&subject, &wrapped, None, &pseudonym, &[], &custos_store::HeldKeys::UNKEYED)
+            .expect("subject");
         let sealed = dk.seal(&custos_crypto::item_context("legacy", "contact.email"), EMAIL.as_bytes()).expect("seal");
         let item = custos_store::NewItem {
             subject: id,

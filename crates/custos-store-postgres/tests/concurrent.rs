@@ -9,7 +9,7 @@ mod common;
 use custos_core::audit::{AuditAction, AuditEvent, ChainVerifier};
 use custos_core::subject::{Subject, SubjectId};
 use custos_core::time::Timestamp;
-use custos_store::{AuditStore, ItemStore, NewItem, SubjectStore};
+use custos_store::{AuditStore, HeldKeys, ItemStore, NewItem, SubjectStore};
 
 fn id(name: &str) -> SubjectId {
     SubjectId::parse(name).unwrap()
@@ -42,10 +42,19 @@ fn two_stores_on_one_database_keep_one_chain_and_every_version() {
     let db = common::TestDb::create();
     let stores = [db.store(), db.store()];
     stores[0]
-        .create_subject(&subject("shared"), b"key", None, "p-shared", &[event(AuditAction::SubjectCreated, 0)])
+        .create_subject(
+            &subject("shared"),
+            b"key",
+            None,
+            "p-shared",
+            &[event(AuditAction::SubjectCreated, 0)],
+            &HeldKeys::UNKEYED,
+        )
         .unwrap();
     for t in 0..THREADS {
-        stores[1].create_subject(&subject(&format!("own-{t}")), b"key", None, &format!("p-own-{t}"), &[]).unwrap();
+        stores[1]
+            .create_subject(&subject(&format!("own-{t}")), b"key", None, &format!("p-own-{t}"), &[], &HeldKeys::UNKEYED)
+            .unwrap();
     }
     let before = stores[0].audit_head().unwrap();
     assert_eq!(before.seq, 1);
@@ -106,7 +115,7 @@ fn two_stores_on_one_database_keep_one_chain_and_every_version() {
 fn a_version_committed_while_a_writer_waits_for_the_subject_is_not_reused() {
     let db = common::TestDb::create();
     let store = db.store();
-    store.create_subject(&subject("alice"), b"key", None, "p-alice", &[]).unwrap();
+    store.create_subject(&subject("alice"), b"key", None, "p-alice", &[], &HeldKeys::UNKEYED).unwrap();
     assert_eq!(
         store.put_items(&[item("alice", "email", 1)], &seal_of(&[item("alice", "email", 1)]), &[]).unwrap(),
         [1]

@@ -8,7 +8,7 @@ mod common;
 use custos_core::audit::{AuditAction, AuditEvent};
 use custos_core::subject::{Subject, SubjectId};
 use custos_core::time::Timestamp;
-use custos_store::{AuditStore, ItemStore, NewItem, StoreError, SubjectStore};
+use custos_store::{AuditStore, HeldKeys, ItemStore, NewItem, StoreError, SubjectStore};
 use custos_store_postgres::{OpenError, PostgresStore, SCHEMA_VERSION};
 
 fn alice() -> Subject {
@@ -60,7 +60,7 @@ fn reconnecting_keeps_the_data_and_the_chain_goes_on() {
     let ev = AuditEvent::new(Timestamp(1), AuditAction::SubjectCreated, "controller");
     let head = {
         let store = db.store();
-        store.create_subject(&alice(), b"key", None, "p-alice", std::slice::from_ref(&ev)).unwrap();
+        store.create_subject(&alice(), b"key", None, "p-alice", std::slice::from_ref(&ev), &HeldKeys::UNKEYED).unwrap();
         store.audit_head().unwrap()
     };
     let store = db.store();
@@ -92,7 +92,7 @@ fn a_database_that_does_not_exist_is_created_and_migrated() {
     let db = common::TestDb::reserve();
     let store = db.store();
     assert_eq!(versions(&db), (1..=SCHEMA_VERSION).collect::<Vec<_>>());
-    store.create_subject(&alice(), b"key", None, "p-alice", &[]).unwrap();
+    store.create_subject(&alice(), b"key", None, "p-alice", &[], &HeldKeys::UNKEYED).unwrap();
     drop(store);
     assert!(db.store().subject(&alice().id).unwrap().is_some(), "a second connection finds it and its data");
 }
@@ -130,10 +130,10 @@ fn an_unreachable_server_fails_without_showing_the_password() {
 #[test]
 fn a_storage_failure_names_the_constraint_but_not_the_values() {
     let (store, _db) = common::fresh_store();
-    store.create_subject(&alice(), b"key", None, "p-alice", &[]).unwrap();
+    store.create_subject(&alice(), b"key", None, "p-alice", &[], &HeldKeys::UNKEYED).unwrap();
     let mut bob = alice();
     bob.id = SubjectId::parse("bob").unwrap();
-    store.create_subject(&bob, b"key", None, "p-bob", &[]).unwrap();
+    store.create_subject(&bob, b"key", None, "p-bob", &[], &HeldKeys::UNKEYED).unwrap();
     let card = |subject: &Subject| NewItem {
         subject: subject.id.clone(),
         category: "payment-card".into(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use custos_core::audit::{AuditAction, AuditEvent};
 use custos_core::subject::{Subject, SubjectId};
 use custos_core::time::Timestamp;
-use custos_store::{AuditStore, ItemStore, NewItem, SubjectStore};
+use custos_store::{AuditStore, HeldKeys, ItemStore, NewItem, SubjectStore};
 use custos_store_sqlite::SqliteStore;
 
 const CATEGORIES: [&str; 8] = ["address", "birthday", "device-id", "email", "ip-address", "name", "order-id", "phone"];
@@ -63,7 +63,14 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let started = Instant::now();
     for n in 0..SUBJECTS {
-        store.create_subject(&subject(n), &[7; 40], None, &format!("p{n}"), &event(AuditAction::SubjectCreated))?;
+        store.create_subject(
+            &subject(n),
+            &[7; 40],
+            None,
+            &format!("p{n}"),
+            &event(AuditAction::SubjectCreated),
+            &HeldKeys::UNKEYED,
+        )?;
     }
     println!("create_subject, one per call: {}", rate(SUBJECTS, started.elapsed()));
 
@@ -139,6 +146,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             None,
             &format!("p{heavy}"),
             &event(AuditAction::SubjectCreated),
+            &HeldKeys::UNKEYED,
         )?;
         let items: Vec<NewItem> = (0..1_000).map(|i| item(&id(heavy), CATEGORIES[i % 8], i as i64)).collect();
         store.put_items(&items, &seal_of(&items), &event(AuditAction::DataWritten))?;

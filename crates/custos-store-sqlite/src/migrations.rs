@@ -94,7 +94,9 @@ mod tests {
         let ev = AuditEvent::new(Timestamp(1), AuditAction::SubjectCreated, "controller");
         let head = {
             let store = SqliteStore::open(&path).unwrap();
-            store.create_subject(&alice(), b"key", None, "p-alice", std::slice::from_ref(&ev)).unwrap();
+            store
+                .create_subject(&alice(), b"key", None, "p-alice", std::slice::from_ref(&ev), &HeldKeys::UNKEYED)
+                .unwrap();
             let item = NewItem {
                 subject: alice().id,
                 category: "email".into(),

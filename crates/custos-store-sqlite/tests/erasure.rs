@@ -61,7 +61,16 @@ fn an_erased_subjects_key_and_sealed_bytes_are_gone_from_the_file() {
         let store = SqliteStore::open(&path).unwrap();
         for name in ["erased", "kept"] {
             let key = format!("\u{1}WRAPPED-KEY-{name}\u{2}");
-            store.create_subject(&subject(name), key.as_bytes(), None, name, &ev(AuditAction::SubjectCreated)).unwrap();
+            store
+                .create_subject(
+                    &subject(name),
+                    key.as_bytes(),
+                    None,
+                    name,
+                    &ev(AuditAction::SubjectCreated),
+                    &HeldKeys::UNKEYED,
+                )
+                .unwrap();
         }
         // Several batches, so that some pages reach the database file before the erasure.
         for b in 0..3 {
@@ -118,12 +127,30 @@ fn regression_erased_key_not_recoverable_from_wal() {
     let ev = |action| vec![AuditEvent::new(Timestamp(5), action, "controller")];
     let store = SqliteStore::open(&path).unwrap();
     let kept_key = b"\x01WRAPPED-KEY-kept\x02";
-    store.create_subject(&subject("kept"), kept_key, None, "ps-kept", &ev(AuditAction::SubjectCreated)).unwrap();
+    store
+        .create_subject(
+            &subject("kept"),
+            kept_key,
+            None,
+            "ps-kept",
+            &ev(AuditAction::SubjectCreated),
+            &HeldKeys::UNKEYED,
+        )
+        .unwrap();
     // Many frames first, then the erased subject's: however the WAL is
     // reused, the few frames of the erasure cannot overwrite theirs.
     store.put_items(&items("kept", 0, 400), &seal_of(&items("kept", 0, 400)), &ev(AuditAction::DataWritten)).unwrap();
     let key = b"\x01WRAPPED-KEY-erased\x02";
-    store.create_subject(&subject("erased"), key, None, "ps-erased", &ev(AuditAction::SubjectCreated)).unwrap();
+    store
+        .create_subject(
+            &subject("erased"),
+            key,
+            None,
+            "ps-erased",
+            &ev(AuditAction::SubjectCreated),
+            &HeldKeys::UNKEYED,
+        )
+        .unwrap();
     store.put_items(&items("erased", 0, 12), &seal_of(&items("erased", 0, 12)), &ev(AuditAction::DataWritten)).unwrap();
     store.put_items(&items("kept", 1, 20), &seal_of(&items("kept", 1, 20)), &ev(AuditAction::DataWritten)).unwrap();
 
@@ -159,10 +186,28 @@ fn an_erasure_beside_an_open_store_is_wiped_before_its_store_closes() {
     let path = dir.path().join("custos.db");
     let ev = |action| vec![AuditEvent::new(Timestamp(5), action, "controller")];
     let server = SqliteStore::open(&path).unwrap();
-    server.create_subject(&subject("kept"), b"kept-key", None, "ps-kept", &ev(AuditAction::SubjectCreated)).unwrap();
+    server
+        .create_subject(
+            &subject("kept"),
+            b"kept-key",
+            None,
+            "ps-kept",
+            &ev(AuditAction::SubjectCreated),
+            &HeldKeys::UNKEYED,
+        )
+        .unwrap();
     server.put_items(&items("kept", 0, 300), &seal_of(&items("kept", 0, 300)), &ev(AuditAction::DataWritten)).unwrap();
     let key = b"\x01WRAPPED-KEY-erased\x02";
-    server.create_subject(&subject("erased"), key, None, "ps-erased", &ev(AuditAction::SubjectCreated)).unwrap();
+    server
+        .create_subject(
+            &subject("erased"),
+            key,
+            None,
+            "ps-erased",
+            &ev(AuditAction::SubjectCreated),
+            &HeldKeys::UNKEYED,
+        )
+        .unwrap();
     server
         .put_items(&items("erased", 0, 12), &seal_of(&items("erased", 0, 12)), &ev(AuditAction::DataWritten))
         .unwrap();
@@ -191,10 +236,28 @@ fn a_wipe_delayed_by_an_old_reader_completes_once_the_reader_ends() {
     let path = dir.path().join("custos.db");
     let ev = |action| vec![AuditEvent::new(Timestamp(5), action, "controller")];
     let store = SqliteStore::open(&path).unwrap();
-    store.create_subject(&subject("kept"), b"kept-key", None, "ps-kept", &ev(AuditAction::SubjectCreated)).unwrap();
+    store
+        .create_subject(
+            &subject("kept"),
+            b"kept-key",
+            None,
+            "ps-kept",
+            &ev(AuditAction::SubjectCreated),
+            &HeldKeys::UNKEYED,
+        )
+        .unwrap();
     store.put_items(&items("kept", 0, 300), &seal_of(&items("kept", 0, 300)), &ev(AuditAction::DataWritten)).unwrap();
     let key = b"\x01WRAPPED-KEY-erased\x02";
-    store.create_subject(&subject("erased"), key, None, "ps-erased", &ev(AuditAction::SubjectCreated)).unwrap();
+    store
+        .create_subject(
+            &subject("erased"),
+            key,
+            None,
+            "ps-erased",
+            &ev(AuditAction::SubjectCreated),
+            &HeldKeys::UNKEYED,
+        )
+        .unwrap();
     store.put_items(&items("erased", 0, 12), &seal_of(&items("erased", 0, 12)), &ev(AuditAction::DataWritten)).unwrap();
 
     let reader = rusqlite::Connection::open(&path).unwrap();

@@ -66,7 +66,9 @@ fn regression_cli_command_beside_running_server_keeps_chain_intact() {
     let head = server.append_audit(&ev(AuditAction::DataRead)).expect("an audited read after the CLI command");
     assert_eq!(head.seq, 3);
     let alice = Subject::new(SubjectId::parse("alice").unwrap(), "eea", Timestamp(1));
-    server.create_subject(&alice, b"key", None, "ps-alice", &ev(AuditAction::SubjectCreated)).unwrap();
+    server
+        .create_subject(&alice, b"key", None, "ps-alice", &ev(AuditAction::SubjectCreated), &HeldKeys::UNKEYED)
+        .unwrap();
     let cli = SqliteStore::open(&path).unwrap();
     cli.put_items(&[item("alice", 1)], &seal_of(&[item("alice", 1)]), &ev(AuditAction::DataWritten)).unwrap();
     server.put_items(&[item("alice", 2)], &seal_of(&[item("alice", 2)]), &ev(AuditAction::DataWritten)).unwrap();

@@ -15,7 +15,7 @@ use custos_store_sqlite::SqliteStore;
 fn create(store: &SqliteStore, name: &str) -> Result<(), StoreError> {
     let subject = Subject::new(SubjectId::parse(name).expect("a valid id"), "kr", Timestamp(1));
     let ev = [AuditEvent::new(Timestamp(5), AuditAction::SubjectCreated, "controller")];
-    store.create_subject(&subject, b"wrapped", None, name, &ev)
+    store.create_subject(&subject, b"wrapped", None, name, &ev, &HeldKeys::UNKEYED)
 }
 
 #[test]

@@ -14,7 +14,7 @@ use custos_store_sqlite::{SqliteStore, WAL_SIZE_LIMIT};
 fn create(store: &SqliteStore, name: &str, sealed: &[u8]) {
     let subject = Subject::new(SubjectId::parse(name).expect("a valid id"), "kr", Timestamp(1));
     let ev = [AuditEvent::new(Timestamp(5), AuditAction::SubjectCreated, "controller")];
-    store.create_subject(&subject, b"wrapped", Some(sealed), name, &ev).expect("created");
+    store.create_subject(&subject, b"wrapped", Some(sealed), name, &ev, &HeldKeys::UNKEYED).expect("created");
 }
 
 #[test]

@@ -26,6 +26,33 @@ pub struct KeyCheck {
     pub sealed_root: Option<Vec<u8>>,
 }
 
+/// The master keys a writer holds, as a store identity records them (id and
+/// key-check value): the current key, and the previous one during a
+/// rotation. A store refuses to create a subject (whose data key is wrapped
+/// under the current key) when its identity names neither: a process left
+/// with a key rotated away would otherwise wrap new data under a key about to
+/// be destroyed. The check is made inside the write transaction, so a
+/// rotation that moves the identity cannot slip between check and insert.
+#[derive(Debug, Clone, Copy)]
+pub struct HeldKeys<'a> {
+    /// The current master key's id and key-check value.
+    pub current: (&'a [u8], &'a [u8]),
+    /// The previous master key's, during a rotation.
+    pub previous: Option<(&'a [u8], &'a [u8])>,
+}
+
+impl HeldKeys<'_> {
+    /// A writer that holds no master key: accepted only by a store that has
+    /// recorded no identity yet (store-level tests and tools). Fails closed.
+    pub const UNKEYED: HeldKeys<'static> = HeldKeys { current: (&[], &[]), previous: None };
+
+    /// Whether `recorded` (a store identity's key) is one of these.
+    pub fn holds(&self, recorded: &KeyCheck) -> bool {
+        let is = |(id, check): (&[u8], &[u8])| recorded.key_id == id && recorded.check == check;
+        is(self.current) || self.previous.is_some_and(is)
+    }
+}
+
 /// What a store remembers about how it was created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreIdentity {

@@ -33,7 +33,7 @@ pub use audit::AuditStore;
 pub use checkpoints::{ChainItem, CheckpointStore};
 pub use group_commit::AuditGroupCommit;
 pub use idempotency::{IdempotencyStore, IdempotentResponse};
-pub use identity::{IdentityStore, KeyCheck, Rewrap, StoreIdentity, WrappedKey};
+pub use identity::{HeldKeys, IdentityStore, KeyCheck, Rewrap, StoreIdentity, WrappedKey};
 pub use items::{ItemStore, NewItem, Seal, StoredItem};
 pub use keys::{ApiKeyRecord, KeyStore};
 pub use reseal::{ItemKey, Reseal, ResealStore, SealedItem};
@@ -43,8 +43,8 @@ pub use subjects::{LegacySubject, StateChange, SubjectColumns, SubjectRecord, Su
 /// (`use custos_store::prelude::*;`).
 pub mod prelude {
     pub use crate::{
-        AuditStore, CheckpointStore, IdempotencyStore, IdentityStore, ItemStore, KeyStore, ResealStore, Store,
-        SubjectStore,
+        AuditStore, CheckpointStore, HeldKeys, IdempotencyStore, IdentityStore, ItemStore, KeyStore, ResealStore,
+        Store, SubjectStore,
     };
 }
 
@@ -95,6 +95,13 @@ pub enum StoreError {
     /// An idempotency key was recorded already.
     #[error("this idempotency key was used already")]
     IdempotencyKeyExists,
+    /// The store's identity names a master key the writer does not hold (see
+    /// [`HeldKeys`]): `recorded` is that key's public id.
+    #[error("the store is keyed by another master key")]
+    KeyNotHeld {
+        /// The recorded master key's id.
+        recorded: Vec<u8>,
+    },
     /// The backend failed (I/O, corruption, a bug). Never contains personal values.
     #[error("storage failure: {0}")]
     Backend(String),

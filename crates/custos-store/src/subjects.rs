@@ -4,7 +4,7 @@ use custos_core::audit::AuditEvent;
 use custos_core::subject::{Subject, SubjectId, SubjectState};
 use custos_core::time::Timestamp;
 
-use crate::{StoreError, corrupt};
+use crate::{HeldKeys, StoreError, corrupt};
 
 /// A subject as stored: id, jurisdiction, state, the wrapped data key and the
 /// sealed metadata.
@@ -91,7 +91,9 @@ pub trait SubjectStore: Send + Sync {
     /// `region`, `birth_date` or `guardian` (those arrive sealed in
     /// `sealed_metadata`). Fails with [`StoreError::SubjectExists`] if the id
     /// exists, and with [`StoreError::SubjectErased`] if a tombstone holds
-    /// `pseudonym` (an erased id is never re-created).
+    /// `pseudonym` (an erased id is never re-created), and with
+    /// [`StoreError::KeyNotHeld`] if the store's recorded identity names a
+    /// master key that is not in `held` (checked inside the write transaction).
     fn create_subject(
         &self,
         subject: &Subject,
@@ -99,6 +101,7 @@ pub trait SubjectStore: Send + Sync {
         sealed_metadata: Option<&[u8]>,
         pseudonym: &str,
         audit: &[AuditEvent],
+        held: &HeldKeys<'_>,
     ) -> Result<(), StoreError>;
 
     /// Loads a live subject. An erased one is not found by id: its tombstone
@@ -219,8 +222,9 @@ impl<T: SubjectStore + ?Sized> SubjectStore for std::sync::Arc<T> {
         sealed_metadata: Option<&[u8]>,
         pseudonym: &str,
         audit: &[AuditEvent],
+        held: &HeldKeys<'_>,
     ) -> Result<(), StoreError> {
-        (**self).create_subject(subject, wrapped_key, sealed_metadata, pseudonym, audit)
+        (**self).create_subject(subject, wrapped_key, sealed_metadata, pseudonym, audit, held)
     }
 
     fn subject(&self, id: &SubjectId) -> Result<Option<SubjectRecord>, StoreError> {

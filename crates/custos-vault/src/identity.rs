@@ -132,7 +132,7 @@ pub struct Rotation {
     pub key_check_moved: bool,
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

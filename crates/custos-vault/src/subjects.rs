@@ -14,9 +14,10 @@ use custos_core::decision::{DenyReason, Operation};
 use custos_core::subject::{Subject, SubjectId, SubjectState};
 use custos_core::time::{Timestamp, format_date, parse_date};
 use custos_crypto::{CryptoError, DataKey, metadata_context};
-use custos_store::{Store, StoreError, StoredItem, SubjectRecord};
+use custos_store::{HeldKeys, Store, StoreError, StoredItem, SubjectRecord};
 use time::Date;
 
+use crate::identity::hex;
 use crate::*;
 
 /// A subject to create.
@@ -131,7 +132,6 @@ impl<S: Store> Vault<S> {
             erased_at: None,
             state: SubjectState::default(),
         };
-        self.check_master_key()?;
         let (key, wrapped) = self.keys.new_data_key(id.as_str())?;
         let sealed = if subject.has_metadata() {
             Some(key.seal(&metadata_context(id.as_str()), encode_metadata(&subject).as_bytes())?)
@@ -142,10 +142,22 @@ impl<S: Store> Vault<S> {
         let stored = Subject::new(id.clone(), subject.jurisdiction.clone(), now);
         let event = self.event(now, AuditAction::SubjectCreated, CONTROLLER, id.as_str(), by);
         let pseudonym = self.keys.pseudonym(id.as_str());
-        self.store.create_subject(&stored, &wrapped, sealed.as_deref(), &pseudonym, &[event]).map_err(|e| match e {
-            // An erased id stays erased: re-creating it is refused like a taken id.
-            StoreError::SubjectErased => VaultError::SubjectExists,
-            other => other.into(),
+        // The store checks, inside its write transaction, that it is still
+        // keyed by a master key this process holds (another process may have
+        // rotated it): a data key wrapped under a key rotated away would be
+        // lost with it.
+        let (key_id, check) = (self.keys.key_id(), self.keys.key_check());
+        let previous = self.keys.previous_key();
+        let held = HeldKeys { current: (&key_id, &check), previous: previous.as_ref().map(|(i, c)| (&i[..], &c[..])) };
+        self.store.create_subject(&stored, &wrapped, sealed.as_deref(), &pseudonym, &[event], &held).map_err(|e| {
+            match e {
+                // An erased id stays erased: re-creating it is refused like a taken id.
+                StoreError::SubjectErased => VaultError::SubjectExists,
+                StoreError::KeyNotHeld { recorded } => {
+                    IdentityError::RotatedAway { recorded: hex(&recorded), held: hex(&key_id) }.into()
+                }
+                other => other.into(),
+            }
         })?;
         Ok(subject)
     }

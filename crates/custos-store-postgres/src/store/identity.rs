@@ -6,7 +6,7 @@
 use custos_core::audit::AuditEvent;
 use custos_core::subject::SubjectId;
 use custos_core::time::Timestamp;
-use custos_store::{IdentityStore, KeyCheck, Rewrap, StoreError, StoreIdentity, WrappedKey};
+use custos_store::{HeldKeys, IdentityStore, KeyCheck, Rewrap, StoreError, StoreIdentity, WrappedKey};
 use postgres::{GenericClient, Row};
 
 use super::{Session, append_if_any};
@@ -29,6 +29,24 @@ const REPLACE_KEY_CHECK: &str = "UPDATE store_identity SET key_id = $3, key_chec
      WHERE id = 1 AND key_id = $1 AND key_check = $2";
 const ADOPT_NOTICE: &str =
     "UPDATE store_identity SET notice_version = $3 WHERE id = 1 AND notice_id = $1 AND notice_version = $2";
+
+/// Locks the identity row for sharing: a rotation's update of it waits until
+/// the transaction that checked it has committed.
+const IDENTITY_KEY: &str = "SELECT key_id, key_check FROM store_identity WHERE id = 1 FOR SHARE";
+
+/// Inside a write transaction: fails with [`StoreError::KeyNotHeld`] when the
+/// recorded identity names a master key not in `held` (a store with no
+/// identity yet accepts any writer). The row stays share-locked until the
+/// transaction ends, so a rotation cannot move the identity in between.
+pub(super) fn check_held<C: GenericClient>(conn: &mut Session<'_, C>, held: &HeldKeys<'_>) -> Result<(), StoreError> {
+    const OP: &str = "checking the store's master key";
+    let Some(row) = conn.query_opt(IDENTITY_KEY, &[]).during(OP)? else {
+        return Ok(());
+    };
+    let recorded =
+        KeyCheck { key_id: row.try_get(0).during(OP)?, check: row.try_get(1).during(OP)?, sealed_root: None };
+    if held.holds(&recorded) { Ok(()) } else { Err(StoreError::KeyNotHeld { recorded: recorded.key_id }) }
+}
 
 fn load<C: GenericClient>(conn: &mut Session<'_, C>) -> Result<Option<StoreIdentity>, StoreError> {
     const OP: &str = "reading the store identity";

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use custos_core::audit::AuditEvent;
 use custos_core::subject::{Subject, SubjectId, SubjectState};
 use custos_core::time::Timestamp;
-use custos_store::{LegacySubject, StateChange, StoreError, SubjectColumns, SubjectRecord, SubjectStore, Tombstone};
+use custos_store::{
+    HeldKeys, LegacySubject, StateChange, StoreError, SubjectColumns, SubjectRecord, SubjectStore, Tombstone,
+};
 use postgres::{GenericClient, Row};
 
 use super::{Session, append_if_any};
@@ -86,10 +88,12 @@ impl SubjectStore for PostgresStore {
         sealed_metadata: Option<&[u8]>,
         pseudonym: &str,
         audit: &[AuditEvent],
+        held: &HeldKeys<'_>,
     ) -> Result<(), StoreError> {
         let state = encode_state(&subject.state)?;
         let erased_at = subject.erased_at.map(|t| t.0);
         self.write("creating a subject", |tx| {
+            super::identity::check_held(tx, held)?;
             let inserted = tx
                 .execute(
                     sql::INSERT_SUBJECT,

@@ -4,7 +4,7 @@
 use custos_core::audit::AuditEvent;
 use custos_core::subject::SubjectId;
 use custos_core::time::Timestamp;
-use custos_store::{IdentityStore, KeyCheck, Rewrap, StoreError, StoreIdentity, WrappedKey};
+use custos_store::{HeldKeys, IdentityStore, KeyCheck, Rewrap, StoreError, StoreIdentity, WrappedKey};
 use rusqlite::{OptionalExtension, params};
 
 use super::append;
@@ -24,6 +24,22 @@ const REPLACE_KEY_CHECK: &str = "UPDATE store_identity SET key_id = ?3, key_chec
      WHERE id = 1 AND key_id = ?1 AND key_check = ?2";
 const ADOPT_NOTICE: &str =
     "UPDATE store_identity SET notice_version = ?3 WHERE id = 1 AND notice_id = ?1 AND notice_version = ?2";
+
+const IDENTITY_KEY: &str = "SELECT key_id, key_check FROM store_identity WHERE id = 1";
+
+/// Inside a write transaction: fails with [`StoreError::KeyNotHeld`] when the
+/// recorded identity names a master key not in `held` (a store with no
+/// identity yet accepts any writer). The write lock keeps a rotation from
+/// moving the identity until this transaction ends.
+pub(super) fn check_held(tx: &rusqlite::Connection, held: &HeldKeys<'_>) -> Result<(), StoreError> {
+    let recorded: Option<(Vec<u8>, Vec<u8>)> = tx
+        .prepare_cached(IDENTITY_KEY)
+        .and_then(|mut stmt| stmt.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .during("checking the store's master key")?;
+    let Some((key_id, check)) = recorded else { return Ok(()) };
+    let recorded = KeyCheck { key_id, check, sealed_root: None };
+    if held.holds(&recorded) { Ok(()) } else { Err(StoreError::KeyNotHeld { recorded: recorded.key_id }) }
+}
 
 fn load(conn: &rusqlite::Connection) -> Result<Option<StoreIdentity>, StoreError> {
     type Row = (Vec<u8>, Vec<u8>, Option<Vec<u8>>, String, String, i64);

@@ -4,7 +4,9 @@
 use custos_core::audit::AuditEvent;
 use custos_core::subject::{Subject, SubjectId};
 use custos_core::time::Timestamp;
-use custos_store::{LegacySubject, StateChange, StoreError, SubjectColumns, SubjectRecord, SubjectStore, Tombstone};
+use custos_store::{
+    HeldKeys, LegacySubject, StateChange, StoreError, SubjectColumns, SubjectRecord, SubjectStore, Tombstone,
+};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{append, erased_at};
@@ -95,10 +97,12 @@ impl SubjectStore for SqliteStore {
         sealed_metadata: Option<&[u8]>,
         pseudonym: &str,
         audit: &[AuditEvent],
+        held: &HeldKeys<'_>,
     ) -> Result<(), StoreError> {
         let state = serde_json::to_string(&subject.state)
             .map_err(|_| StoreError::Backend("encoding a subject's state failed".into()))?;
         self.write("creating a subject", |tx, head| {
+            super::identity::check_held(tx, held)?;
             if tombstone_at(tx, pseudonym)?.is_some() {
                 return Err(StoreError::SubjectErased);
             }

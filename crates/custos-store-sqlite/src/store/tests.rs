@@ -32,7 +32,9 @@ fn item(name: &str, category: &str, token: Option<&str>) -> NewItem {
 fn statements_are_prepared_once_and_never_re_prepared() {
     let store = SqliteStore::open_in_memory().unwrap();
     for name in ["alice", "bob", "carol"] {
-        store.create_subject(&subject(name), b"key", Some(b"sealed"), &format!("p-{name}"), &[]).unwrap();
+        store
+            .create_subject(&subject(name), b"key", Some(b"sealed"), &format!("p-{name}"), &[], &HeldKeys::UNKEYED)
+            .unwrap();
         let id = SubjectId::parse(name).unwrap();
         for round in 0..2 {
             let token = format!("tok-{name}-{round}");
@@ -122,7 +124,7 @@ fn only_primary_key_and_unique_violations_count_as_taken_keys() {
 fn reads_of_a_file_do_not_wait_for_a_write_in_progress() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("custos.db")).unwrap();
-    store.create_subject(&subject("alice"), b"key", None, "p-alice", &[]).unwrap();
+    store.create_subject(&subject("alice"), b"key", None, "p-alice", &[], &HeldKeys::UNKEYED).unwrap();
     let writer = store.writer();
     writer.conn.execute_batch("BEGIN IMMEDIATE; UPDATE subjects SET jurisdiction = 'eu'").unwrap();
     let (sent, received) = mpsc::channel();

@@ -14,7 +14,10 @@ pub fn a_fresh_store_has_an_empty_audit_chain(store: &dyn Store) {
 pub fn every_mutating_call_appends_exactly_its_events_in_sequence(store: &dyn Store) {
     let before = head(store);
     let created = [event(AuditAction::SubjectCreated, Some("alice"), 1)];
-    ok(store.create_subject(&subject("alice"), &key_of("alice"), None, &pseudo("alice"), &created), "creating");
+    ok(
+        store.create_subject(&subject("alice"), &key_of("alice"), None, &pseudo("alice"), &created, &HeldKeys::UNKEYED),
+        "creating",
+    );
     assert_appended(store, before, &created, "create_subject");
 
     let before = head(store);
@@ -124,8 +127,8 @@ pub fn failed_operations_append_nothing(store: &dyn Store) {
     create(store, "bob");
     let before = head(store);
     let ev = || vec![event(AuditAction::DataWritten, Some("x"), 3)];
-    assert!(store.create_subject(&subject("bob"), b"k", None, &pseudo("bob"), &ev()).is_err());
-    assert!(store.create_subject(&subject("alice"), b"k", None, &pseudo("alice"), &ev()).is_err());
+    assert!(store.create_subject(&subject("bob"), b"k", None, &pseudo("bob"), &ev(), &HeldKeys::UNKEYED).is_err());
+    assert!(store.create_subject(&subject("alice"), b"k", None, &pseudo("alice"), &ev(), &HeldKeys::UNKEYED).is_err());
     assert!(put_with(store, &[item("nobody", "email", 3)], &ev()).is_err());
     assert!(put_with(store, &[item("alice", "email", 3)], &ev()).is_err());
     assert!(erase(store, "alice", 3, &ev()).is_err());

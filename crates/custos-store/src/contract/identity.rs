@@ -148,3 +148,36 @@ pub fn adopt_notice_version_is_a_compare_and_swap(store: &dyn Store) {
     let now = recorded(store).map(|i| (i.notice_id, i.notice_version));
     assert_eq!(now, Some(("example-notice".into(), "2021-01-01".into())));
 }
+
+/// A subject is created only by a writer holding the master key the store's
+/// identity records, as its current or (during a rotation) previous key; any
+/// other writer is refused with `KeyNotHeld` (naming the recorded key id) and
+/// nothing is written. A store with no identity yet accepts any writer.
+pub fn create_subject_requires_a_held_master_key(store: &dyn Store) {
+    let alice = subject("alice");
+    ok(store.create_subject(&alice, &key_of("alice"), None, &pseudo("alice"), &[], &HeldKeys::UNKEYED), "no identity");
+    ok(store.record_store_identity(&identity(1), &identity_event(1)), "recording");
+    let (one, two, three) = (check(1), check(2), check(3));
+    let as_held = |c: &KeyCheck| (c.key_id.clone(), c.check.clone());
+    let ((id1, c1), (id2, c2), (id3, c3)) = (as_held(&one), as_held(&two), as_held(&three));
+    let before = head(store);
+    for (held, what) in [
+        (HeldKeys::UNKEYED, "a writer with no key"),
+        (HeldKeys { current: (&id2, &c2), previous: None }, "a writer with another key"),
+        (HeldKeys { current: (&id2, &c2), previous: Some((&id3, &c3)) }, "a writer with two other keys"),
+        (HeldKeys { current: (&id1, &c2), previous: None }, "a writer with the right id but another check"),
+    ] {
+        let bob = subject("bob");
+        let events = [event(AuditAction::SubjectCreated, Some("bob"), 2)];
+        match store.create_subject(&bob, &key_of("bob"), None, &pseudo("bob"), &events, &held) {
+            Err(StoreError::KeyNotHeld { recorded }) => assert_eq!(recorded, id1, "{what}: the recorded key id"),
+            other => panic!("{what}: expected KeyNotHeld, got {other:?}"),
+        }
+        assert_eq!(ok(store.subject(&id("bob")), "loading"), None, "{what}: nothing created");
+        assert_unchanged(store, before, what);
+    }
+    let current = HeldKeys { current: (&id1, &c1), previous: None };
+    ok(store.create_subject(&subject("bob"), &key_of("bob"), None, &pseudo("bob"), &[], &current), "current key");
+    let rotating = HeldKeys { current: (&id2, &c2), previous: Some((&id1, &c1)) };
+    ok(store.create_subject(&subject("carol"), &key_of("carol"), None, &pseudo("carol"), &[], &rotating), "previous");
+}

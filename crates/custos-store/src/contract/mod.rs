@@ -20,7 +20,8 @@ use custos_core::subject::{ConsentRecord, ConsentStatus, Subject, SubjectId, Sub
 use custos_core::time::Timestamp;
 
 use crate::{
-    ApiKeyRecord, IdempotentResponse, NewItem, StateChange, Store, StoreError, StoredItem, SubjectRecord, Tombstone,
+    ApiKeyRecord, HeldKeys, IdempotentResponse, NewItem, StateChange, Store, StoreError, StoredItem, SubjectRecord,
+    Tombstone,
 };
 
 /// What a [`contract_tests!`](crate::contract_tests) factory returns: a store,
@@ -106,6 +107,7 @@ macro_rules! contract_tests {
             identity::rewrap_keys_replaces_only_keys_that_still_match,
             identity::replace_key_check_is_a_compare_and_swap,
             identity::adopt_notice_version_is_a_compare_and_swap,
+            identity::create_subject_requires_a_held_master_key,
             checkpoints::a_fresh_store_has_no_checkpoints,
             checkpoints::recorded_checkpoints_round_trip_in_sequence_order,
             checkpoints::one_key_signs_a_sequence_number_once,
@@ -214,6 +216,7 @@ pub(crate) fn create(store: &dyn Store, name: &str) -> Subject {
             None,
             &pseudo(name),
             &[event(AuditAction::SubjectCreated, Some(name), 0)],
+            &HeldKeys::UNKEYED,
         ),
         "creating a subject",
     );

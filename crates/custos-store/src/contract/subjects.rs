@@ -15,6 +15,7 @@ pub fn a_created_subject_loads_back_with_every_field(store: &dyn Store) {
             Some(&metadata),
             &pseudo("alice"),
             &[event(AuditAction::SubjectCreated, Some("alice"), 1)],
+            &HeldKeys::UNKEYED,
         ),
         "creating",
     );
@@ -38,7 +39,7 @@ pub fn the_store_never_keeps_region_birth_date_or_guardian_in_clear(store: &dyn 
     s.region = Some("eu-central-1".into());
     s.birth_date = Some(time::macros::date!(2010 - 06 - 15));
     s.guardian = Some(id("parent-1"));
-    ok(store.create_subject(&s, &key_of("alice"), None, &pseudo("alice"), &[]), "creating");
+    ok(store.create_subject(&s, &key_of("alice"), None, &pseudo("alice"), &[], &HeldKeys::UNKEYED), "creating");
     let r = record(store, "alice");
     assert_eq!((r.subject.region, r.subject.birth_date, r.subject.guardian), (None, None, None));
     assert_eq!(r.sealed_metadata, None);
@@ -56,6 +57,7 @@ pub fn creating_a_subject_twice_fails_and_changes_nothing(store: &dyn Store) {
         Some(b"other metadata"),
         &pseudo("alice"),
         &[event(AuditAction::SubjectCreated, Some("alice"), 9)],
+        &HeldKeys::UNKEYED,
     );
     assert!(matches!(result, Err(StoreError::SubjectExists)), "expected SubjectExists, got {result:?}");
     assert_eq!(
@@ -144,7 +146,17 @@ pub fn update_state_of_a_missing_subject_fails_and_appends_nothing(store: &dyn S
 /// erasure time and nothing else of the subject; it audits.
 pub fn erase_subject_destroys_the_key_and_every_item_and_keeps_a_tombstone(store: &dyn Store) {
     let s = full_subject("alice");
-    ok(store.create_subject(&s, &key_of("alice"), Some(&metadata_of("alice")), &pseudo("alice"), &[]), "creating");
+    ok(
+        store.create_subject(
+            &s,
+            &key_of("alice"),
+            Some(&metadata_of("alice")),
+            &pseudo("alice"),
+            &[],
+            &HeldKeys::UNKEYED,
+        ),
+        "creating",
+    );
     let mut card = item("alice", "payment-card", 1);
     card.token = Some("tok_a".into());
     put(store, &[item("alice", "email", 1), item("alice", "name", 1), card]);
@@ -216,6 +228,7 @@ pub fn an_erased_id_cannot_be_created_again(store: &dyn Store) {
         Some(&metadata_of("alice")),
         &pseudo("alice"),
         &[event(AuditAction::SubjectCreated, Some("alice"), 10)],
+        &HeldKeys::UNKEYED,
     );
     assert!(matches!(result, Err(StoreError::SubjectErased)), "expected SubjectErased, got {result:?}");
     assert_eq!(ok(store.subject(&id("alice")), "loading an erased subject"), None);
