@@ -82,6 +82,9 @@ pub struct SqliteStore {
     audit_queue: custos_store::AuditGroupCommit,
 }
 
+/// A store identity's master key as a write checks it: its id and key-check value.
+pub(crate) type IdentityKey = (Vec<u8>, Vec<u8>);
+
 /// The write connection and the audit chain head as last committed.
 struct Writer {
     conn: Connection,
@@ -90,6 +93,11 @@ struct Writer {
     /// head; `None` until the first write transaction reads it. Another
     /// connection's commit changes it, and the head is then read again.
     seen_version: Option<i64>,
+    /// The master key the store identity records (id and key-check value),
+    /// as last read inside a write transaction: `None` until read, and again
+    /// whenever another connection has committed (with the head) or this one
+    /// wrote the identity. `Some(None)`: no identity recorded yet.
+    identity_key: Option<Option<IdentityKey>>,
 }
 
 /// Read-only connections to a database file, opened on demand.
@@ -195,7 +203,7 @@ impl Writer {
         setup(&conn).map_err(|e| open_error("configuring the connection", &e))?;
         migrations::migrate(&mut conn)?;
         let head = load_head(&conn).map_err(|e| OpenError::Sqlite(e.to_string()))?;
-        Ok(Writer { conn, head, seen_version: None })
+        Ok(Writer { conn, head, seen_version: None, identity_key: None })
     }
 }
 

@@ -33,7 +33,13 @@ const LAST_ENTRY: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
 
 /// Brings `head` up to date inside a write transaction on `tx`: read again
 /// from `audit_head` when another connection has committed since `seen`.
-pub(crate) fn sync_head(tx: &Connection, head: &mut ChainHead, seen: &mut Option<i64>) -> Result<(), StoreError> {
+/// The cached identity key is forgotten then too (read again when needed).
+pub(crate) fn sync_head(
+    tx: &Connection,
+    head: &mut ChainHead,
+    seen: &mut Option<i64>,
+    identity_key: &mut Option<Option<crate::IdentityKey>>,
+) -> Result<(), StoreError> {
     let version: i64 = tx
         .prepare_cached(DATA_VERSION)
         .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
@@ -49,6 +55,7 @@ pub(crate) fn sync_head(tx: &Connection, head: &mut ChainHead, seen: &mut Option
             return Err(OpenError::SchemaTooNew { found: schema, supported: SCHEMA_VERSION }.into());
         }
         *head = load_head(tx)?;
+        *identity_key = None;
         *seen = Some(version);
     }
     Ok(())
@@ -61,9 +68,9 @@ impl SqliteStore {
     pub(crate) fn check_writable_now(&self) -> Result<(), StoreError> {
         const OP: &str = "checking that the store can write";
         let mut writer = self.writer();
-        let Writer { conn, head, seen_version } = &mut *writer;
+        let Writer { conn, head, seen_version, identity_key } = &mut *writer;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).during(OP)?;
-        sync_head(&tx, head, seen_version)?;
+        sync_head(&tx, head, seen_version, identity_key)?;
         let stored = load_head(&tx)?;
         if stored != *head {
             // Cannot happen while data_version works as documented; the

@@ -274,17 +274,18 @@ impl<S: Store> Vault<S> {
 
     /// Several subjects as the decisions see them (see [`Vault::record`]);
     /// ids neither stored nor erased are left out.
-    pub(crate) fn records(&self, ids: &[SubjectId]) -> Result<Vec<SubjectRecord>, VaultError> {
-        let mut found = self.store.subjects(ids)?;
-        for r in &mut found {
-            self.open_metadata(r, None)?;
+    pub(crate) fn records(&self, ids: &[SubjectId]) -> Result<Vec<(SubjectRecord, Option<DataKey>)>, VaultError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for mut r in self.store.subjects(ids)? {
+            let key = self.open_metadata_keeping_key(&mut r)?;
+            found.push((r, key));
         }
         if found.len() < ids.len() {
             for sid in ids {
-                if !found.iter().any(|r| &r.subject.id == sid)
+                if !found.iter().any(|(r, _)| &r.subject.id == sid)
                     && let Some(r) = self.tombstone_record(sid)?
                 {
-                    found.push(r);
+                    found.push((r, None));
                 }
             }
         }

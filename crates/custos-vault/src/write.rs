@@ -164,8 +164,9 @@ impl<S: Store> Vault<S> {
         valid.sort_by(|a, b| a.1.0.cmp(&b.1.0));
         let mut ids: Vec<SubjectId> = valid.iter().map(|(_, r)| r.0.clone()).collect();
         ids.dedup();
-        let records: HashMap<SubjectId, SubjectRecord> =
-            self.records(&ids)?.into_iter().map(|r| (r.subject.id.clone(), r)).collect();
+        // With the data key of each subject whose metadata was opened, so it is unwrapped once.
+        let mut records: HashMap<SubjectId, (SubjectRecord, Option<DataKey>)> =
+            self.records(&ids)?.into_iter().map(|(r, k)| (r.subject.id.clone(), (r, k))).collect();
 
         let mut items = Vec::with_capacity(valid.len());
         let mut positions = Vec::with_capacity(valid.len());
@@ -179,19 +180,19 @@ impl<S: Store> Vault<S> {
         for (i, (sid, purpose, category)) in &valid {
             let p = &puts[*i];
             let attempt = (|| {
-                let record = records.get(sid).ok_or(VaultError::SubjectNotFound)?;
+                let (record, opened) = records.get_mut(sid).ok_or(VaultError::SubjectNotFound)?;
                 self.check(&record.subject, *purpose, *category, access, now, &mut denials, by)
                     .map_err(VaultError::Denied)?;
                 if current.as_ref().is_none_or(|(s, _)| *s != sid) {
-                    let key = record
-                        .wrapped_key
-                        .as_deref()
-                        .ok_or_else(erased_denial)
-                        .and_then(|w| Ok(self.keys.unwrap_data_key(sid.as_str(), w)?))
-                        .map(|k| {
-                            keys.push(k);
-                            keys.len() - 1
-                        });
+                    let key = match (opened.take(), record.wrapped_key.as_deref()) {
+                        (_, None) => Err(erased_denial()),
+                        (Some(k), Some(_)) => Ok(k),
+                        (None, Some(w)) => self.keys.unwrap_data_key(sid.as_str(), w).map_err(VaultError::from),
+                    }
+                    .map(|k| {
+                        keys.push(k);
+                        keys.len() - 1
+                    });
                     current = Some((sid, key));
                 }
                 let key = match current.as_ref().map(|(_, k)| k) {

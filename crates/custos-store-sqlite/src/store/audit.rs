@@ -33,10 +33,10 @@ impl AuditStore for SqliteStore {
         }
         self.audit_queue.append(audit, |groups| {
             let mut writer = self.writer();
-            let Writer { conn, head, seen_version } = &mut *writer;
+            let Writer { conn, head, seen_version, identity_key } = &mut *writer;
             let tx =
                 conn.transaction_with_behavior(TransactionBehavior::Immediate).during("appending audit entries")?;
-            sync_head(&tx, head, seen_version)?;
+            sync_head(&tx, head, seen_version, identity_key)?;
             let mut next = *head;
             let mut heads = Vec::with_capacity(groups.len());
             for events in groups {

@@ -4,7 +4,7 @@
 use custos_core::audit::AuditEvent;
 use custos_core::subject::SubjectId;
 use custos_core::time::Timestamp;
-use custos_store::{HeldKeys, IdentityStore, KeyCheck, Rewrap, StoreError, StoreIdentity, WrappedKey};
+use custos_store::{IdentityStore, KeyCheck, Rewrap, StoreError, StoreIdentity, WrappedKey};
 use rusqlite::{OptionalExtension, params};
 
 use super::append;
@@ -27,18 +27,12 @@ const ADOPT_NOTICE: &str =
 
 const IDENTITY_KEY: &str = "SELECT key_id, key_check FROM store_identity WHERE id = 1";
 
-/// Inside a write transaction: fails with [`StoreError::KeyNotHeld`] when the
-/// recorded identity names a master key not in `held` (a store with no
-/// identity yet accepts any writer). The write lock keeps a rotation from
-/// moving the identity until this transaction ends.
-pub(super) fn check_held(tx: &rusqlite::Connection, held: &HeldKeys<'_>) -> Result<(), StoreError> {
-    let recorded: Option<(Vec<u8>, Vec<u8>)> = tx
-        .prepare_cached(IDENTITY_KEY)
+/// The recorded identity's master key (id and key-check value), read inside
+/// a write transaction; `None` when no identity is recorded yet.
+pub(super) fn recorded_key(tx: &rusqlite::Connection) -> Result<Option<crate::IdentityKey>, StoreError> {
+    tx.prepare_cached(IDENTITY_KEY)
         .and_then(|mut stmt| stmt.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-        .during("checking the store's master key")?;
-    let Some((key_id, check)) = recorded else { return Ok(()) };
-    let recorded = KeyCheck { key_id, check, sealed_root: None };
-    if held.holds(&recorded) { Ok(()) } else { Err(StoreError::KeyNotHeld { recorded: recorded.key_id }) }
+        .during("checking the store's master key")
 }
 
 fn load(conn: &rusqlite::Connection) -> Result<Option<StoreIdentity>, StoreError> {
@@ -67,7 +61,7 @@ impl IdentityStore for SqliteStore {
         identity: &StoreIdentity,
         audit: &[AuditEvent],
     ) -> Result<StoreIdentity, StoreError> {
-        self.write("recording the store identity", |tx, head| {
+        self.write_identity("recording the store identity", |tx, head| {
             if let Some(existing) = load(tx)? {
                 return Ok(existing);
             }
@@ -128,7 +122,7 @@ impl IdentityStore for SqliteStore {
     }
 
     fn replace_key_check(&self, expected: &KeyCheck, new: &KeyCheck, audit: &[AuditEvent]) -> Result<bool, StoreError> {
-        self.write("replacing the key check", |tx, head| {
+        self.write_identity("replacing the key check", |tx, head| {
             let changed = tx
                 .prepare_cached(REPLACE_KEY_CHECK)
                 .and_then(|mut stmt| {

@@ -11,7 +11,7 @@
 
 use custos_core::audit::{AuditEvent, ChainHead};
 use custos_core::subject::SubjectId;
-use custos_store::StoreError;
+use custos_store::{HeldKeys, KeyCheck, StoreError};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, ffi, params};
 
 use crate::error::{Context, corrupt};
@@ -48,16 +48,74 @@ impl SqliteStore {
         operation: &'static str,
         f: impl FnOnce(&Transaction<'_>, &mut ChainHead) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.write_as(operation, Identity::Untouched, f)
+    }
+
+    /// [`SqliteStore::write`], for `f` that may change the store identity:
+    /// the cached identity key is forgotten before the write lock is released.
+    pub(crate) fn write_identity<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&Transaction<'_>, &mut ChainHead) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.write_as(operation, Identity::Written, f)
+    }
+
+    /// [`SqliteStore::write`] by a writer holding `held`: refused with
+    /// [`StoreError::KeyNotHeld`] inside the transaction when the store
+    /// identity names another master key (the identity key is cached on the
+    /// write connection, and read again after another connection commits).
+    pub(crate) fn write_keyed<T>(
+        &self,
+        operation: &'static str,
+        held: &HeldKeys<'_>,
+        f: impl FnOnce(&Transaction<'_>, &mut ChainHead) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.write_as(operation, Identity::Check(held), f)
+    }
+
+    fn write_as<T>(
+        &self,
+        operation: &'static str,
+        identity: Identity<'_, '_>,
+        f: impl FnOnce(&Transaction<'_>, &mut ChainHead) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut writer = self.writer();
-        let Writer { conn, head, seen_version } = &mut *writer;
+        let Writer { conn, head, seen_version, identity_key } = &mut *writer;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).during(operation)?;
-        sync_head(&tx, head, seen_version)?;
+        sync_head(&tx, head, seen_version, identity_key)?;
+        if let Identity::Check(held) = identity {
+            let recorded = match identity_key {
+                Some(known) => known,
+                None => identity_key.insert(identity::recorded_key(&tx)?),
+            };
+            if let Some((key_id, check)) = recorded {
+                let recorded = KeyCheck { key_id: key_id.clone(), check: check.clone(), sealed_root: None };
+                if !held.holds(&recorded) {
+                    return Err(StoreError::KeyNotHeld { recorded: recorded.key_id });
+                }
+            }
+        }
         let mut next = *head;
-        let value = f(&tx, &mut next)?;
-        tx.commit().during(operation)?;
+        let result = f(&tx, &mut next).and_then(|value| tx.commit().during(operation).map(|()| value));
+        if matches!(identity, Identity::Written) {
+            *identity_key = None;
+        }
+        let value = result?;
         *head = next;
         Ok(value)
     }
+}
+
+/// What a write does with the store identity.
+#[derive(Clone, Copy)]
+enum Identity<'h, 'k> {
+    /// Neither checks nor changes it.
+    Untouched,
+    /// Requires a master key in the set.
+    Check(&'h HeldKeys<'k>),
+    /// May change it.
+    Written,
 }
 
 /// Appends `events` after `head` (moving it) and records the new head.

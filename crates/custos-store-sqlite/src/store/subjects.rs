@@ -101,27 +101,24 @@ impl SubjectStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let state = serde_json::to_string(&subject.state)
             .map_err(|_| StoreError::Backend("encoding a subject's state failed".into()))?;
-        self.write("creating a subject", |tx, head| {
-            super::identity::check_held(tx, held)?;
+        self.write_keyed("creating a subject", held, |tx, head| {
             if tombstone_at(tx, pseudonym)?.is_some() {
                 return Err(StoreError::SubjectErased);
             }
-            if erased_at(tx, &subject.id)?.is_some() {
-                return Err(StoreError::SubjectExists);
-            }
-            tx.prepare_cached(sql::INSERT_SUBJECT)
-                .and_then(|mut stmt| {
-                    stmt.execute(params![
-                        subject.id.as_str(),
-                        subject.jurisdiction,
-                        sealed_metadata,
-                        subject.created_at.0,
-                        subject.erased_at.map(|t| t.0),
-                        wrapped_key,
-                        state,
-                    ])
-                })
-                .during("creating a subject")?;
+            // A taken id (live, or erased by an earlier build that kept the
+            // row) fails the insert's primary key: `SubjectExists`.
+            let inserted = tx.prepare_cached(sql::INSERT_SUBJECT).and_then(|mut stmt| {
+                stmt.execute(params![
+                    subject.id.as_str(),
+                    subject.jurisdiction,
+                    sealed_metadata,
+                    subject.created_at.0,
+                    subject.erased_at.map(|t| t.0),
+                    wrapped_key,
+                    state,
+                ])
+            });
+            super::or_exists(inserted, StoreError::SubjectExists, "creating a subject")?;
             append(tx, head, audit)
         })
     }
