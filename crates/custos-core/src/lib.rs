@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod audit_checkpoint;
+pub mod deadline;
 pub mod decision;
 pub mod policy;
 pub mod subject;
