@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use custos_core::audit::{AuditAction, AuditEvent};
+use custos_core::deadline::{Calendar, DeadlineRule, Deadlines, Pause};
 use custos_core::decision::{AccessRequest, Actor, Operation, Scope, decide};
-use custos_core::time::{Clock, SystemClock};
+use custos_core::time::{Clock, Period, SystemClock};
 use custos_store::Store;
 use custos_vault::{By, CONTROLLER, NewSubject, Put, Read, Vault, verify_chain};
 
@@ -110,6 +111,41 @@ pub fn run(vault: &BenchVault, opts: &Options, store: &str) -> anyhow::Result<()
     let took = start.elapsed();
     anyhow::ensure!(allowed == opts.decisions, "the benchmark's reads should all be allowed");
     println!("decisions: {:.0}/s (target 1,000,000)", rate(opts.decisions as usize, took));
+
+    // 3b. Deadline arithmetic: each jurisdiction's response rule (with its
+    // extension, and 10 business days to confirm receipt), received on a day
+    // that moves through the year, with one pause of waiting for the person.
+    let rules: Vec<DeadlineRule> = policy
+        .jurisdiction_ids()
+        .map(|j| {
+            let r = policy.jurisdiction_rules(j);
+            DeadlineRule {
+                extension: r.extension,
+                confirm_receipt: Some(Period::BusinessDays(10)),
+                clock_pauses: true,
+                ..DeadlineRule::new(r.deadline)
+            }
+        })
+        .collect();
+    anyhow::ensure!(!rules.is_empty(), "the policy declares no jurisdiction");
+    let calendar = Calendar::default();
+    let first = at.date();
+    let start = Instant::now();
+    let mut latest = first;
+    for i in 0..opts.decisions {
+        let received = Period::Days((i % 366) as u32).after(first);
+        let pause = [Pause { from: Period::Days(3).after(received), until: None }];
+        let today = Period::Days(7).after(received);
+        let dates = Deadlines::compute(&rules[(i as usize) % rules.len()], &calendar, received, &pause, today);
+        latest = latest.max(black_box(dates).extended_due.unwrap_or(dates.due));
+    }
+    let took = start.elapsed();
+    black_box(latest);
+    println!(
+        "deadline computations (due, confirm-by, extension; {} jurisdictions' rules): {:.0}/s (target 1,000,000)",
+        rules.len(),
+        rate(opts.decisions as usize, took)
+    );
 
     // 4. Purpose-checked reads of one subject's fields (audited).
     let purpose = work.purpose.as_str();
