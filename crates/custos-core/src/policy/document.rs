@@ -414,10 +414,20 @@ pub struct JurisdictionDoc {
     /// of the notice. Optional; the `law` text is never interpreted.
     #[serde(default)]
     pub framework: Option<Framework>,
-    /// Rights available to people in this jurisdiction.
+    /// Rights available to people in this jurisdiction, as the notice states them.
     pub rights: Vec<Right>,
-    /// Response deadline and extension for rights requests.
+    /// Response deadline and extension for rights requests: the rule of
+    /// every kind granted that has none of its own in `requests`.
     pub response: ResponseDoc,
+    /// Per request kind, its own rule (deadline, extension, confirmation of
+    /// receipt, verification, clock pause, source), and rights the law
+    /// grants where the notice is silent (`statutory: true`).
+    #[serde(default)]
+    pub requests: Vec<super::requests::RequestRuleDoc>,
+    /// Which days are business days (weekend, public holidays); Saturday and
+    /// Sunday off and no holidays when absent.
+    #[serde(default)]
+    pub calendar: Option<super::requests::CalendarDoc>,
     /// People under this age are handled only with a linked guardian who consents.
     pub guardian_required_under: u8,
     /// Controller responsible here.
@@ -452,8 +462,9 @@ pub enum Framework {
     Pipa,
 }
 
-/// Rights a person can exercise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+/// Rights a person can exercise. The first ten are also the kinds of rights
+/// request ([`Right::is_request_kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Right {
     /// Know / access a copy.
@@ -472,10 +483,21 @@ pub enum Right {
     Complaint,
     /// Withdraw consent.
     WithdrawConsent,
-    /// Opt out of sale or sharing (CCPA).
-    OptOutOfSale,
+    /// Opt out of sale or sharing, and of targeted advertising (CCPA §1798.120).
+    #[serde(alias = "opt_out_of_sale")]
+    OptOut,
+    /// Limit the use of sensitive personal information (CCPA §1798.121).
+    LimitSensitive,
     /// Non-discrimination for exercising rights (CCPA).
     NonDiscrimination,
+    /// Confirmation of whether personal data is processed (GDPR Art. 15(1), first limb).
+    Confirmation,
+    /// Anonymisation of data that is unnecessary or excessive (e.g. Brazil LGPD Art. 18 IV).
+    Anonymisation,
+    /// Information about the entities data is shared with (e.g. LGPD Art. 18 VII).
+    SharingInformation,
+    /// Not to be subject to a decision based solely on automated processing (GDPR Art. 22).
+    AutomatedDecisions,
 }
 
 impl Right {
@@ -490,9 +512,29 @@ impl Right {
             Right::Portability => "portability",
             Right::Complaint => "complaint",
             Right::WithdrawConsent => "withdraw_consent",
-            Right::OptOutOfSale => "opt_out_of_sale",
+            Right::OptOut => "opt_out",
+            Right::LimitSensitive => "limit_sensitive",
             Right::NonDiscrimination => "non_discrimination",
+            Right::Confirmation => "confirmation",
+            Right::Anonymisation => "anonymisation",
+            Right::SharingInformation => "sharing_information",
+            Right::AutomatedDecisions => "automated_decisions",
         }
+    }
+
+    /// Whether a rights request can be of this kind: `access`, `portability`,
+    /// `rectification`, `erasure`, `restriction`, `objection`, `opt_out`,
+    /// `limit_sensitive`, `withdraw_consent`, `complaint`. The others are
+    /// rights the notice states and requests of the kinds above exercise.
+    pub fn is_request_kind(self) -> bool {
+        !matches!(
+            self,
+            Right::NonDiscrimination
+                | Right::Confirmation
+                | Right::Anonymisation
+                | Right::SharingInformation
+                | Right::AutomatedDecisions
+        )
     }
 }
 

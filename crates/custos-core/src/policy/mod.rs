@@ -10,6 +10,7 @@
 pub mod document;
 mod lint;
 pub mod render;
+mod requests;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,8 +18,10 @@ use std::fmt;
 use serde_saphyr::{Location, Spanned};
 use time::Date;
 
+use crate::deadline::{Calendar, DeadlineRule};
 use crate::time::{Period, parse_date};
 use document::*;
+pub use requests::{CalendarDoc, RequestRule, RequestRuleDoc, Verification, WeekdayDoc};
 
 pub use lint::lint;
 
@@ -156,10 +159,14 @@ impl RecipientRules {
 pub struct JurisdictionRules {
     /// People under this age need a linked guardian who consents.
     pub guardian_required_under: u8,
-    /// Deadline for rights requests.
+    /// Deadline for rights requests (the `response` every kind without a rule of its own follows).
     pub deadline: Period,
     /// Extension of the deadline.
     pub extension: Option<Period>,
+    /// Which days are business days.
+    pub calendar: Calendar,
+    /// Every request kind available here, with its rule, in kind order.
+    pub requests: Vec<RequestRule>,
 }
 
 /// A set of purposes of one policy, made by [`Policy::purpose_set`].
@@ -358,10 +365,14 @@ impl Policy {
             errs.known(&controllers, &j.controller, "controller");
             let deadline = errs.period(&j.response.deadline).unwrap_or(Period::Days(30));
             let extension = j.response.extension.as_ref().and_then(|e| errs.period(e));
+            let default_rule = DeadlineRule { extension, ..DeadlineRule::new(deadline) };
+            let (calendar, requests) = requests::compile(j, default_rule, &mut errs);
             jurisdiction_rules.push(JurisdictionRules {
                 guardian_required_under: j.guardian_required_under,
                 deadline,
                 extension,
+                calendar,
+                requests,
             });
         }
 
@@ -499,6 +510,12 @@ impl Policy {
         &self.jurisdiction_rules[usize::from(id.0)]
     }
 
+    /// The rule of a request of `kind` in `jurisdiction`, or `None` where
+    /// that kind is not available (`right_not_available`).
+    pub fn request_rule(&self, jurisdiction: JurisdictionId, kind: Right) -> Option<&RequestRule> {
+        self.jurisdiction_rules(jurisdiction).requests.iter().find(|r| r.kind == kind)
+    }
+
     /// All category ids, in declaration order.
     pub fn category_ids(&self) -> impl Iterator<Item = CategoryId> + '_ {
         (0..dense_len(self.doc.categories.len())).map(CategoryId)
@@ -597,6 +614,10 @@ struct Errors(Vec<Diagnostic>);
 
 impl Errors {
     fn push(&mut self, at: &Spanned<String>, message: impl Into<String>) {
+        self.0.push(Diagnostic::at(Severity::Error, at.referenced, message));
+    }
+
+    fn push_at<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
         self.0.push(Diagnostic::at(Severity::Error, at.referenced, message));
     }
 

@@ -322,7 +322,7 @@ fn the_example_jurisdictions_have_the_deadlines_and_guardian_age_of_the_law_and_
     assert_eq!(eea.controller.value, "aws_emea");
     let california = policy.jurisdiction_doc(policy.jurisdiction("california").expect("california"));
     assert!(california.rights.contains(&Right::NonDiscrimination));
-    assert!(!california.rights.contains(&Right::OptOutOfSale), "nothing is sold, so there is nothing to opt out of");
+    assert!(!california.rights.contains(&Right::OptOut), "nothing is sold, so there is nothing to opt out of");
 }
 
 #[test]
@@ -752,3 +752,4 @@ fn an_expired_transfer_warns_only_once_it_has_ended() {
 }
 
 mod regression;
+mod requests;

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::labels::{category_names, ccpa_label, controller_line, right_label};
+use super::labels::{category_names, ccpa_label, controller_line, request_label, right_label, verification_label};
 use super::{Block, Inline, Out, b, t};
 use crate::policy::document::{Framework, JurisdictionDoc, RecipientDoc, RecipientKind};
 use crate::policy::{CategoryId, Policy};
@@ -27,9 +27,15 @@ pub(super) fn jurisdiction_section(policy: &Policy, j: &JurisdictionDoc, o: &mut
         ccpa_disclosures(policy, o);
     }
 
-    if !j.rights.is_empty() {
+    let statutory: Vec<_> = j.requests.iter().filter(|r| r.statutory).map(|r| r.kind.value).collect();
+    if !j.rights.is_empty() || !statutory.is_empty() {
         o.p(vec![b("Your rights. "), t("Subject to applicable law, you have the right to:")]);
-        o.plain_list(j.rights.iter().map(|r| right_label(*r).to_string()));
+        o.plain_list(
+            j.rights
+                .iter()
+                .map(|r| right_label(*r).to_string())
+                .chain(statutory.iter().map(|r| format!("{} (a right the law grants you)", right_label(*r)))),
+        );
     }
     let mut response = format!("We respond to requests within {}", j.response.deadline.value);
     if let Some(ext) = &j.response.extension {
@@ -41,6 +47,25 @@ pub(super) fn jurisdiction_section(policy: &Policy, j: &JurisdictionDoc, o: &mut
     }
     let _ = write!(response, " ({}).", j.response.source);
     o.p(vec![b("Response time. "), t(response)]);
+    if let Some(rules) = policy.jurisdiction(&j.id.value).map(|id| &policy.jurisdiction_rules(id).requests)
+        && !j.requests.is_empty()
+    {
+        o.p(vec![b("By kind of request. "), t("Times run from the day after we receive your request.")]);
+        o.plain_list(rules.iter().map(|r| {
+            let mut line = format!("{}: within {}", request_label(r.kind), r.deadline.deadline);
+            if let Some(ext) = r.deadline.extension {
+                let _ = write!(line, ", extendable by {ext} with notice and reasons");
+            }
+            if let Some(confirm) = r.deadline.confirm_receipt {
+                let _ = write!(line, "; we confirm receipt within {confirm}");
+            }
+            if r.deadline.clock_pauses {
+                line.push_str("; time waiting for your answer does not count");
+            }
+            let _ = write!(line, "; {} ({}).", verification_label(r.verification), r.source);
+            line
+        }));
+    }
     if let Some(a) = &j.supervisory_authority {
         o.p(vec![b("Supervisory authority: "), t(a.clone())]);
     }

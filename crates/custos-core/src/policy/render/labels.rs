@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
-use crate::policy::Policy;
 use crate::policy::document::{LegalBasis, RecipientKind, RetentionRuleDoc, RetentionStart, Right, TransferKind};
+use crate::policy::{Policy, Verification};
 use crate::time::parse_date;
 
 pub(super) fn ccpa_label(letter: &str) -> &'static str {
@@ -47,8 +47,17 @@ pub(super) fn right_label(r: Right) -> &'static str {
         Right::WithdrawConsent => {
             "withdraw your consent at any time, after which we stop any further processing for that purpose"
         }
-        Right::OptOutOfSale => "opt out of the sale or sharing of your personal information",
+        Right::OptOut => {
+            "opt out of the sale or sharing of your personal information, and of its use for targeted advertising"
+        }
+        Right::LimitSensitive => "limit the use and disclosure of your sensitive personal information",
         Right::NonDiscrimination => "not be discriminated against for exercising your rights",
+        Right::Confirmation => "ask whether we process personal information about you",
+        Right::Anonymisation => "request anonymisation of personal information that is unnecessary or excessive",
+        Right::SharingInformation => "be told which companies we share your personal information with",
+        Right::AutomatedDecisions => {
+            "not be subject to a decision based solely on automated processing that significantly affects you"
+        }
     }
 }
 
@@ -134,4 +143,38 @@ pub(super) fn slug(s: &str) -> String {
         }
     }
     out.trim_end_matches('-').to_string()
+}
+
+/// A request kind as the notice names it in its list of response times.
+pub(super) fn request_label(r: Right) -> &'static str {
+    match r {
+        Right::Access => "Access (requests to know)",
+        Right::Rectification => "Correction",
+        Right::Erasure => "Deletion",
+        Right::Restriction => "Restriction",
+        Right::Objection => "Objection",
+        Right::Portability => "Portability",
+        Right::Complaint => "Complaints",
+        Right::WithdrawConsent => "Withdrawing consent",
+        Right::OptOut => "Opting out of sale, sharing and targeted advertising",
+        Right::LimitSensitive => "Limiting the use of sensitive personal information",
+        Right::NonDiscrimination
+        | Right::Confirmation
+        | Right::Anonymisation
+        | Right::SharingInformation
+        | Right::AutomatedDecisions => right_label(r),
+    }
+}
+
+/// How a request's identity check is described to the person.
+pub(super) fn verification_label(v: Verification) -> &'static str {
+    match v {
+        Verification::None => "no identity check is needed",
+        Verification::EmailCode => "we confirm it with a code sent to your email address",
+        Verification::TwoDataPoints => "we match two pieces of information you give us against what we hold",
+        Verification::ThreeDataPointsAndDeclaration => {
+            "we match three pieces of information you give us against what we hold, with a declaration you sign"
+        }
+        Verification::Session => "you make it while signed in to your account",
+    }
 }

@@ -40,6 +40,8 @@ fn jurisdiction(id: &str) -> JurisdictionDoc {
         framework: None,
         rights: vec![Right::Access],
         response: ResponseDoc { deadline: spanned("1 month"), extension: None, source: "the law".into() },
+        requests: Vec::new(),
+        calendar: None,
         guardian_required_under: 16,
         controller: spanned("acme"),
         contact: None,
