@@ -215,11 +215,12 @@ fn every_role_gets_the_right_status_on_every_route() -> R<()> {
             "POST",
             "/v1/subjects",
             "/v1/subjects",
-            Some((JSON, json!({ "id": id, "jurisdiction": "california" }).to_string())),
+            // In the EEA, whose notice grants objection and restriction (used below).
+            Some((JSON, json!({ "id": id, "jurisdiction": "eea" }).to_string())),
             ADMIN_ONLY,
         )?;
         if created.status != 201 {
-            server.create_subject(&id, "california")?;
+            server.create_subject(&id, "eea")?;
         }
         check("GET", "/v1/subjects/{id}", &format!("{s}?purpose=provide_offerings"), None, WRITERS)?;
         let put = check(

@@ -154,6 +154,8 @@ problem_table! {
     Forbidden => (FORBIDDEN, "forbidden", "forbidden", "The API key's role does not allow this"),
     /// The decision engine denied the request (with a reason).
     Denied => (FORBIDDEN, "denied", "denied", "Denied by the privacy policy"),
+    /// The subject's jurisdiction does not grant the right exercised.
+    RightNotAvailable => (FORBIDDEN, "right_not_available", "denied", "The right is not available in the subject's jurisdiction"),
     /// Not found (not covered by a more specific row).
     NotFound => (NOT_FOUND, "not_found", "not_found", "Not found"),
     /// No subject with this id.
@@ -329,6 +331,11 @@ impl From<VaultError> for ApiError {
             }
             e @ VaultError::ItemNotFound(_) => ApiError::new(ProblemKind::ItemNotFound, e.to_string()),
             VaultError::TokenNotFound => ApiError::new(ProblemKind::TokenNotFound, "no such token"),
+            e @ VaultError::RightNotAvailable { .. } => ApiError {
+                kind: ProblemKind::RightNotAvailable,
+                detail: e.to_string(),
+                reason: Some("right_not_available".to_string()),
+            },
             e @ VaultError::KeyIdCollision => ApiError::new(ProblemKind::KeyIdCollision, e.to_string()),
             // A data key wrapped under a master key this server does not hold,
             // or a store rotated to one: not a fault of the request, and not

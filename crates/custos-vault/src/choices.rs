@@ -9,6 +9,7 @@
 
 use custos_core::audit::AuditAction;
 use custos_core::decision::DenyReason;
+use custos_core::policy::document::Right;
 use custos_core::subject::{ConsentRecord, ConsentStatus, Subject, SubjectId, SubjectState};
 use custos_core::time::Timestamp;
 use custos_store::{StateChange, Store};
@@ -98,19 +99,27 @@ impl<S: Store> Vault<S> {
         })
     }
 
-    /// Records an objection to a purpose (GDPR Art. 21).
+    /// Records an objection to a purpose (GDPR Art. 21). Refused with
+    /// `right_not_available` (and audited) where the subject's jurisdiction
+    /// grants no objection.
     pub fn object(&self, subject: &str, purpose: &str, by: &By) -> Result<(), VaultError> {
         self.resolve(purpose, None)?;
         let sid = SubjectId::parse(subject).map_err(InputError::SubjectId)?;
+        self.require_right(&sid, Right::Objection, Some(purpose), by)?;
         self.update_choices(&sid, CONTROLLER, Some(purpose), None, by, |_, state, now| {
             state.objections.entry(purpose.to_string()).or_insert(now);
             Ok(AuditAction::ObjectionRecorded)
         })
     }
 
-    /// Restricts processing (GDPR Art. 18), or lifts the restriction.
+    /// Restricts processing (GDPR Art. 18), or lifts the restriction. A
+    /// restriction is refused with `right_not_available` (and audited) where
+    /// the subject's jurisdiction grants none; lifting one is always allowed.
     pub fn set_restricted(&self, subject: &str, restricted: bool, by: &By) -> Result<(), VaultError> {
         let sid = SubjectId::parse(subject).map_err(InputError::SubjectId)?;
+        if restricted {
+            self.require_right(&sid, Right::Restriction, None, by)?;
+        }
         self.update_choices(&sid, CONTROLLER, None, None, by, |_, state, now| {
             Ok(if restricted {
                 state.restricted_since.get_or_insert(now);
@@ -120,6 +129,31 @@ impl<S: Store> Vault<S> {
                 AuditAction::RestrictionLifted
             })
         })
+    }
+
+    /// Refuses, with `right_not_available` and an audited denial, a right the
+    /// subject's jurisdiction does not grant. An erased subject passes here:
+    /// [`Vault::update_choices`] refuses it (and audits that).
+    pub(crate) fn require_right(
+        &self,
+        sid: &SubjectId,
+        right: Right,
+        purpose: Option<&str>,
+        by: &By,
+    ) -> Result<(), VaultError> {
+        let subject = self.record(sid.as_str())?.subject;
+        if subject.erased_at.is_some() {
+            return Ok(());
+        }
+        let granted = self.policy.jurisdiction(&subject.jurisdiction).and_then(|j| self.policy.request_rule(j, right));
+        if granted.is_some() {
+            return Ok(());
+        }
+        let mut ev = self.event(self.clock.now(), AuditAction::AccessDenied, CONTROLLER, sid.as_str(), by);
+        ev.purpose = purpose.map(str::to_string);
+        ev.reason = Some("right_not_available".to_string());
+        self.store.append_audit(&[ev])?;
+        Err(VaultError::RightNotAvailable { right: right.as_str(), jurisdiction: subject.jurisdiction })
     }
 
     /// Changes a subject's choices atomically and audits the change. `change`

@@ -33,6 +33,15 @@ pub enum VaultError {
     /// No current value is stored for this category.
     #[error("no value stored for category `{0}`")]
     ItemNotFound(String),
+    /// The subject's jurisdiction does not grant the right exercised (neither
+    /// the notice nor, as `statutory`, the law it names).
+    #[error("the right `{right}` is not available in jurisdiction `{jurisdiction}` under the policy")]
+    RightNotAvailable {
+        /// The right, as the policy names it.
+        right: &'static str,
+        /// The subject's jurisdiction id.
+        jurisdiction: String,
+    },
     /// The token is unknown (or its subject was erased).
     #[error("no such token")]
     TokenNotFound,

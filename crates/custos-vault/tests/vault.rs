@@ -497,8 +497,20 @@ fn every_denial_is_audited_with_its_reason_and_every_allowed_read_with_its_basis
     denied_and_audited(v, alice, DenyReason::ConsentWithdrawn, get(alice, "marketing", CONTROLLER))?;
     // ... and on legitimate interest in California, where an objection stops it.
     read_and_audited(v, bob, read_expect("marketing", "legitimate_interest"), get(bob, "marketing", CONTROLLER))?;
-    v.object(bob, "marketing", &By::Cli)?;
-    denied_and_audited(v, bob, DenyReason::Objected, get(bob, "marketing", CONTROLLER))?;
+    // California's notice grants no objection (its law grants opt-outs, not
+    // objections): refused with `right_not_available`, the refusal audited,
+    // and nothing changes.
+    let before = head(v)?;
+    match v.object(bob, "marketing", &By::Cli) {
+        Err(VaultError::RightNotAvailable { right: "objection", jurisdiction }) => {
+            assert_eq!(jurisdiction, "california")
+        }
+        other => panic!("expected right_not_available, got {other:?}"),
+    }
+    let refusal = v.store().audit_entries(before, 10)?;
+    assert_eq!(refusal.len(), 1, "one audited refusal");
+    assert!(refusal[0].body.contains("\"reason\":\"right_not_available\""), "{}", refusal[0].body);
+    read_and_audited(v, bob, read_expect("marketing", "legitimate_interest"), get(bob, "marketing", CONTROLLER))?;
     // An objection to a legitimate-interest purpose stops it too.
     v.object(alice, "fraud_prevention", &By::Cli)?;
     denied_and_audited(v, alice, DenyReason::Objected, get(alice, "fraud_prevention", CONTROLLER))?;
@@ -844,7 +856,8 @@ fn a_card_number_is_detokenized_only_for_the_purposes_the_policy_lists() -> Test
     let f = fixture()?;
     let v = &f.vault;
     let alice = "alice@example.org";
-    v.add_subject(&adult(alice, "california"), &By::Cli)?;
+    // In the EEA, whose notice grants restriction (used below).
+    v.add_subject(&adult(alice, "eea"), &By::Cli)?;
     v.put(&put(alice, "payment.card_number", CARD), &By::Cli)?;
     // Reads show the token and the last four digits, never the number.
     let shown = v.get(&read(alice, "provide_offerings"), "payment.card_number")?;
