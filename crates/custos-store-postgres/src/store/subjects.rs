@@ -21,8 +21,15 @@ pub(super) mod sql {
     pub(super) const LOCK_SUBJECT: &str =
         concat!("SELECT ", subject_columns!(), " FROM subjects WHERE id = $1 FOR UPDATE");
     pub(super) const SUBJECTS: &str = concat!("SELECT ", subject_columns!(), " FROM subjects WHERE id = ANY($1)");
-    pub(super) const INSERT_SUBJECT: &str = "INSERT INTO subjects (id, jurisdiction, metadata, \
-         created_at, erased_at, wrapped_key, state) VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb) \
+    /// Inserts unless the id is taken or the store identity names a master
+    /// key other than $8/$9 and $10/$11 (the writer's current and previous
+    /// keys), in one round trip; the identity row is share-locked until the
+    /// transaction ends, so a rotation cannot move it meanwhile.
+    pub(super) const INSERT_SUBJECT: &str = "WITH identity AS \
+         (SELECT key_id, key_check FROM store_identity WHERE id = 1 FOR SHARE) \
+         INSERT INTO subjects (id, jurisdiction, metadata, created_at, erased_at, wrapped_key, state) \
+         SELECT $1, $2, $3, $4, $5, $6, $7::text::jsonb WHERE NOT EXISTS (SELECT 1 FROM identity \
+         WHERE NOT ((key_id = $8 AND key_check = $9) OR (key_id = $10 AND key_check = $11))) \
          ON CONFLICT (id) DO NOTHING";
     pub(super) const UPDATE_STATE: &str = "UPDATE subjects SET state = $2::text::jsonb WHERE id = $1";
     pub(super) const LOCK_SUBJECT_FOR_ERASURE: &str = "SELECT erased_at FROM subjects WHERE id = $1 FOR UPDATE";
@@ -36,13 +43,19 @@ pub(super) mod sql {
          OR guardian IS NOT NULL ORDER BY id LIMIT $1";
     pub(super) const SEAL_LEGACY_METADATA: &str =
         "UPDATE subjects SET metadata = $2, region = NULL, birth_date = NULL, guardian = NULL WHERE id = $1";
-    pub(super) const DELETE_ITEMS: &str = "DELETE FROM items WHERE subject = $1 RETURNING token";
-    pub(super) const DELETE_TOKENS: &str = "DELETE FROM tokens WHERE token = ANY($1)";
-    /// A subject's records, and every subject link of those records.
-    pub(super) const ERASE_IDEMPOTENT_RESPONSES: &str =
-        "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency_subjects WHERE subject = $1)";
-    pub(super) const ERASE_IDEMPOTENT_SUBJECTS: &str = "DELETE FROM idempotency_subjects WHERE key IN \
-         (SELECT key FROM idempotency_subjects WHERE subject = $1)";
+    /// Every item version of a subject and the tokens of its cards, in one
+    /// round trip; the number of versions destroyed.
+    pub(super) const DELETE_ITEMS: &str = "WITH gone AS (DELETE FROM items WHERE subject = $1 RETURNING token), \
+         tokens_gone AS (DELETE FROM tokens WHERE token IN (SELECT token FROM gone WHERE token IS NOT NULL)) \
+         SELECT count(*) FROM gone";
+    /// In one round trip: the idempotency records naming the subject (by
+    /// pseudonym $1) and every subject link of those records, the subject's
+    /// row (id $2; metadata and wrapped key with it), and the tombstone.
+    pub(super) const ERASE_ROW: &str = "WITH links AS (SELECT key FROM idempotency_subjects WHERE subject = $1), \
+         responses AS (DELETE FROM idempotency WHERE key IN (SELECT key FROM links)), \
+         linked AS (DELETE FROM idempotency_subjects WHERE key IN (SELECT key FROM links)), \
+         gone AS (DELETE FROM subjects WHERE id = $2) \
+         INSERT INTO tombstones (pseudonym, erased_at) VALUES ($1, $3) ON CONFLICT (pseudonym) DO NOTHING";
 }
 
 fn load_subject<C: GenericClient>(
@@ -92,8 +105,9 @@ impl SubjectStore for PostgresStore {
     ) -> Result<(), StoreError> {
         let state = encode_state(&subject.state)?;
         let erased_at = subject.erased_at.map(|t| t.0);
+        let (current_id, current_check) = held.current;
+        let (previous_id, previous_check) = held.previous.unwrap_or(held.current);
         self.write("creating a subject", |tx| {
-            super::identity::check_held(tx, held)?;
             let inserted = tx
                 .execute(
                     sql::INSERT_SUBJECT,
@@ -105,10 +119,17 @@ impl SubjectStore for PostgresStore {
                         &erased_at,
                         &wrapped_key,
                         &state,
+                        &current_id,
+                        &current_check,
+                        &previous_id,
+                        &previous_check,
                     ],
                 )
                 .or_exists(StoreError::SubjectExists, "creating a subject")?;
             if inserted == 0 {
+                // Either the id is taken or the key is not held: which, is
+                // asked only on this path.
+                super::identity::check_held(tx, held)?;
                 return Err(StoreError::SubjectExists);
             }
             // After the insert: an erasure of the same id committing meanwhile
@@ -179,22 +200,14 @@ impl SubjectStore for PostgresStore {
             if row.try_get::<_, Option<i64>>(0).during(OP)?.is_some() {
                 return Err(StoreError::SubjectErased);
             }
-            let deleted = tx.query(sql::DELETE_ITEMS, &[&id.as_str()]).during(OP)?;
-            let mut tokens: Vec<String> = Vec::new();
-            for row in &deleted {
-                if let Some(token) = row.try_get::<_, Option<String>>(0).during(OP)? {
-                    tokens.push(token);
-                }
-            }
-            if !tokens.is_empty() {
-                tx.execute(sql::DELETE_TOKENS, &[&tokens]).during(OP)?;
-            }
-            tx.execute(sql::ERASE_IDEMPOTENT_RESPONSES, &[&pseudonym]).during(OP)?;
-            tx.execute(sql::ERASE_IDEMPOTENT_SUBJECTS, &[&pseudonym]).during(OP)?;
-            tx.execute(sql::DELETE_SUBJECT, &[&id.as_str()]).during(OP)?;
-            tx.execute(sql::INSERT_TOMBSTONE, &[&pseudonym, &at.0]).during(OP)?;
+            let counted = tx.query_opt(sql::DELETE_ITEMS, &[&id.as_str()]).during(OP)?;
+            let destroyed: i64 = match counted {
+                Some(row) => row.try_get(0).during(OP)?,
+                None => 0,
+            };
+            tx.execute(sql::ERASE_ROW, &[&pseudonym, &id.as_str(), &at.0]).during(OP)?;
             append_if_any(tx, audit)?;
-            Ok(deleted.len() as u64)
+            Ok(u64::try_from(destroyed).unwrap_or(0))
         })
     }
 
