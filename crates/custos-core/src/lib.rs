@@ -9,6 +9,7 @@ pub mod audit_checkpoint;
 pub mod deadline;
 pub mod decision;
 pub mod policy;
+pub mod request;
 pub mod subject;
 pub mod time;
 
