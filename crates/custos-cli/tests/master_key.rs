@@ -547,6 +547,7 @@ fn a_store_from_before_key_checks_is_recorded_from_the_key_that_opens_it() {
             collected_at: custos_core::time::Timestamp(2),
             notice_version: "2020-01-24".into(),
             token: None,
+            lookup: None,
         };
         // A legacy value (bound to subject and category only): re-sealed when the CLI opens the store.
         store.put_items(&[item], &|_, _| Ok(sealed.clone()), &[]).expect("item");

@@ -401,11 +401,38 @@ impl Keyring {
         Ok(KeyedHasher(hmac::Context::with_key(&key)))
     }
 
+    /// The key of [`Keyring::keyed_hash`] under `label`, derived once, for
+    /// hashing many values: `key.hash(parts)` equals `keyed_hash(label, parts)`.
+    pub fn keyed_hash_key(&self, label: &[u8]) -> Result<KeyedHashKey, CryptoError> {
+        let raw = self.derive_subkey(label)?;
+        Ok(KeyedHashKey(hmac::Key::new(hmac::HMAC_SHA256, &raw[..])))
+    }
+
     /// An AES-256-GCM key derived for `label`, for sealing records that are
     /// not any one subject's (they are erased by deleting their rows).
     pub fn derived_data_key(&self, label: &[u8]) -> Result<DataKey, CryptoError> {
         let raw = self.derive_subkey(label)?;
         DataKey::from_raw(&raw[..])
+    }
+}
+
+/// A [`Keyring::keyed_hash`] key derived once ([`Keyring::keyed_hash_key`]).
+pub struct KeyedHashKey(hmac::Key);
+
+impl fmt::Debug for KeyedHashKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyedHashKey(..)")
+    }
+}
+
+impl KeyedHashKey {
+    /// The keyed hash of `parts`, as [`Keyring::keyed_hash`] computes it.
+    pub fn hash(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut h = KeyedHasher(hmac::Context::with_key(&self.0));
+        for part in parts {
+            h.part(part);
+        }
+        h.finish()
     }
 }
 
@@ -463,6 +490,16 @@ mod tests {
 
     fn keyring() -> Keyring {
         Keyring::new(&MasterKey::generate().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_derived_hash_key_gives_the_keyed_hash_and_differs_per_label_and_master_key() {
+        let kr = keyring();
+        let parts: [&[u8]; 2] = [b"contact.email", b"a@example.org"];
+        let key = kr.keyed_hash_key(b"label").unwrap();
+        assert_eq!(key.hash(&parts), kr.keyed_hash(b"label", &parts).unwrap());
+        assert_ne!(key.hash(&parts), kr.keyed_hash_key(b"other label").unwrap().hash(&parts));
+        assert_ne!(key.hash(&parts), keyring().keyed_hash_key(b"label").unwrap().hash(&parts));
     }
 
     #[test]

@@ -222,6 +222,7 @@ impl From<&InputError> for ProblemKind {
             InputError::ServiceKeyWithoutPurposes => ProblemKind::ServiceKeyWithoutPurposes,
             InputError::RecipientNotForPurpose { .. } => ProblemKind::RecipientNotForPurpose,
             InputError::ControllerKeyWithScope { .. } => ProblemKind::ControllerKeyWithScope,
+            InputError::NotALookupCategory { .. } | InputError::EmptyLookupValue => ProblemKind::InvalidRequest,
         }
     }
 }

@@ -28,6 +28,7 @@ fn item(name: &str, category: &str, at: i64) -> NewItem {
         collected_at: Timestamp(at),
         notice_version: "v1".into(),
         token: None,
+        lookup: None,
     }
 }
 

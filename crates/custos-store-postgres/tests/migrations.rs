@@ -142,6 +142,7 @@ fn a_storage_failure_names_the_constraint_but_not_the_values() {
         collected_at: Timestamp(2),
         notice_version: "v1".into(),
         token: Some("tok_secret_4242".into()),
+        lookup: None,
     };
     let seal = |_: usize, _: u32| Ok(b"sealed-secret-bytes".to_vec());
     store.put_items(&[card(&alice())], &seal, &[]).unwrap();
@@ -208,6 +209,7 @@ fn a_version_1_database_is_migrated_forward_without_loss() {
         collected_at: Timestamp(40),
         notice_version: "v2".into(),
         token: None,
+        lookup: None,
     };
     assert_eq!(store.put_items(std::slice::from_ref(&next), &|_, _| Ok(vec![6]), &[]).unwrap(), vec![4]);
     assert_eq!(history("contact.email")[..2], [(4, None, vec![6]), (3, Some(40), vec![3])]);

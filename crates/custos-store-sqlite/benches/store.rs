@@ -34,6 +34,7 @@ fn item(subject: &SubjectId, category: &str, at: i64) -> NewItem {
         notice_version: "2020-01-24".into(),
         // Nonce, a 32-byte value and a tag, as the vault seals it.
         token: None,
+        lookup: None,
     }
 }
 

@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_sealed_subject_metadata.sql"),
     include_str!("../migrations/0008_items_bound.sql"),
     include_str!("../migrations/0009_guardian_consent_flag.sql"),
+    include_str!("../migrations/0010_lookups.sql"),
 ];
 
 /// The schema version this build creates and understands.
@@ -105,6 +106,7 @@ mod tests {
                 collected_at: Timestamp(2),
                 notice_version: "v1".into(),
                 token: None,
+                lookup: None,
             };
             store.put_items(&[item], &|_, _| Ok(b"sealed".to_vec()), std::slice::from_ref(&ev)).unwrap();
             store.audit_head().unwrap()

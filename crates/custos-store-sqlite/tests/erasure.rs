@@ -35,6 +35,7 @@ fn items(owner: &str, batch: usize, count: usize) -> Vec<NewItem> {
             collected_at: Timestamp(n as i64 + 10),
             notice_version: "v1".into(),
             token: (n % 7 == 0).then(|| format!("tok-{owner}-{batch}-{n}")),
+            lookup: None,
         })
         .collect()
 }

@@ -38,6 +38,7 @@ fn item(owner: &str, n: i64) -> NewItem {
         collected_at: Timestamp(n),
         notice_version: "v1".into(),
         token: None,
+        lookup: None,
     }
 }
 

@@ -25,6 +25,11 @@ pub struct NewItem {
     pub notice_version: String,
     /// For tokenized categories: the random token that names the value.
     pub token: Option<String>,
+    /// For lookup categories: the blind index of the normalised value (a
+    /// keyed hash the vault computes; never the value). The store keeps the
+    /// latest version's per subject and category, finds subjects by it
+    /// ([`ItemStore::subjects_by_lookup`]) and deletes it with the subject.
+    pub lookup: Option<[u8; 32]>,
 }
 
 /// Seals the value of input item `index` as `version` (format, nonce,
@@ -88,6 +93,10 @@ pub trait ItemStore: Send + Sync {
 
     /// The item a token names (any version).
     fn item_by_token(&self, token: &str) -> Result<Option<StoredItem>, StoreError>;
+
+    /// The live subjects whose latest value of a lookup category has this
+    /// blind index ([`NewItem::lookup`]), in id order.
+    fn subjects_by_lookup(&self, lookup: &[u8; 32]) -> Result<Vec<SubjectId>, StoreError>;
 }
 
 /// A shared store is a store: lets a vault or server hold `Arc<dyn Store>`.
@@ -114,5 +123,9 @@ impl<T: ItemStore + ?Sized> ItemStore for std::sync::Arc<T> {
 
     fn item_by_token(&self, token: &str) -> Result<Option<StoredItem>, StoreError> {
         (**self).item_by_token(token)
+    }
+
+    fn subjects_by_lookup(&self, lookup: &[u8; 32]) -> Result<Vec<SubjectId>, StoreError> {
+        (**self).subjects_by_lookup(lookup)
     }
 }

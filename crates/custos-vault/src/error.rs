@@ -145,6 +145,15 @@ pub enum InputError {
         /// The declared ids, comma-separated, or a count and where to look.
         known: String,
     },
+    /// A category the policy does not mark as a lookup identifier.
+    #[error("category `{category}` is not a lookup identifier in the policy")]
+    NotALookupCategory {
+        /// The (declared) category id.
+        category: String,
+    },
+    /// A lookup value with nothing left once normalised (no digits in a phone number, only spaces).
+    #[error("the lookup value is empty once normalised")]
+    EmptyLookupValue,
     /// A declared source that the category does not list.
     #[error("source `{source_id}` is not declared for category `{category}`")]
     SourceNotForCategory {

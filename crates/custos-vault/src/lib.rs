@@ -16,6 +16,7 @@ mod erasure;
 mod error;
 mod idempotency;
 pub mod identity;
+mod lookup;
 mod read;
 mod reseal;
 mod subjects;
@@ -57,12 +58,14 @@ pub struct Vault<S> {
     store: S,
     keys: Keyring,
     clock: Arc<dyn Clock>,
+    /// The blind index's key, derived on first use (see `lookup.rs`).
+    lookup_key: std::sync::OnceLock<custos_crypto::KeyedHashKey>,
 }
 
 impl<S: Store> Vault<S> {
     /// A vault over `store`, deciding by `policy`, keyed by `keys`, timed by `clock`.
     pub fn new(policy: Arc<Policy>, store: S, keys: Keyring, clock: Arc<dyn Clock>) -> Self {
-        Vault { policy, store, keys, clock }
+        Vault { policy, store, keys, clock, lookup_key: std::sync::OnceLock::new() }
     }
 
     /// The policy in force.

@@ -137,6 +137,7 @@ impl<S: Store> Vault<S> {
             collected_at: now,
             notice_version: self.policy.version().to_string(),
             token,
+            lookup: self.lookup_hash(category, p.value)?,
         };
         Ok((item, plain))
     }

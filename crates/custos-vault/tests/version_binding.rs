@@ -107,6 +107,7 @@ fn legacy_values_are_resealed_for_their_version_audited_and_a_legacy_value_is_re
                 collected_at: Timestamp(now().0 + n as i64),
                 notice_version: "2020-01-24".into(),
                 token: None,
+                lookup: None,
             };
             v.store().put_items(&[item], &|_, _| Ok(sealed.clone()), &[])?;
             legacy.push(sealed);

@@ -153,6 +153,43 @@ pub struct CategoryDoc {
     /// Whether the person can see it in the access report.
     #[serde(default = "default_true")]
     pub accessible: bool,
+    /// A lookup identifier (email, phone, customer id): its values get a
+    /// blind index, so a rights request made with one finds the person
+    /// without decrypting anything. How values are normalised first.
+    #[serde(default)]
+    pub lookup: Option<LookupKind>,
+}
+
+/// How a lookup identifier is normalised before it is hashed into the blind index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LookupKind {
+    /// An email address: surrounding space removed, lower-cased.
+    Email,
+    /// A phone number: only its digits, and a leading `+`.
+    Phone,
+    /// Any other identifier (a customer id): surrounding space removed, otherwise exact.
+    Exact,
+}
+
+impl LookupKind {
+    /// `value` normalised for the index; `None` when nothing is left of it.
+    pub fn normalise(self, value: &str) -> Option<String> {
+        let trimmed = value.trim();
+        let out = match self {
+            LookupKind::Email => trimmed.to_lowercase(),
+            LookupKind::Phone => {
+                let plus = trimmed.starts_with('+');
+                let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+                if digits.is_empty() {
+                    return None;
+                }
+                if plus { format!("+{digits}") } else { digits }
+            }
+            LookupKind::Exact => trimmed.to_string(),
+        };
+        (!out.is_empty()).then_some(out)
+    }
 }
 
 fn default_true() -> bool {

@@ -564,6 +564,12 @@ impl Policy {
     pub fn tokenization(&self, category: CategoryId) -> Option<&ProtectionDoc> {
         self.category_doc(category).protection.as_ref()
     }
+
+    /// How a lookup identifier category is normalised for the blind index;
+    /// `None` for a category that is not a lookup identifier.
+    pub fn lookup(&self, category: CategoryId) -> Option<LookupKind> {
+        self.category_doc(category).lookup
+    }
 }
 
 /// The length of a compiled table as a dense id bound. Compilation refuses a

@@ -59,6 +59,11 @@ pub(super) mod sql {
     );
     pub(super) const INSERT_TOKENS: &str = "INSERT INTO tokens (token, subject, category, version) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::integer[])";
+    /// The latest version's blind index per subject and category (one row per pair).
+    pub(super) const PUT_LOOKUPS: &str = "INSERT INTO lookups (subject, category, hash) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bytea[]) \
+         ON CONFLICT (subject, category) DO UPDATE SET hash = excluded.hash";
+    pub(super) const SUBJECTS_BY_LOOKUP: &str = "SELECT subject FROM lookups WHERE hash = $1 ORDER BY subject";
     /// A subject and the current versions of the categories `$2` (all when
     /// empty), in one statement: one snapshot and one round trip. The item
     /// columns follow the subject's; a subject without items has one row with
@@ -220,6 +225,21 @@ fn put_in(
         tx.execute(sql::INSERT_TOKENS, &[&tokens.0, &tokens.1, &tokens.2, &tokens.3])
             .during("recording item tokens")?;
     }
+    // Versions follow input order, so the last item of a pair is its newest.
+    let mut lookups: Vec<(&str, &str, &[u8])> = Vec::new();
+    for item in items.iter().rev() {
+        if let Some(hash) = &item.lookup
+            && !lookups.iter().any(|(s, c, _)| *s == item.subject.as_str() && *c == item.category)
+        {
+            lookups.push((item.subject.as_str(), &item.category, &hash[..]));
+        }
+    }
+    if !lookups.is_empty() {
+        let subjects: Vec<&str> = lookups.iter().map(|l| l.0).collect();
+        let categories: Vec<&str> = lookups.iter().map(|l| l.1).collect();
+        let hashes: Vec<&[u8]> = lookups.iter().map(|l| l.2).collect();
+        tx.execute(sql::PUT_LOOKUPS, &[&subjects, &categories, &hashes]).during("recording lookup hashes")?;
+    }
     append_if_any(tx, audit)?;
     let versions = cols
         .version
@@ -338,5 +358,16 @@ impl ItemStore for PostgresStore {
             let row = conn.query_opt(sql::ITEM_BY_TOKEN, &[&token]).during("looking up a token")?;
             row.as_ref().map(item_from_row).transpose()
         })
+    }
+
+    fn subjects_by_lookup(&self, hash: &[u8; 32]) -> Result<Vec<SubjectId>, StoreError> {
+        const OP: &str = "looking up subjects";
+        let rows = self.read(|conn| conn.query(sql::SUBJECTS_BY_LOOKUP, &[&&hash[..]]).during(OP))?;
+        rows.iter()
+            .map(|row| {
+                let id: &str = row.try_get(0).during(OP)?;
+                SubjectId::parse(id).map_err(|_| corrupt("a lookup names a malformed subject id"))
+            })
+            .collect()
     }
 }

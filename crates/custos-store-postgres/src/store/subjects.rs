@@ -50,8 +50,9 @@ pub(super) mod sql {
          SELECT count(*) FROM gone";
     /// In one round trip: the idempotency records naming the subject (by
     /// pseudonym $1) and every subject link of those records, the subject's
-    /// row (id $2; metadata and wrapped key with it), and the tombstone.
+    /// lookup hashes and row (id $2; metadata and wrapped key with it), and the tombstone.
     pub(super) const ERASE_ROW: &str = "WITH links AS (SELECT key FROM idempotency_subjects WHERE subject = $1), \
+         lookups_gone AS (DELETE FROM lookups WHERE subject = $2), \
          responses AS (DELETE FROM idempotency WHERE key IN (SELECT key FROM links)), \
          linked AS (DELETE FROM idempotency_subjects WHERE key IN (SELECT key FROM links)), \
          gone AS (DELETE FROM subjects WHERE id = $2) \

@@ -42,11 +42,24 @@ pub(super) mod sql {
     pub(super) const HISTORY: &str =
         concat!("SELECT ", item_columns!(), " FROM items WHERE subject = ?1 AND category = ?2 ORDER BY version DESC");
     pub(super) const ITEM_BY_TOKEN: &str = concat!("SELECT ", item_columns!(), " FROM items WHERE token = ?1");
+    /// The latest version's blind index per subject and category.
+    pub(super) const PUT_LOOKUP: &str = "INSERT INTO lookups (subject, category, hash) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (subject, category) DO UPDATE SET hash = excluded.hash";
+    pub(super) const SUBJECTS_BY_LOOKUP: &str = "SELECT subject FROM lookups WHERE hash = ?1 ORDER BY subject";
 
     /// All of them, for tests.
     #[cfg(test)]
-    pub(in crate::store) const ALL: &[&str] =
-        &[CURRENT_VERSIONS, SUPERSEDE, INSERT_ITEM, CURRENT_ITEMS, CURRENT_ITEM, HISTORY, ITEM_BY_TOKEN];
+    pub(in crate::store) const ALL: &[&str] = &[
+        CURRENT_VERSIONS,
+        SUPERSEDE,
+        INSERT_ITEM,
+        CURRENT_ITEMS,
+        CURRENT_ITEM,
+        HISTORY,
+        ITEM_BY_TOKEN,
+        PUT_LOOKUP,
+        SUBJECTS_BY_LOOKUP,
+    ];
 }
 
 /// The subject's current items, restricted to `categories` unless empty, ordered by category.
@@ -116,6 +129,7 @@ impl ItemStore for SqliteStore {
             let mut current = tx.prepare_cached(sql::CURRENT_VERSIONS).during("writing items")?;
             let mut supersede = tx.prepare_cached(sql::SUPERSEDE).during("writing items")?;
             let mut insert = tx.prepare_cached(sql::INSERT_ITEM).during("writing items")?;
+            let mut lookup = tx.prepare_cached(sql::PUT_LOOKUP).during("writing items")?;
 
             let mut versions = vec![0u32; items.len()];
             // The current versions stored for the subject being written, by category.
@@ -175,6 +189,10 @@ impl ItemStore for SqliteStore {
                         item.token,
                     ])
                     .during("writing items")?;
+                // In key order, so the newest version of a (subject, category) is written last.
+                if let Some(hash) = &item.lookup {
+                    lookup.execute(params![subject_id, item.category, &hash[..]]).during("writing items")?;
+                }
             }
             append(tx, head, audit)?;
             Ok(versions)
@@ -220,6 +238,23 @@ impl ItemStore for SqliteStore {
             let mut out = Vec::with_capacity(1);
             query_items(conn, sql::ITEM_BY_TOKEN, [token], &mut out)?;
             Ok(out.pop())
+        })
+    }
+
+    fn subjects_by_lookup(&self, hash: &[u8; 32]) -> Result<Vec<SubjectId>, StoreError> {
+        const OP: &str = "looking up subjects";
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(sql::SUBJECTS_BY_LOOKUP).during(OP)?;
+            let mut rows = stmt.query([&hash[..]]).during(OP)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().during(OP)? {
+                let id: String = row.get(0).during(OP)?;
+                out.push(
+                    SubjectId::parse(&id)
+                        .map_err(|_| crate::error::corrupt("a lookup names a malformed subject id"))?,
+                );
+            }
+            Ok(out)
         })
     }
 }

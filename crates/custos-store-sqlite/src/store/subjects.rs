@@ -36,6 +36,7 @@ pub(super) mod sql {
     pub(super) const SEAL_LEGACY_METADATA: &str =
         "UPDATE subjects SET metadata = ?2, region = NULL, birth_date = NULL, guardian = NULL WHERE id = ?1";
     pub(super) const DELETE_ITEMS: &str = "DELETE FROM items WHERE subject = ?1";
+    pub(super) const DELETE_LOOKUPS: &str = "DELETE FROM lookups WHERE subject = ?1";
     /// A subject's records, and every subject link of those records.
     pub(super) const ERASE_IDEMPOTENT_RESPONSES: &str =
         "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency_subjects WHERE subject = ?1)";
@@ -54,6 +55,7 @@ pub(super) mod sql {
         LEGACY_SUBJECTS,
         SEAL_LEGACY_METADATA,
         DELETE_ITEMS,
+        DELETE_LOOKUPS,
         ERASE_IDEMPOTENT_RESPONSES,
         ERASE_IDEMPOTENT_SUBJECTS,
     ];
@@ -186,6 +188,9 @@ impl SubjectStore for SqliteStore {
             // With secure_delete on, the freed bytes are overwritten with zeros.
             let destroyed = tx
                 .prepare_cached(sql::DELETE_ITEMS)
+                .and_then(|mut stmt| stmt.execute([id.as_str()]))
+                .during("erasing a subject")?;
+            tx.prepare_cached(sql::DELETE_LOOKUPS)
                 .and_then(|mut stmt| stmt.execute([id.as_str()]))
                 .during("erasing a subject")?;
             for statement in [sql::ERASE_IDEMPOTENT_RESPONSES, sql::ERASE_IDEMPOTENT_SUBJECTS] {

@@ -25,6 +25,7 @@ fn item(name: &str, category: &str, token: Option<&str>) -> NewItem {
         collected_at: Timestamp(2),
         notice_version: "v1".into(),
         token: token.map(Into::into),
+        lookup: None,
     }
 }
 

@@ -59,6 +59,7 @@ pub fn a_stored_item_keeps_every_field(store: &dyn Store) {
         collected_at: at(42),
         notice_version: "v7".into(),
         token: Some("tok_4242".into()),
+        lookup: None,
     };
     let bytes = vec![0, 1, 2, 3, 254, 255, 0, 0];
     let seal = |_: usize, _: u32| Ok(bytes.clone());
@@ -246,4 +247,44 @@ pub fn put_items_writes_nothing_when_sealing_fails(store: &dyn Store) {
     assert!(result.is_err(), "a failed seal fails the write");
     assert_eq!(versions(&current(store, "alice")), [("email".to_string(), 1)]);
     assert_unchanged(store, before, "a write whose sealing failed");
+}
+
+fn with_lookup(subject: &str, category: &str, second: i64, hash: u8) -> NewItem {
+    NewItem { lookup: Some([hash; 32]), ..item(subject, category, second) }
+}
+
+fn found(store: &dyn Store, hash: u8) -> Vec<String> {
+    let ids = ok(store.subjects_by_lookup(&[hash; 32]), "looking up");
+    ids.iter().map(|i| i.as_str().to_string()).collect()
+}
+
+/// A lookup hash finds the subjects whose latest value of that category
+/// carries it, in id order; a newer version's hash replaces the older one;
+/// an item without a hash leaves the index alone; nothing matches an unknown hash.
+pub fn lookup_hashes_find_the_subjects_whose_latest_value_has_them(store: &dyn Store) {
+    for name in ["alice", "bob", "carol"] {
+        create(store, name);
+    }
+    put(store, &[with_lookup("bob", "contact.email", 1, 1), with_lookup("alice", "contact.email", 1, 1)]);
+    put(store, &[with_lookup("carol", "contact.phone", 1, 2), item("carol", "contact.email", 1)]);
+    assert_eq!(found(store, 1), ["alice", "bob"], "two people sharing an address, in id order");
+    assert_eq!(found(store, 2), ["carol"]);
+    // In one batch, the newest of two versions is the one indexed.
+    put(store, &[with_lookup("alice", "contact.email", 2, 3), with_lookup("alice", "contact.email", 3, 4)]);
+    assert_eq!(
+        (found(store, 1), found(store, 3), found(store, 4)),
+        (vec!["bob".to_string()], vec![], vec!["alice".to_string()])
+    );
+    put(store, &[item("alice", "contact.email", 4)]);
+    assert_eq!(found(store, 4), ["alice"], "an item without a hash changes no index entry");
+    assert!(found(store, 9).is_empty());
+}
+
+/// Erasure deletes the subject's lookup hashes: an erased person is found by none.
+pub fn erasure_deletes_the_lookup_hashes(store: &dyn Store) {
+    create(store, "alice");
+    create(store, "bob");
+    put(store, &[with_lookup("alice", "contact.email", 1, 5), with_lookup("bob", "contact.email", 1, 5)]);
+    ok(erase(store, "alice", 2, &[]), "erasing");
+    assert_eq!(found(store, 5), ["bob"]);
 }

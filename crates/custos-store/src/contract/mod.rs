@@ -65,6 +65,8 @@ macro_rules! contract_tests {
             subjects::an_erased_id_cannot_be_created_again,
             subjects::a_tombstone_is_found_only_by_its_pseudonym,
             items::put_items_numbers_versions_from_one_per_subject_and_category,
+            items::lookup_hashes_find_the_subjects_whose_latest_value_has_them,
+            items::erasure_deletes_the_lookup_hashes,
             items::put_items_returns_versions_in_input_order_for_a_mixed_batch,
             items::a_new_version_supersedes_the_previous_one_at_its_collection_time,
             items::a_stored_item_keeps_every_field,
@@ -237,6 +239,7 @@ pub(crate) fn item(subject: &str, category: &str, second: i64) -> NewItem {
         collected_at: at(second),
         notice_version: "2020-01-24".into(),
         token: None,
+        lookup: None,
     }
 }
 

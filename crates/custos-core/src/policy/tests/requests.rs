@@ -149,3 +149,21 @@ fn bad_request_tables_are_refused_with_a_pointed_message() {
     let unknown = errors(&with_requests("    requests:\n      - kind: sell_my_data\n        source: x\n"));
     assert!(!unknown.is_empty());
 }
+
+#[test]
+fn lookup_identifiers_are_normalised_the_way_people_write_them() {
+    use crate::policy::document::LookupKind::*;
+    assert_eq!(Email.normalise("  Ada.Lovelace@Example.ORG\n").as_deref(), Some("ada.lovelace@example.org"));
+    assert_eq!(Phone.normalise("+1 (206) 555-0100").as_deref(), Some("+12065550100"));
+    assert_eq!(Phone.normalise("206.555.0100").as_deref(), Some("2065550100"));
+    assert_eq!(Phone.normalise(" ( ) - "), None);
+    assert_eq!(Exact.normalise(" CUST-0042 ").as_deref(), Some("CUST-0042"));
+    assert_eq!(Email.normalise("   "), None);
+    let p = example();
+    let kind = |c: &str| p.lookup(p.category(c).expect("category"));
+    assert_eq!(
+        (kind("contact.email"), kind("contact.phone"), kind("account.customer_id")),
+        (Some(Email), Some(Phone), Some(Exact))
+    );
+    assert_eq!(kind("contact.name"), None);
+}
