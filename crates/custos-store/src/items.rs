@@ -32,6 +32,24 @@ pub struct NewItem {
     pub lookup: Option<[u8; 32]>,
 }
 
+/// The lookup hashes a batch leaves indexed, for a store's `put_items`: of
+/// each (subject, category), only the last item's in input order (versions
+/// are numbered in input order, so it is the newest), as `(hash, index into
+/// items)` sorted by hash, so the hash index is walked once, not at random.
+pub fn newest_lookups(items: &[NewItem]) -> Vec<(&[u8; 32], usize)> {
+    let mut seen: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    let mut newest: Vec<(&[u8; 32], usize)> = Vec::new();
+    for (index, item) in items.iter().enumerate().rev() {
+        if let Some(hash) = &item.lookup
+            && seen.insert((item.subject.as_str(), item.category.as_str()))
+        {
+            newest.push((hash, index));
+        }
+    }
+    newest.sort_unstable();
+    newest
+}
+
 /// Seals the value of input item `index` as `version` (format, nonce,
 /// ciphertext, tag): the bytes the store keeps. [`ItemStore::put_items`]
 /// calls it inside its write transaction, after numbering, once per item

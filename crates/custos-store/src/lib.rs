@@ -34,7 +34,7 @@ pub use checkpoints::{ChainItem, CheckpointStore};
 pub use group_commit::AuditGroupCommit;
 pub use idempotency::{IdempotencyStore, IdempotentResponse};
 pub use identity::{HeldKeys, IdentityStore, KeyCheck, Rewrap, StoreIdentity, WrappedKey};
-pub use items::{ItemStore, NewItem, Seal, StoredItem};
+pub use items::{ItemStore, NewItem, Seal, StoredItem, newest_lookups};
 pub use keys::{ApiKeyRecord, KeyStore};
 pub use reseal::{ItemKey, Reseal, ResealStore, SealedItem};
 pub use subjects::{LegacySubject, StateChange, SubjectColumns, SubjectRecord, SubjectStore, Tombstone};

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use custos_core::audit::AuditEvent;
 use custos_core::subject::SubjectId;
 use custos_core::time::Timestamp;
-use custos_store::{ItemStore, NewItem, Seal, StoreError, StoredItem, SubjectRecord};
+use custos_store::{ItemStore, NewItem, Seal, StoreError, StoredItem, SubjectRecord, newest_lookups};
 use postgres::{Row, Transaction};
 
 use super::subjects::{SUBJECT_COLUMNS, subject_from_row};
@@ -225,19 +225,11 @@ fn put_in(
         tx.execute(sql::INSERT_TOKENS, &[&tokens.0, &tokens.1, &tokens.2, &tokens.3])
             .during("recording item tokens")?;
     }
-    // Versions follow input order, so the last item of a pair is its newest.
-    let mut lookups: Vec<(&str, &str, &[u8])> = Vec::new();
-    for item in items.iter().rev() {
-        if let Some(hash) = &item.lookup
-            && !lookups.iter().any(|(s, c, _)| *s == item.subject.as_str() && *c == item.category)
-        {
-            lookups.push((item.subject.as_str(), &item.category, &hash[..]));
-        }
-    }
+    let lookups = newest_lookups(items);
     if !lookups.is_empty() {
-        let subjects: Vec<&str> = lookups.iter().map(|l| l.0).collect();
-        let categories: Vec<&str> = lookups.iter().map(|l| l.1).collect();
-        let hashes: Vec<&[u8]> = lookups.iter().map(|l| l.2).collect();
+        let subjects: Vec<&str> = lookups.iter().map(|&(_, i)| items[i].subject.as_str()).collect();
+        let categories: Vec<&str> = lookups.iter().map(|&(_, i)| items[i].category.as_str()).collect();
+        let hashes: Vec<&[u8]> = lookups.iter().map(|&(hash, _)| &hash[..]).collect();
         tx.execute(sql::PUT_LOOKUPS, &[&subjects, &categories, &hashes]).during("recording lookup hashes")?;
     }
     append_if_any(tx, audit)?;

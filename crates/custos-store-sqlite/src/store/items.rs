@@ -3,7 +3,7 @@
 use custos_core::audit::AuditEvent;
 use custos_core::subject::SubjectId;
 use custos_core::time::Timestamp;
-use custos_store::{ItemStore, NewItem, Seal, StoreError, StoredItem, SubjectRecord};
+use custos_store::{ItemStore, NewItem, Seal, StoreError, StoredItem, SubjectRecord, newest_lookups};
 use rusqlite::{Connection, Row, params};
 
 use super::subjects::load_subject;
@@ -130,9 +130,6 @@ impl ItemStore for SqliteStore {
             let mut supersede = tx.prepare_cached(sql::SUPERSEDE).during("writing items")?;
             let mut insert = tx.prepare_cached(sql::INSERT_ITEM).during("writing items")?;
             let mut lookup = tx.prepare_cached(sql::PUT_LOOKUP).during("writing items")?;
-            // Lookup hashes, written after the items in hash order, so the
-            // hash index is walked once instead of at random.
-            let mut lookups: Vec<(&[u8; 32], usize)> = Vec::new();
 
             let mut versions = vec![0u32; items.len()];
             // The current versions stored for the subject being written, by category.
@@ -192,26 +189,9 @@ impl ItemStore for SqliteStore {
                         item.token,
                     ])
                     .during("writing items")?;
-                // In key order, so the newest version of a (subject, category) is written last.
-                if let Some(hash) = &item.lookup {
-                    lookups.push((hash, pos));
-                }
             }
-            // Stable: of two versions of one (subject, category), the newer
-            // (later in key order) is written last, whatever their hashes.
-            lookups.sort_by_key(|(hash, _)| *hash);
-            let mut newest: Vec<(&[u8; 32], usize)> = Vec::with_capacity(lookups.len());
-            for (hash, pos) in lookups {
-                let item = &items[order[pos]];
-                // Only the newest version of a pair is indexed: a later one in key order wins.
-                let later =
-                    order.get(pos + 1).map(|&n| &items[n]).is_some_and(|n| key(n) == key(item) && n.lookup.is_some());
-                if !later {
-                    newest.push((hash, pos));
-                }
-            }
-            for (hash, pos) in newest {
-                let item = &items[order[pos]];
+            for (hash, index) in newest_lookups(items) {
+                let item = &items[index];
                 lookup.execute(params![item.subject.as_str(), item.category, &hash[..]]).during("writing items")?;
             }
             append(tx, head, audit)?;
