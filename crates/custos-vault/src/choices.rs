@@ -105,8 +105,8 @@ impl<S: Store> Vault<S> {
     pub fn object(&self, subject: &str, purpose: &str, by: &By) -> Result<(), VaultError> {
         self.resolve(purpose, None)?;
         let sid = SubjectId::parse(subject).map_err(InputError::SubjectId)?;
-        self.require_right(&sid, Right::Objection, Some(purpose), by)?;
-        self.update_choices(&sid, CONTROLLER, Some(purpose), None, by, |_, state, now| {
+        self.update_choices(&sid, CONTROLLER, Some(purpose), None, by, |subject, state, now| {
+            self.require_right(subject, Right::Objection)?;
             state.objections.entry(purpose.to_string()).or_insert(now);
             Ok(AuditAction::ObjectionRecorded)
         })
@@ -117,11 +117,9 @@ impl<S: Store> Vault<S> {
     /// the subject's jurisdiction grants none; lifting one is always allowed.
     pub fn set_restricted(&self, subject: &str, restricted: bool, by: &By) -> Result<(), VaultError> {
         let sid = SubjectId::parse(subject).map_err(InputError::SubjectId)?;
-        if restricted {
-            self.require_right(&sid, Right::Restriction, None, by)?;
-        }
-        self.update_choices(&sid, CONTROLLER, None, None, by, |_, state, now| {
+        self.update_choices(&sid, CONTROLLER, None, None, by, |subject, state, now| {
             Ok(if restricted {
+                self.require_right(subject, Right::Restriction)?;
                 state.restricted_since.get_or_insert(now);
                 AuditAction::RestrictionSet
             } else {
@@ -131,29 +129,17 @@ impl<S: Store> Vault<S> {
         })
     }
 
-    /// Refuses, with `right_not_available` and an audited denial, a right the
-    /// subject's jurisdiction does not grant. An erased subject passes here:
-    /// [`Vault::update_choices`] refuses it (and audits that).
-    pub(crate) fn require_right(
-        &self,
-        sid: &SubjectId,
-        right: Right,
-        purpose: Option<&str>,
-        by: &By,
-    ) -> Result<(), VaultError> {
-        let subject = self.record(sid.as_str())?.subject;
-        if subject.erased_at.is_some() {
-            return Ok(());
-        }
+    /// Refuses, with `right_not_available`, a right the subject's jurisdiction
+    /// does not grant; inside [`Vault::update_choices`]'s change, whose
+    /// [`Vault::refused`] audits the refusal.
+    pub(crate) fn require_right(&self, subject: &Subject, right: Right) -> Result<(), VaultError> {
         let granted = self.policy.jurisdiction(&subject.jurisdiction).and_then(|j| self.policy.request_rule(j, right));
-        if granted.is_some() {
-            return Ok(());
+        match granted {
+            Some(_) => Ok(()),
+            None => {
+                Err(VaultError::RightNotAvailable { right: right.as_str(), jurisdiction: subject.jurisdiction.clone() })
+            }
         }
-        let mut ev = self.event(self.clock.now(), AuditAction::AccessDenied, CONTROLLER, sid.as_str(), by);
-        ev.purpose = purpose.map(str::to_string);
-        ev.reason = Some("right_not_available".to_string());
-        self.store.append_audit(&[ev])?;
-        Err(VaultError::RightNotAvailable { right: right.as_str(), jurisdiction: subject.jurisdiction })
     }
 
     /// Changes a subject's choices atomically and audits the change. `change`
@@ -210,8 +196,9 @@ impl<S: Store> Vault<S> {
         self.refused(problem, actor, sid.as_str(), purpose, by)
     }
 
-    /// The outcome of a state change; a refusal because the subject was erased
-    /// is audited like every other denial.
+    /// The outcome of a state change; a refusal because the subject was erased,
+    /// or because the jurisdiction grants no such right, is audited like every
+    /// other denial.
     pub(crate) fn refused(
         &self,
         problem: Option<VaultError>,
@@ -224,6 +211,13 @@ impl<S: Store> Vault<S> {
             None => Ok(()),
             Some(VaultError::Denied(d)) if d.reason == DenyReason::Erased => {
                 Err(self.erased_refusal(actor, subject, purpose, by))
+            }
+            Some(e @ VaultError::RightNotAvailable { .. }) => {
+                let mut ev = self.event(self.clock.now(), AuditAction::AccessDenied, actor, subject, by);
+                ev.purpose = purpose.map(str::to_string);
+                ev.reason = Some("right_not_available".to_string());
+                self.store.append_audit(&[ev])?;
+                Err(e)
             }
             Some(other) => Err(other),
         }
