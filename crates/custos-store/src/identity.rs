@@ -46,9 +46,10 @@ impl HeldKeys<'_> {
     /// recorded no identity yet (store-level tests and tools). Fails closed.
     pub const UNKEYED: HeldKeys<'static> = HeldKeys { current: (&[], &[]), previous: None };
 
-    /// Whether `recorded` (a store identity's key) is one of these.
-    pub fn holds(&self, recorded: &KeyCheck) -> bool {
-        let is = |(id, check): (&[u8], &[u8])| recorded.key_id == id && recorded.check == check;
+    /// Whether the key a store identity records (its id and key-check value)
+    /// is one of these.
+    pub fn holds(&self, key_id: &[u8], check: &[u8]) -> bool {
+        let is = |(id, c): (&[u8], &[u8])| key_id == id && check == c;
         is(self.current) || self.previous.is_some_and(is)
     }
 }

@@ -43,9 +43,8 @@ pub(super) fn check_held<C: GenericClient>(conn: &mut Session<'_, C>, held: &Hel
     let Some(row) = conn.query_opt(IDENTITY_KEY, &[]).during(OP)? else {
         return Ok(());
     };
-    let recorded =
-        KeyCheck { key_id: row.try_get(0).during(OP)?, check: row.try_get(1).during(OP)?, sealed_root: None };
-    if held.holds(&recorded) { Ok(()) } else { Err(StoreError::KeyNotHeld { recorded: recorded.key_id }) }
+    let (key_id, check): (&[u8], &[u8]) = (row.try_get(0).during(OP)?, row.try_get(1).during(OP)?);
+    if held.holds(key_id, check) { Ok(()) } else { Err(StoreError::KeyNotHeld { recorded: key_id.to_vec() }) }
 }
 
 fn load<C: GenericClient>(conn: &mut Session<'_, C>) -> Result<Option<StoreIdentity>, StoreError> {

@@ -11,7 +11,7 @@
 
 use custos_core::audit::{AuditEvent, ChainHead};
 use custos_core::subject::SubjectId;
-use custos_store::{HeldKeys, KeyCheck, StoreError};
+use custos_store::{HeldKeys, StoreError};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, ffi, params};
 
 use crate::error::{Context, corrupt};
@@ -89,11 +89,10 @@ impl SqliteStore {
                 Some(known) => known,
                 None => identity_key.insert(identity::recorded_key(&tx)?),
             };
-            if let Some((key_id, check)) = recorded {
-                let recorded = KeyCheck { key_id: key_id.clone(), check: check.clone(), sealed_root: None };
-                if !held.holds(&recorded) {
-                    return Err(StoreError::KeyNotHeld { recorded: recorded.key_id });
-                }
+            if let Some((key_id, check)) = recorded
+                && !held.holds(key_id, check)
+            {
+                return Err(StoreError::KeyNotHeld { recorded: key_id.clone() });
             }
         }
         let mut next = *head;
