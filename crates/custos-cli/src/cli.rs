@@ -73,6 +73,24 @@ pub enum Command {
         #[arg(long)]
         lift: bool,
     },
+    /// Opt a subject out of the sale and sharing of their personal information
+    /// and of targeted advertising (CCPA §1798.120).
+    OptOut {
+        /// Subject id.
+        id: String,
+        /// Opt back in instead.
+        #[arg(long)]
+        lift: bool,
+    },
+    /// Limit the use of a subject's sensitive personal information to what
+    /// CCPA §7027(m) permits (CCPA §1798.121).
+    LimitSensitive {
+        /// Subject id.
+        id: String,
+        /// Lift the limit instead.
+        #[arg(long)]
+        lift: bool,
+    },
     /// Verify or list the tamper-evident audit log.
     Audit {
         #[command(subcommand)]

@@ -77,6 +77,10 @@ fn main() -> ExitCode {
             eprintln!("denied: {}: {}", d.reason.code(), d.sentence);
             ExitCode::from(3)
         }
+        Err(Failure::Refused(code, sentence)) => {
+            eprintln!("denied: {code}: {sentence}");
+            ExitCode::from(3)
+        }
         Err(Failure::Usage(msg)) => {
             eprintln!("error: {msg}");
             ExitCode::from(2)
@@ -93,6 +97,9 @@ enum Failure {
     /// The reader of standard output went away: stop quietly.
     OutputClosed,
     Denied(custos_vault::Denied),
+    /// Refused by the policy outside the decision engine (a right the
+    /// subject's jurisdiction does not grant): a code and its sentence.
+    Refused(&'static str, String),
     Usage(String),
     Error(anyhow::Error),
 }
@@ -107,6 +114,7 @@ impl From<VaultError> for Failure {
     fn from(e: VaultError) -> Self {
         match e {
             VaultError::Denied(d) => Failure::Denied(d),
+            e @ VaultError::RightNotAvailable { .. } => Failure::Refused("right_not_available", e.to_string()),
             other => Failure::Error(other.into()),
         }
     }
@@ -343,6 +351,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let vault = env::open_vault(global)?;
             vault.set_restricted(&id, !lift, &By::Cli)?;
             outln!("processing for {id} {}", if lift { "no longer restricted" } else { "restricted" });
+            Ok(())
+        }
+        Command::OptOut { id, lift } => {
+            let vault = env::open_vault(global)?;
+            vault.set_opted_out(&id, !lift, &By::Cli)?;
+            outln!("{id} {}", if lift { "opted back in to sale and sharing" } else { "opted out of sale and sharing" });
+            Ok(())
+        }
+        Command::LimitSensitive { id, lift } => {
+            let vault = env::open_vault(global)?;
+            vault.set_sensitive_limited(&id, !lift, &By::Cli)?;
+            outln!(
+                "use of sensitive information {} for {id}",
+                if lift { "no longer limited" } else { "limited to what CCPA §7027(m) permits" }
+            );
             Ok(())
         }
         Command::Audit { command } => {

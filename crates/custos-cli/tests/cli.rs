@@ -182,6 +182,43 @@ fn objection_and_restriction_are_honoured() {
     assert_eq!(env.ok(&get("e-2", "contact.email", "provide_offerings")).trim(), EMAIL);
 }
 
+/// CCPA §1798.121 from the command line: a limit stops purposes the policy
+/// does not mark §7027(m) from using sensitive categories, performing the
+/// services goes on, lifting restores; an EEA subject has no such right.
+#[test]
+fn a_limit_on_sensitive_information_is_honoured_and_lifted() {
+    let env = Env::new();
+    setup_adult(&env, "c-9", "california");
+    let voice = [
+        "data",
+        "put",
+        "c-9",
+        "biometric.image_voice",
+        "voice sample",
+        "--source",
+        "provided",
+        "--purpose",
+        "provide_offerings",
+    ];
+    env.ok(&voice);
+    env.ok(&["consent", "grant", "c-9", "consented_purposes"]);
+    assert_eq!(env.ok(&get("c-9", "biometric.image_voice", "consented_purposes")).trim(), "voice sample");
+    env.ok(&["limit-sensitive", "c-9"]);
+    assert_eq!(env.denied(&get("c-9", "biometric.image_voice", "consented_purposes")), "sensitive_use_limited");
+    assert_eq!(env.ok(&get("c-9", "biometric.image_voice", "provide_offerings")).trim(), "voice sample");
+    env.ok(&["limit-sensitive", "c-9", "--lift"]);
+    assert_eq!(env.ok(&get("c-9", "biometric.image_voice", "consented_purposes")).trim(), "voice sample");
+    // California grants the opt-out (the bundled notice sells nothing, so no decision changes).
+    env.ok(&["opt-out", "c-9"]);
+    assert_eq!(env.ok(&get("c-9", "contact.email", "provide_offerings")).trim(), EMAIL);
+    setup_adult(&env, "e-9", "eea");
+    for command in ["limit-sensitive", "opt-out"] {
+        let out = env.run(&[command, "e-9"]);
+        assert_eq!(out.status.code(), Some(3), "{command}: {}", stderr(&out));
+        assert!(stderr(&out).starts_with("denied: right_not_available: "), "{}", stderr(&out));
+    }
+}
+
 #[test]
 fn a_child_needs_a_linked_guardian_who_consents() {
     let env = Env::new();

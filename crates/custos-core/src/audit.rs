@@ -69,6 +69,14 @@ pub enum AuditAction {
     /// Every item value of the store is bound to its version; legacy values
     /// are refused from now on.
     ItemsBound,
+    /// The subject opted out of sale and sharing (CCPA §1798.120).
+    OptOutRecorded,
+    /// The subject opted back in to sale and sharing.
+    OptOutLifted,
+    /// The subject limited the use of their sensitive information (CCPA §1798.121).
+    SensitiveUseLimited,
+    /// The subject lifted that limit.
+    SensitiveLimitLifted,
 }
 
 /// One audited event, as the vault describes it (no personal values).

@@ -16,16 +16,21 @@
 //!    purpose as one that may detokenize the category → `detokenize_not_allowed`
 //! 6. the actor is a recipient not declared for this purpose and category → `recipient_not_allowed`
 //! 7. processing is restricted and the purpose is not allowed then → `restricted`
-//! 8. the purpose has no legal basis in the subject's jurisdiction → `no_legal_basis`
-//! 9. the subject is under the jurisdiction's guardian age (whole years on the UTC
-//!    date of the request; no birth date = adult), the purpose's basis is not legal
-//!    obligation, and the consent recorded for this purpose is not one granted by
-//!    the linked guardian → `guardian_consent_missing` (`consent_withdrawn` if the
-//!    linked guardian withdrew it)
-//! 10. the purpose is direct marketing and the subject objected to it or to any
+//! 8. the subject opted out of sale and sharing and the purpose sells, shares
+//!    or targets advertising → `opted_out`
+//! 9. the subject limited the use of sensitive information, the category is
+//!    sensitive and the purpose is not one CCPA §7027(m) still permits →
+//!    `sensitive_use_limited`
+//! 10. the purpose has no legal basis in the subject's jurisdiction → `no_legal_basis`
+//! 11. the subject is under the jurisdiction's guardian age (whole years on the UTC
+//!     date of the request; no birth date = adult), the purpose's basis is not legal
+//!     obligation, and the consent recorded for this purpose is not one granted by
+//!     the linked guardian → `guardian_consent_missing` (`consent_withdrawn` if the
+//!     linked guardian withdrew it)
+//! 12. the purpose is direct marketing and the subject objected to it or to any
 //!     other direct-marketing purpose of the policy (an objection to direct
 //!     marketing covers all of it, GDPR Art. 21(3)) → `objected`
-//! 11. the basis is consent with no live consent → `consent_missing` / `consent_withdrawn`;
+//! 13. the basis is consent with no live consent → `consent_missing` / `consent_withdrawn`;
 //!     the basis is legitimate interest and the subject objected → `objected`
 //!
 //! Checks 1 and 2 depend only on who asks and why; [`admit`] runs them alone,
@@ -112,6 +117,10 @@ pub enum DenyReason {
     RecipientNotAllowed,
     /// Processing is restricted (GDPR Art. 18).
     Restricted,
+    /// The subject opted out of sale and sharing (CCPA §1798.120).
+    OptedOut,
+    /// The subject limited the use of sensitive information (CCPA §1798.121).
+    SensitiveUseLimited,
     /// The subject's jurisdiction is unknown to the policy, or the purpose has no basis there.
     NoLegalBasis,
     /// The subject is a child without a linked guardian's consent.
@@ -132,7 +141,7 @@ pub enum DenyReason {
 
 impl DenyReason {
     /// Every reason, in check order.
-    pub const ALL: [DenyReason; 12] = [
+    pub const ALL: [DenyReason; 14] = [
         DenyReason::ActorNotDeclared,
         DenyReason::PurposeNotBound,
         DenyReason::Erased,
@@ -140,6 +149,8 @@ impl DenyReason {
         DenyReason::DetokenizeNotAllowed,
         DenyReason::RecipientNotAllowed,
         DenyReason::Restricted,
+        DenyReason::OptedOut,
+        DenyReason::SensitiveUseLimited,
         DenyReason::NoLegalBasis,
         DenyReason::GuardianConsentMissing,
         DenyReason::Objected,
@@ -154,6 +165,8 @@ impl DenyReason {
             DenyReason::PurposeNotDeclaredForCategory => "purpose_not_declared_for_category",
             DenyReason::RecipientNotAllowed => "recipient_not_allowed",
             DenyReason::Restricted => "restricted",
+            DenyReason::OptedOut => "opted_out",
+            DenyReason::SensitiveUseLimited => "sensitive_use_limited",
             DenyReason::NoLegalBasis => "no_legal_basis",
             DenyReason::GuardianConsentMissing => "guardian_consent_missing",
             DenyReason::Objected => "objected",
@@ -212,6 +225,12 @@ impl Denial {
                     "processing of this subject's data is restricted; purpose `{p}` may not read {c} while restricted"
                 )
             }
+            DenyReason::OptedOut => format!(
+                "the subject opted out of the sale and sharing of their personal information; purpose `{p}` sells, shares or targets advertising and may not read {c}"
+            ),
+            DenyReason::SensitiveUseLimited => format!(
+                "the subject limited the use of their sensitive personal information; purpose `{p}` is not one of the uses still permitted and may not read {c}"
+            ),
             DenyReason::NoLegalBasis => {
                 format!("purpose `{p}` has no legal basis in the subject's jurisdiction, so {c} cannot be read for it")
             }
@@ -287,6 +306,15 @@ pub fn decide(policy: &Policy, subject: &Subject, req: &AccessRequest<'_>) -> De
     let state = &subject.state;
     if state.restricted_since.is_some() && !rules.allowed_when_restricted {
         return deny(DenyReason::Restricted);
+    }
+    if state.opted_out_since.is_some() && rules.sale_or_sharing {
+        return deny(DenyReason::OptedOut);
+    }
+    if state.sensitive_limited_since.is_some()
+        && !rules.sensitive_use_permitted
+        && policy.category_doc(req.category).sensitive
+    {
+        return deny(DenyReason::SensitiveUseLimited);
     }
     let Some(jurisdiction) = policy.jurisdiction(&subject.jurisdiction) else {
         return deny(DenyReason::NoLegalBasis);

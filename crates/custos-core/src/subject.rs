@@ -208,6 +208,14 @@ pub struct SubjectState {
     /// Processing restricted since (GDPR Art. 18), if so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restricted_since: Option<Timestamp>,
+    /// Opted out of sale and sharing, and of targeted advertising, since
+    /// (CCPA §1798.120), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opted_out_since: Option<Timestamp>,
+    /// The use of sensitive personal information limited since (CCPA
+    /// §1798.121), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitive_limited_since: Option<Timestamp>,
 }
 
 /// The latest consent event for one purpose.

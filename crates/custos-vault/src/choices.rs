@@ -116,15 +116,60 @@ impl<S: Store> Vault<S> {
     /// restriction is refused with `right_not_available` (and audited) where
     /// the subject's jurisdiction grants none; lifting one is always allowed.
     pub fn set_restricted(&self, subject: &str, restricted: bool, by: &By) -> Result<(), VaultError> {
+        let switch = Switch {
+            right: Right::Restriction,
+            since: |s| &mut s.restricted_since,
+            on: AuditAction::RestrictionSet,
+            off: AuditAction::RestrictionLifted,
+        };
+        self.switch(subject, restricted, switch, by)
+    }
+
+    /// Opts the subject out of the sale and sharing of their personal
+    /// information and of targeted advertising (CCPA §1798.120), or back in.
+    /// Purposes the policy marks `sale_or_sharing` are then denied
+    /// (`opted_out`). An opt-out is refused with `right_not_available` (and
+    /// audited) where the jurisdiction grants none; opting back in is always
+    /// allowed.
+    pub fn set_opted_out(&self, subject: &str, opted_out: bool, by: &By) -> Result<(), VaultError> {
+        let switch = Switch {
+            right: Right::OptOut,
+            since: |s| &mut s.opted_out_since,
+            on: AuditAction::OptOutRecorded,
+            off: AuditAction::OptOutLifted,
+        };
+        self.switch(subject, opted_out, switch, by)
+    }
+
+    /// Limits the use of the subject's sensitive personal information to the
+    /// purposes CCPA §7027(m) permits (CCPA §1798.121), or lifts the limit.
+    /// Other purposes are then denied sensitive categories
+    /// (`sensitive_use_limited`). Refused like an opt-out where the
+    /// jurisdiction grants no such right; lifting is always allowed.
+    pub fn set_sensitive_limited(&self, subject: &str, limited: bool, by: &By) -> Result<(), VaultError> {
+        let switch = Switch {
+            right: Right::LimitSensitive,
+            since: |s| &mut s.sensitive_limited_since,
+            on: AuditAction::SensitiveUseLimited,
+            off: AuditAction::SensitiveLimitLifted,
+        };
+        self.switch(subject, limited, switch, by)
+    }
+
+    /// Turns one of the subject's standing choices on (since now, unless it
+    /// already was) or off, audited. Turning it on needs the right in the
+    /// subject's jurisdiction; turning it off never does.
+    fn switch(&self, subject: &str, on: bool, switch: Switch, by: &By) -> Result<(), VaultError> {
         let sid = SubjectId::parse(subject).map_err(InputError::SubjectId)?;
         self.update_choices(&sid, CONTROLLER, None, None, by, |subject, state, now| {
-            Ok(if restricted {
-                self.require_right(subject, Right::Restriction)?;
-                state.restricted_since.get_or_insert(now);
-                AuditAction::RestrictionSet
+            let since = (switch.since)(state);
+            Ok(if on {
+                self.require_right(subject, switch.right)?;
+                since.get_or_insert(now);
+                switch.on
             } else {
-                state.restricted_since = None;
-                AuditAction::RestrictionLifted
+                *since = None;
+                switch.off
             })
         })
     }
@@ -233,4 +278,16 @@ impl<S: Store> Vault<S> {
             Err(e) => e.into(),
         }
     }
+}
+
+/// A standing choice that is on since a time or off: restriction, opt-out of
+/// sale and sharing, limited use of sensitive information.
+struct Switch {
+    /// The right that turning it on exercises.
+    right: Right,
+    /// Where the state keeps it.
+    since: fn(&mut SubjectState) -> &mut Option<Timestamp>,
+    /// The audited actions for on and off.
+    on: AuditAction,
+    off: AuditAction,
 }

@@ -56,6 +56,7 @@ categories:
   - id: device.id
     name: Device identifier
     ccpa: F
+    sensitive: true
     group: Device
     sources: [provided]
 purposes:
@@ -65,6 +66,7 @@ purposes:
     categories: [contact.email, purchase.history, payment.card]
     legal_basis:
       - { jurisdiction: default, basis: contract }
+    sensitive_use_permitted: true
     retention: { period: "3 years", from: account_closure }
   - id: fraud
     name: Fraud prevention
@@ -72,6 +74,7 @@ purposes:
     categories: [contact.email, payment.card, device.id]
     legal_basis:
       - { jurisdiction: default, basis: legitimate_interest }
+    sensitive_use_permitted: true
     retention: { period: "1 year", from: collection }
   - id: tax
     name: Tax records
@@ -80,6 +83,7 @@ purposes:
     legal_basis:
       - { jurisdiction: default, basis: legal_obligation }
     allowed_when_restricted: true
+    sensitive_use_permitted: true
     retention: { period: "7 years", from: collection }
   - id: analytics
     name: Analytics
@@ -96,6 +100,7 @@ purposes:
       - { jurisdiction: eea, basis: consent }
       - { jurisdiction: default, basis: legitimate_interest }
     direct_marketing: true
+    sale_or_sharing: true
     retention: { period: "2 years", from: last_use }
   - id: newsletter
     name: Newsletter
@@ -112,6 +117,7 @@ purposes:
     legal_basis:
       - { jurisdiction: eea, basis: consent }
       - { jurisdiction: us, basis: legitimate_interest }
+    sale_or_sharing: true
     retention: { period: "1 year", from: collection }
 recipients:
   - id: carrier
@@ -233,6 +239,8 @@ trait Setup: Sized {
     fn record(self, purpose: &str, status: ConsentStatus, by: Option<&str>) -> Self;
     fn objected(self, purpose: &str) -> Self;
     fn restricted(self) -> Self;
+    fn opted_out(self) -> Self;
+    fn limited(self) -> Self;
     fn erased(self) -> Self;
 
     fn consent(self, purpose: &str) -> Self {
@@ -266,6 +274,14 @@ impl Setup for Subject {
     }
     fn restricted(mut self) -> Self {
         self.state.restricted_since = Some(Timestamp::from_datetime(datetime!(2025-03-01 00:00 UTC)));
+        self
+    }
+    fn opted_out(mut self) -> Self {
+        self.state.opted_out_since = Some(Timestamp::from_datetime(datetime!(2025-03-02 00:00 UTC)));
+        self
+    }
+    fn limited(mut self) -> Self {
+        self.state.sensitive_limited_since = Some(Timestamp::from_datetime(datetime!(2025-03-03 00:00 UTC)));
         self
     }
     fn erased(mut self) -> Self {
@@ -461,6 +477,25 @@ fn cases() -> Vec<Case> {
         ("restricted beats no_legal_basis (no basis here)", adult("kr").restricted(), "profiling", DEV, C, R, "restricted"),
         ("restricted beats guardian_consent_missing", child15("eea").restricted(), "orders", EMAIL, C, R, "restricted"),
         ("restricted beats objected", adult("us").restricted().objected("marketing"), "marketing", EMAIL, C, R, "restricted"),
+        ("restricted beats opted_out", adult("us").restricted().opted_out(), "marketing", EMAIL, C, R, "restricted"),
+        // --- 7a. opted out of sale and sharing (CCPA §1798.120) ---
+        ("opted out, marketing", adult("us").opted_out(), "marketing", EMAIL, C, R, "opted_out"),
+        ("opted out, profiling", adult("us").opted_out(), "profiling", DEV, C, R, "opted_out"),
+        ("opted out stops the ad network too", adult("us").opted_out(), "marketing", EMAIL, "adnet", R, "opted_out"),
+        ("opted out, orders go on", adult("us").opted_out(), "orders", EMAIL, C, R, "allow:contract"),
+        ("opted out beats no_legal_basis", adult("kr").opted_out(), "profiling", DEV, C, R, "opted_out"),
+        ("opted out beats a live consent", adult("eea").opted_out().consent("marketing"), "marketing", EMAIL, C, R, "opted_out"),
+        ("opted out beats objected", adult("us").opted_out().objected("marketing"), "marketing", EMAIL, C, R, "opted_out"),
+        ("opted out beats sensitive_use_limited", adult("us").opted_out().limited(), "marketing", EMAIL, C, R, "opted_out"),
+        // --- 7b. use of sensitive information limited (CCPA §1798.121) ---
+        ("limited, fraud may use the card (§7027(m))", adult("us").limited(), "fraud", CARD, C, R, "allow:legitimate_interest"),
+        ("limited, orders may use the card (§7027(m))", adult("us").limited(), "orders", CARD, C, R, "allow:contract"),
+        ("limited, tax keeps the card (a legal obligation, §1798.145(a))", adult("us").limited(), "tax", CARD, C, R, "allow:legal_obligation"),
+        ("limited, analytics may not use the device id", adult("us").limited().consent("analytics"), "analytics", DEV, C, R, "sensitive_use_limited"),
+        ("limited, analytics may use what is not sensitive", adult("us").limited().consent("analytics"), "analytics", HIST, C, R, "allow:consent"),
+        ("limited beats consent_missing", adult("us").limited(), "analytics", DEV, C, R, "sensitive_use_limited"),
+        ("limited beats no_legal_basis", adult("mars").limited(), "analytics", DEV, C, R, "sensitive_use_limited"),
+        ("limited beats guardian_consent_missing", child15("eea").limited(), "analytics", DEV, C, R, "sensitive_use_limited"),
         ("restricted, tax via psp? psp not declared for tax", adult("eea").restricted(), "tax", CARD, "psp", R, "recipient_not_allowed"),
 
         // --- 8. no_legal_basis ---

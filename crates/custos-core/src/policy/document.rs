@@ -238,6 +238,17 @@ pub struct PurposeDoc {
     /// (`true` without a ground loads, and is linted; `false` is the default).
     #[serde(default)]
     pub allowed_when_restricted: WhenRestricted,
+    /// Whether this purpose sells or shares personal information, or uses it
+    /// for targeted (cross-context behavioural) advertising: it stops for a
+    /// subject who opted out (CCPA §1798.120, §1798.135).
+    #[serde(default)]
+    pub sale_or_sharing: bool,
+    /// Whether this purpose may go on using sensitive personal information
+    /// after the subject limited its use: one of the uses CCPA §7027(m)
+    /// permits (performing the services, security and integrity, short-term
+    /// transient use, and the like).
+    #[serde(default)]
+    pub sensitive_use_permitted: bool,
     /// CCPA business purpose or commercial purpose label.
     #[serde(default)]
     pub ccpa_business_purpose: Option<String>,

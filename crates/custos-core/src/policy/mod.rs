@@ -125,6 +125,10 @@ pub struct PurposeRules {
     pub direct_marketing: bool,
     /// May continue while processing is restricted.
     pub allowed_when_restricted: bool,
+    /// Sells or shares, or targets advertising: stops after an opt-out.
+    pub sale_or_sharing: bool,
+    /// May go on using sensitive information after a limit request.
+    pub sensitive_use_permitted: bool,
 }
 
 impl PurposeRules {
@@ -327,6 +331,8 @@ impl Policy {
                 basis,
                 direct_marketing: p.direct_marketing,
                 allowed_when_restricted: p.allowed_when_restricted.continues(),
+                sale_or_sharing: p.sale_or_sharing,
+                sensitive_use_permitted: p.sensitive_use_permitted,
             });
         }
 

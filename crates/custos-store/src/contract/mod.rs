@@ -179,7 +179,13 @@ pub(crate) fn full_subject(name: &str) -> Subject {
         guardian: None,
         created_at: at(1),
         erased_at: None,
-        state: SubjectState { consents, objections, restricted_since: Some(at(8)) },
+        state: SubjectState {
+            consents,
+            objections,
+            restricted_since: Some(at(8)),
+            opted_out_since: Some(at(9)),
+            sensitive_limited_since: Some(at(10)),
+        },
     }
 }
 

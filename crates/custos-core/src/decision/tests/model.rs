@@ -66,6 +66,13 @@ fn recipient(r: &str) -> (&'static [&'static str], &'static [&'static str]) {
 }
 
 /// The day a person born on `birth` turns `years`; 29 February births
+/// The purposes that sell, share or target advertising (stop after an opt-out).
+const SALE_OR_SHARING: [&str; 2] = ["marketing", "profiling"];
+/// The purposes CCPA §7027(m) still permits on sensitive data after a limit request.
+const SENSITIVE_USE_PERMITTED: [&str; 3] = ["orders", "fraud", "tax"];
+/// The sensitive categories.
+const SENSITIVE: [&str; 2] = ["payment.card", "device.id"];
+
 /// have their birthday on 1 March in common years.
 fn birthday(birth: Date, years: i32) -> Date {
     let y = birth.year() + years;
@@ -86,28 +93,37 @@ fn model(
 ) -> Result<&'static str, &'static str> {
     let mut reasons: Vec<(u8, &'static str)> = Vec::new();
     if actor == STRANGER {
-        reasons.push((1, "actor_not_declared"));
+        reasons.push((10, "actor_not_declared"));
     }
     if how.scope.is_some_and(|bound| !bound.contains(&purpose)) {
-        reasons.push((2, "purpose_not_bound"));
+        reasons.push((20, "purpose_not_bound"));
     }
     if s.erased_at.is_some() {
-        reasons.push((3, "erased"));
+        reasons.push((30, "erased"));
     }
     if !purpose_categories(purpose).contains(&category) {
-        reasons.push((4, "purpose_not_declared_for_category"));
+        reasons.push((40, "purpose_not_declared_for_category"));
     }
     if how.op == Operation::Detokenize && !(purpose == "orders" && category == "payment.card") {
-        reasons.push((5, "detokenize_not_allowed"));
+        reasons.push((50, "detokenize_not_allowed"));
     }
     if actor != "controller" {
         let (ps, cs) = recipient(actor);
         if !ps.contains(&purpose) || !(cs.is_empty() || cs.contains(&category)) {
-            reasons.push((6, "recipient_not_allowed"));
+            reasons.push((60, "recipient_not_allowed"));
         }
     }
     if s.state.restricted_since.is_some() && purpose != "tax" {
-        reasons.push((7, "restricted"));
+        reasons.push((70, "restricted"));
+    }
+    if s.state.opted_out_since.is_some() && SALE_OR_SHARING.contains(&purpose) {
+        reasons.push((71, "opted_out"));
+    }
+    if s.state.sensitive_limited_since.is_some()
+        && SENSITIVE.contains(&category)
+        && !SENSITIVE_USE_PERMITTED.contains(&purpose)
+    {
+        reasons.push((72, "sensitive_use_limited"));
     }
     let age = guardian_age(&s.jurisdiction);
     let basis = age.and_then(|_| purpose_basis(purpose, &s.jurisdiction));
@@ -120,26 +136,26 @@ fn model(
                 let by_linked = record.filter(|r| s.guardian.is_some() && r.by_guardian);
                 match by_linked.map(|r| r.status) {
                     Some(ConsentStatus::Granted) => {}
-                    Some(ConsentStatus::Withdrawn) => reasons.push((9, "consent_withdrawn")),
-                    None => reasons.push((9, "guardian_consent_missing")),
+                    Some(ConsentStatus::Withdrawn) => reasons.push((90, "consent_withdrawn")),
+                    None => reasons.push((90, "guardian_consent_missing")),
                 }
             }
             let objected_to_direct_marketing = DIRECT_MARKETING.iter().any(|p| s.state.objections.contains_key(*p));
             if DIRECT_MARKETING.contains(&purpose) && objected_to_direct_marketing {
-                reasons.push((10, "objected"));
+                reasons.push((100, "objected"));
             }
             if basis == "consent" {
                 match record.map(|r| r.status) {
-                    None => reasons.push((11, "consent_missing")),
-                    Some(ConsentStatus::Withdrawn) => reasons.push((11, "consent_withdrawn")),
+                    None => reasons.push((110, "consent_missing")),
+                    Some(ConsentStatus::Withdrawn) => reasons.push((110, "consent_withdrawn")),
                     Some(ConsentStatus::Granted) => {}
                 }
             }
             if basis == "legitimate_interest" && objected {
-                reasons.push((11, "objected"));
+                reasons.push((110, "objected"));
             }
         }
-        _ => reasons.push((8, "no_legal_basis")),
+        _ => reasons.push((80, "no_legal_basis")),
     }
     // The documented order: the lowest step wins.
     match reasons.iter().min_by_key(|(step, _)| *step) {
@@ -178,6 +194,8 @@ fn consent_option(i: u8) -> Option<(ConsentStatus, Option<&'static str>)> {
 struct State {
     erased: bool,
     restricted: bool,
+    opted_out: bool,
+    limited: bool,
     jurisdiction: usize,
     birth: Option<Date>,
     guardian: bool,
@@ -202,6 +220,12 @@ impl State {
         if self.restricted {
             s = s.restricted();
         }
+        if self.opted_out {
+            s = s.opted_out();
+        }
+        if self.limited {
+            s = s.limited();
+        }
         if self.erased {
             s = s.erased();
         }
@@ -225,8 +249,9 @@ fn decide_matches_the_model_on_a_grid() {
     let mut mismatches = Vec::new();
     let mut n = 0u32;
     for jurisdiction in 0..JURISDICTIONS.len() {
-        for flags in 0..8u8 {
+        for flags in 0..32u8 {
             let (erased, restricted, guardian) = (flags & 1 != 0, flags & 2 != 0, flags & 4 != 0);
+            let (opted_out, limited) = (flags & 8 != 0, flags & 16 != 0);
             for birth in births {
                 for (pi, purpose) in PURPOSES.iter().enumerate() {
                     for consent in 0..7u8 {
@@ -236,8 +261,17 @@ fn decide_matches_the_model_on_a_grid() {
                                 let mut objections = [noise; 7];
                                 consents[pi] = consent;
                                 objections[pi] = objected;
-                                let st =
-                                    State { erased, restricted, jurisdiction, birth, guardian, consents, objections };
+                                let st = State {
+                                    erased,
+                                    restricted,
+                                    opted_out,
+                                    limited,
+                                    jurisdiction,
+                                    birth,
+                                    guardian,
+                                    consents,
+                                    objections,
+                                };
                                 let s = st.subject();
                                 for category in CATEGORIES {
                                     for (who, how) in ACTORS.iter().flat_map(|w| HOWS.map(|h| (*w, h))) {
@@ -304,15 +338,29 @@ fn state_strategy() -> impl Strategy<Value = (State, Birth)> {
     (
         prop::bool::weighted(0.08),
         prop::bool::weighted(0.2),
+        (prop::bool::weighted(0.2), prop::bool::weighted(0.2)),
         0..JURISDICTIONS.len(),
         birth_strategy(),
         any::<bool>(),
         prop::array::uniform7(0u8..7),
         prop::array::uniform7(prop::bool::weighted(0.25)),
     )
-        .prop_map(|(erased, restricted, jurisdiction, birth, guardian, consents, objections)| {
-            (State { erased, restricted, jurisdiction, birth: None, guardian, consents, objections }, birth)
-        })
+        .prop_map(
+            |(erased, restricted, (opted_out, limited), jurisdiction, birth, guardian, consents, objections)| {
+                let state = State {
+                    erased,
+                    restricted,
+                    opted_out,
+                    limited,
+                    jurisdiction,
+                    birth: None,
+                    guardian,
+                    consents,
+                    objections,
+                };
+                (state, birth)
+            },
+        )
 }
 
 proptest! {
