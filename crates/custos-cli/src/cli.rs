@@ -91,6 +91,11 @@ pub enum Command {
         #[arg(long)]
         lift: bool,
     },
+    /// Rights requests: submit, verify, extend, deny, withdraw, carry out, list.
+    Request {
+        #[command(subcommand)]
+        command: crate::request::RequestCommand,
+    },
     /// Verify or list the tamper-evident audit log.
     Audit {
         #[command(subcommand)]

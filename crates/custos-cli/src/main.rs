@@ -10,6 +10,7 @@ mod cli;
 mod env;
 mod master_key;
 mod output;
+mod request;
 mod serve;
 
 use std::io::{Read as _, Write};
@@ -368,6 +369,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Request { command } => request::run(global, command),
         Command::Audit { command } => {
             let vault = env::open_vault(global)?;
             match command {

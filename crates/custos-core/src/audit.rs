@@ -77,6 +77,31 @@ pub enum AuditAction {
     SensitiveUseLimited,
     /// The subject lifted that limit.
     SensitiveLimitLifted,
+    /// A rights request was received (the entry's `request` names it, its
+    /// `kind` the request kind; a refused one is received and denied).
+    RequestReceived,
+    /// A verification was started for a request (a code sent; never the code).
+    VerificationStarted,
+    /// A verification attempt failed (a wrong or expired code; never the code).
+    VerificationFailed,
+    /// The requester's identity was verified.
+    RequestVerified,
+    /// Work on a request began.
+    RequestStarted,
+    /// A request waits for the person's answer.
+    RequestAwaitingSubject,
+    /// The person answered; work goes on.
+    RequestResumed,
+    /// A request's deadline was extended (the person was told).
+    RequestExtended,
+    /// A request was carried out and answered.
+    RequestCompleted,
+    /// A request was refused (`reason` is its denial code).
+    RequestDenied,
+    /// A request was withdrawn by the person.
+    RequestWithdrawn,
+    /// Request records past their retention were deleted (`count` says how many).
+    RequestRecordsDeleted,
 }
 
 /// One audited event, as the vault describes it (no personal values).
@@ -124,6 +149,13 @@ pub struct AuditEvent {
     /// never a value. In the body only when set, so older entries verify.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// The rights request concerned (its public id, random). In the body
+    /// only when set, so older entries verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// The rights request's kind (`access`, `erasure`, …). In the body only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 impl AuditEvent {
@@ -143,6 +175,8 @@ impl AuditEvent {
             by: None,
             guardian: None,
             count: None,
+            request: None,
+            kind: None,
         }
     }
 

@@ -44,6 +44,11 @@ pub enum RequestStatus {
 }
 
 impl RequestStatus {
+    /// The status named `s`.
+    pub fn parse(s: &str) -> Option<RequestStatus> {
+        RequestStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
     /// Every status, in workflow order.
     pub const ALL: [RequestStatus; 8] = [
         RequestStatus::Received,
@@ -95,6 +100,21 @@ pub enum DenialCode {
 }
 
 impl DenialCode {
+    /// Every code.
+    pub const ALL: [DenialCode; 6] = [
+        DenialCode::Unverifiable,
+        DenialCode::ManifestlyUnfounded,
+        DenialCode::Excessive,
+        DenialCode::Exempt,
+        DenialCode::RightNotAvailable,
+        DenialCode::Duplicate,
+    ];
+
+    /// The code named `s`.
+    pub fn parse(s: &str) -> Option<DenialCode> {
+        DenialCode::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
     /// The snake_case code.
     pub fn as_str(self) -> &'static str {
         match self {

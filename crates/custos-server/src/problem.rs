@@ -148,6 +148,14 @@ problem_table! {
     RecipientNotForPurpose => (BAD_REQUEST, "recipient_not_declared_for_purpose", "invalid_request", "Recipient not declared for this purpose"),
     /// An admin or auditor key given a recipient or purposes.
     ControllerKeyWithScope => (BAD_REQUEST, "controller_key_with_scope", "invalid_request", "An admin or auditor key takes no recipient or purposes"),
+    /// A rights request kind that is not one.
+    UnknownRequestKind => (BAD_REQUEST, "unknown_request_kind", "invalid_request", "Unknown request kind"),
+    /// A request received after today.
+    ReceivedInFuture => (BAD_REQUEST, "received_in_future", "invalid_request", "The day of receipt is in the future"),
+    /// An objection that names no purpose.
+    PurposesMissing => (BAD_REQUEST, "purposes_missing", "invalid_request", "An objection names its purposes"),
+    /// A reason or explanation empty or too long.
+    InvalidText => (BAD_REQUEST, "invalid_text", "invalid_request", "The text is empty or too long"),
     /// No key, or an unknown or revoked key.
     Unauthorized => (UNAUTHORIZED, "unauthorized", "unauthorized", "A valid API key is required"),
     /// The key's role does not allow this.
@@ -164,6 +172,14 @@ problem_table! {
     ItemNotFound => (NOT_FOUND, "item_not_found", "not_found", "No value stored"),
     /// No such token.
     TokenNotFound => (NOT_FOUND, "token_not_found", "not_found", "No such token"),
+    /// No rights request with this id.
+    RequestNotFound => (NOT_FOUND, "request_not_found", "not_found", "No such request"),
+    /// A step the request's workflow does not have from where it stands (or an extension not allowed).
+    RequestStepNotAllowed => (CONFLICT, "request_step_not_allowed", "conflict", "The request cannot take this step now"),
+    /// A verification weaker than the request kind's level.
+    VerificationTooWeak => (CONFLICT, "verification_too_weak", "conflict", "The verification does not meet the required level"),
+    /// A request kind Custos does not carry out yet.
+    NotExecutable => (CONFLICT, "not_executable", "conflict", "Custos does not carry out this kind of request yet"),
     /// Conflict (not covered by a more specific row), e.g. an idempotency key reused with another request.
     Conflict => (CONFLICT, "conflict", "conflict", "Conflict"),
     /// A subject with this id exists (or existed and was erased).
@@ -223,6 +239,10 @@ impl From<&InputError> for ProblemKind {
             InputError::RecipientNotForPurpose { .. } => ProblemKind::RecipientNotForPurpose,
             InputError::ControllerKeyWithScope { .. } => ProblemKind::ControllerKeyWithScope,
             InputError::NotALookupCategory { .. } | InputError::EmptyLookupValue => ProblemKind::InvalidRequest,
+            InputError::RequestKind => ProblemKind::UnknownRequestKind,
+            InputError::ReceivedInFuture => ProblemKind::ReceivedInFuture,
+            InputError::PurposesMissing => ProblemKind::PurposesMissing,
+            InputError::TextMissing | InputError::TextTooLong { .. } => ProblemKind::InvalidText,
         }
     }
 }
@@ -337,6 +357,12 @@ impl From<VaultError> for ApiError {
                 detail: e.to_string(),
                 reason: Some("right_not_available".to_string()),
             },
+            VaultError::RequestNotFound => ApiError::new(ProblemKind::RequestNotFound, "no request with this id"),
+            e @ VaultError::RequestStep(_) => ApiError::new(ProblemKind::RequestStepNotAllowed, e.to_string()),
+            e @ VaultError::VerificationTooWeak { .. } => {
+                ApiError::new(ProblemKind::VerificationTooWeak, e.to_string())
+            }
+            e @ VaultError::NotExecutable { .. } => ApiError::new(ProblemKind::NotExecutable, e.to_string()),
             e @ VaultError::KeyIdCollision => ApiError::new(ProblemKind::KeyIdCollision, e.to_string()),
             // A data key wrapped under a master key this server does not hold,
             // or a store rotated to one: not a fault of the request, and not

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_items_bound.sql"),
     include_str!("../migrations/0008_guardian_consent_flag.sql"),
     include_str!("../migrations/0009_lookups.sql"),
+    include_str!("../migrations/0010_requests.sql"),
 ];
 
 /// The schema version this build creates and understands.

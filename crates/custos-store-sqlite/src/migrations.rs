@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_items_bound.sql"),
     include_str!("../migrations/0009_guardian_consent_flag.sql"),
     include_str!("../migrations/0010_lookups.sql"),
+    include_str!("../migrations/0011_requests.sql"),
 ];
 
 /// The schema version this build creates and understands.

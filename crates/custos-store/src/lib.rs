@@ -10,7 +10,7 @@
 //!
 //! The persistence is split by capability, one trait and one module each
 //! ([`SubjectStore`], [`ItemStore`], [`AuditStore`], [`KeyStore`],
-//! [`IdempotencyStore`], [`CheckpointStore`], [`ResealStore`]); [`Store`] is all of them together, implemented for
+//! [`IdempotencyStore`], [`CheckpointStore`], [`ResealStore`], [`RequestStore`]); [`Store`] is all of them together, implemented for
 //! every type that implements each.
 //!
 //! `contract` (feature `contract`, for the backends' tests only) holds the
@@ -26,6 +26,7 @@ mod idempotency;
 mod identity;
 mod items;
 mod keys;
+mod requests;
 mod reseal;
 mod subjects;
 
@@ -36,6 +37,7 @@ pub use idempotency::{IdempotencyStore, IdempotentResponse};
 pub use identity::{HeldKeys, IdentityStore, KeyCheck, Rewrap, StoreIdentity, WrappedKey};
 pub use items::{ItemStore, NewItem, Seal, StoredItem, newest_lookups};
 pub use keys::{ApiKeyRecord, KeyStore};
+pub use requests::{CLOSED_STATUSES, NewRequest, RequestChange, RequestFilter, RequestRecord, RequestStore};
 pub use reseal::{ItemKey, Reseal, ResealStore, SealedItem};
 pub use subjects::{LegacySubject, StateChange, SubjectColumns, SubjectRecord, SubjectStore, Tombstone};
 
@@ -43,15 +45,23 @@ pub use subjects::{LegacySubject, StateChange, SubjectColumns, SubjectRecord, Su
 /// (`use custos_store::prelude::*;`).
 pub mod prelude {
     pub use crate::{
-        AuditStore, CheckpointStore, HeldKeys, IdempotencyStore, IdentityStore, ItemStore, KeyStore, ResealStore,
-        Store, SubjectStore,
+        AuditStore, CheckpointStore, HeldKeys, IdempotencyStore, IdentityStore, ItemStore, KeyStore, RequestStore,
+        ResealStore, Store, SubjectStore,
     };
 }
 
 /// Every capability of a Custos store together. Implemented for every type
 /// that implements each capability trait; `Arc<dyn Store>` is a store too.
 pub trait Store:
-    SubjectStore + ItemStore + AuditStore + KeyStore + IdempotencyStore + IdentityStore + CheckpointStore + ResealStore
+    SubjectStore
+    + ItemStore
+    + AuditStore
+    + KeyStore
+    + IdempotencyStore
+    + IdentityStore
+    + CheckpointStore
+    + ResealStore
+    + RequestStore
 {
 }
 
@@ -64,6 +74,7 @@ impl<
         + IdentityStore
         + CheckpointStore
         + ResealStore
+        + RequestStore
         + ?Sized,
 > Store for T
 {
@@ -92,6 +103,12 @@ pub enum StoreError {
     /// An API key with this id or hash exists already.
     #[error("an API key with this id already exists")]
     KeyExists,
+    /// A request with this id exists already.
+    #[error("a request with this id already exists")]
+    RequestExists,
+    /// The request does not exist.
+    #[error("no such request")]
+    RequestNotFound,
     /// An idempotency key was recorded already.
     #[error("this idempotency key was used already")]
     IdempotencyKeyExists,

@@ -45,6 +45,26 @@ pub enum VaultError {
     /// The token is unknown (or its subject was erased).
     #[error("no such token")]
     TokenNotFound,
+    /// No rights request has this id.
+    #[error("no request with this id")]
+    RequestNotFound,
+    /// A step the request's workflow does not have from where it stands.
+    #[error("{0}")]
+    RequestStep(custos_core::request::StepError),
+    /// A verification method weaker than the request kind's level.
+    #[error("verification by `{method}` does not meet the level `{required}` this request needs")]
+    VerificationTooWeak {
+        /// The method offered.
+        method: &'static str,
+        /// The level the kind's rule requires.
+        required: String,
+    },
+    /// A request kind Custos does not carry out yet.
+    #[error("carrying out `{kind}` requests is not supported yet: deny it or answer it outside Custos")]
+    NotExecutable {
+        /// The kind.
+        kind: &'static str,
+    },
     /// A new API key drew the id of an existing one (32 random bits): nothing was stored.
     #[error("key id collision; try again")]
     KeyIdCollision,
@@ -65,6 +85,7 @@ impl From<StoreError> for VaultError {
             StoreError::SubjectNotFound => VaultError::SubjectNotFound,
             StoreError::SubjectExists => VaultError::SubjectExists,
             StoreError::TokenNotFound => VaultError::TokenNotFound,
+            StoreError::RequestNotFound => VaultError::RequestNotFound,
             other => VaultError::Store(other),
         }
     }
@@ -213,6 +234,27 @@ pub enum InputError {
         category: String,
         /// What is wrong with it.
         reason: CardError,
+    },
+    /// A request kind that is not one.
+    #[error(
+        "unknown request kind (known: access, portability, rectification, erasure, restriction, objection, \
+         opt_out, limit_sensitive, withdraw_consent, complaint)"
+    )]
+    RequestKind,
+    /// A request received after today.
+    #[error("the day a request was received cannot be in the future")]
+    ReceivedInFuture,
+    /// An objection that names no purpose.
+    #[error("an objection names the purposes it objects to")]
+    PurposesMissing,
+    /// A reason or explanation left empty.
+    #[error("the text is empty")]
+    TextMissing,
+    /// A reason or explanation over the limit.
+    #[error("the text is longer than {max} bytes")]
+    TextTooLong {
+        /// The limit in bytes.
+        max: usize,
     },
     /// A service key without a recipient.
     #[error("a service key needs --actor RECIPIENT")]

@@ -570,6 +570,25 @@ impl Right {
         }
     }
 
+    /// The kinds a rights request can be, in the order the API lists them.
+    pub const REQUEST_KINDS: [Right; 10] = [
+        Right::Access,
+        Right::Portability,
+        Right::Rectification,
+        Right::Erasure,
+        Right::Restriction,
+        Right::Objection,
+        Right::OptOut,
+        Right::LimitSensitive,
+        Right::WithdrawConsent,
+        Right::Complaint,
+    ];
+
+    /// The request kind named `id`, if it is one.
+    pub fn request_kind(id: &str) -> Option<Right> {
+        Right::REQUEST_KINDS.into_iter().find(|k| k.as_str() == id)
+    }
+
     /// Whether a rights request can be of this kind: `access`, `portability`,
     /// `rectification`, `erasure`, `restriction`, `objection`, `opt_out`,
     /// `limit_sensitive`, `withdraw_consent`, `complaint`. The others are

@@ -33,6 +33,7 @@ mod idempotency;
 mod identity;
 mod items;
 mod keys;
+mod requests;
 mod reseal;
 mod subjects;
 

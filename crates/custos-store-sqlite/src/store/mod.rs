@@ -24,6 +24,7 @@ mod idempotency;
 mod identity;
 mod items;
 mod keys;
+mod requests;
 mod subjects;
 #[cfg(test)]
 mod tests;

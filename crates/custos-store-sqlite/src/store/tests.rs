@@ -9,7 +9,7 @@ use custos_store::prelude::*;
 use custos_store::{ApiKeyRecord, IdempotentResponse, NewItem, StoreError};
 use rusqlite::{Connection, StatementStatus};
 
-use super::{audit, idempotency, is_key_violation, items, keys, sql, subjects};
+use super::{audit, idempotency, is_key_violation, items, keys, requests, sql, subjects};
 use crate::SqliteStore;
 
 fn subject(name: &str) -> Subject {
@@ -86,7 +86,15 @@ fn statements_are_prepared_once_and_never_re_prepared() {
     store.legacy_subjects(10).unwrap();
     store.upgrade_legacy_subject(&SubjectId::parse("carol").unwrap(), Some(b"sealed"), "p-carol").unwrap();
     let writer = store.writer();
-    let all = [sql::ALL, audit::sql::ALL, idempotency::sql::ALL, items::sql::ALL, keys::sql::ALL, subjects::sql::ALL];
+    let all = [
+        sql::ALL,
+        audit::sql::ALL,
+        idempotency::sql::ALL,
+        items::sql::ALL,
+        keys::sql::ALL,
+        requests::sql::ALL,
+        subjects::sql::ALL,
+    ];
     for sql in all.concat() {
         let stmt = writer.conn.prepare_cached(sql).unwrap();
         assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "re-prepared: {sql}");

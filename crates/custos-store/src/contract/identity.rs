@@ -4,11 +4,11 @@
 use super::*;
 use crate::{KeyCheck, Rewrap, StoreIdentity, WrappedKey};
 
-fn check(n: u8) -> KeyCheck {
+pub(super) fn check(n: u8) -> KeyCheck {
     KeyCheck { key_id: vec![n; 8], check: vec![n; 32], sealed_root: None }
 }
 
-fn identity(n: u8) -> StoreIdentity {
+pub(super) fn identity(n: u8) -> StoreIdentity {
     StoreIdentity {
         key: check(n),
         notice_id: "example-notice".into(),
@@ -17,7 +17,7 @@ fn identity(n: u8) -> StoreIdentity {
     }
 }
 
-fn identity_event(second: i64) -> [AuditEvent; 1] {
+pub(super) fn identity_event(second: i64) -> [AuditEvent; 1] {
     [AuditEvent::new(at(second), AuditAction::StoreIdentityRecorded, "controller")]
 }
 

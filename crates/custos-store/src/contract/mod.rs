@@ -116,6 +116,14 @@ macro_rules! contract_tests {
             checkpoints::the_chain_streams_with_its_checkpoints_in_order,
             idempotency::an_expired_response_is_absent_replaced_and_pruned,
             idempotency::erasure_deletes_every_idempotency_record_naming_the_subject,
+            requests::a_recorded_request_reads_back_with_every_field_and_its_audit_entry,
+            requests::a_new_request_sees_the_open_requests_of_its_subject_and_kind,
+            requests::update_request_replaces_the_record_and_audits_the_change,
+            requests::requests_are_listed_by_due_date_filtered_and_paged,
+            requests::pruning_deletes_only_records_past_their_retention,
+            requests::request_records_outlive_the_subjects_erasure,
+            requests::requests_require_a_held_master_key,
+            requests::concurrent_submissions_of_one_kind_see_each_other,
         );
     };
     (@cases $make:expr; $($module:ident :: $case:ident),* $(,)?) => {
@@ -393,5 +401,6 @@ pub mod idempotency;
 pub mod identity;
 pub mod items;
 pub mod keys;
+pub mod requests;
 pub mod reseal;
 pub mod subjects;
