@@ -184,6 +184,9 @@ pub fn run(vault: &BenchVault, opts: &Options, store: &str) -> anyhow::Result<()
         pct_us(&mut lat, 99.0)
     );
 
+    // 4b. Access requests among the subjects written above.
+    crate::requests::access_requests(vault, &seq_ids, 200.min(seq_ids.len()), &mut rng)?;
+
     // 5. Erasure of a subject with 1,000 item versions.
     let mut lat = Vec::new();
     for round in 0..20 {

@@ -15,6 +15,7 @@ pub mod figures;
 pub mod http;
 pub mod in_process;
 pub mod procfs;
+pub mod requests;
 pub mod workload;
 
 pub use workload::{Field, Workload};

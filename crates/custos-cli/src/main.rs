@@ -8,6 +8,7 @@ mod audit;
 mod bench;
 mod cli;
 mod env;
+mod mail;
 mod master_key;
 mod output;
 mod request;
@@ -116,6 +117,10 @@ impl From<VaultError> for Failure {
         match e {
             VaultError::Denied(d) => Failure::Denied(d),
             e @ VaultError::RightNotAvailable { .. } => Failure::Refused("right_not_available", e.to_string()),
+            // A locked verification is a refusal (exit 3), like a denial: no
+            // code is sent or checked any more. A wrong, expired or missing
+            // code is an error (exit 1) the person can fix by trying again.
+            e @ VaultError::VerificationLocked => Failure::Refused("verification_locked", e.to_string()),
             other => Failure::Error(other.into()),
         }
     }

@@ -5,9 +5,11 @@
 use clap::{Subcommand, ValueEnum};
 use custos_core::request::{DenialCode, RequestStatus};
 use custos_core::time::parse_date;
-use custos_vault::{By, RequestQuery, RequestView, Submission, VerifyMethod};
+use custos_vault::{By, CODE_VALID_MINUTES, RequestQuery, RequestView, Submission, VerifyMethod};
+use zeroize::Zeroizing;
 
 use crate::cli::Global;
+use crate::mail::SmtpSender;
 use crate::output::outln;
 use crate::{Failure, env};
 
@@ -44,17 +46,34 @@ pub enum RequestCommand {
         /// A purpose the objection or consent withdrawal names (repeatable).
         #[arg(long = "purpose")]
         purposes: Vec<String>,
+        /// A rectification's correction, CATEGORY=VALUE (repeatable); stored sealed, cleared once written.
+        #[arg(long = "correct", value_name = "CATEGORY=VALUE")]
+        corrections: Vec<String>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
-    /// Record that the requester's identity was verified.
+    /// Record that the requester's identity was verified, or verify it by an email code.
+    ///
+    /// `--method email_code` without `--code` sends a new code to the request's contact address
+    /// (valid 10 minutes; 5 wrong codes lock the verification); with `--code` it checks the code
+    /// the person received.
     Verify {
         /// Request id.
         id: String,
         /// How: session (the company's application attests a signed-in person), two_data_points,
-        /// three_data_points_and_declaration.
+        /// three_data_points_and_declaration, or email_code (a code sent to the contact address).
         #[arg(long)]
         method: String,
+        /// With `--method email_code`: the code the person received (`-` reads it from standard input).
+        #[arg(long)]
+        code: Option<String>,
+        /// The SMTP server codes are sent through: smtp://HOST:PORT (a relay on this machine),
+        /// smtp://HOST:PORT?tls=starttls or smtps://HOST:PORT; `user:password@` before the host logs in.
+        #[arg(long, env = "CUSTOS_SMTP_URL", hide_env_values = true)]
+        smtp_url: Option<String>,
+        /// The sender of the codes' mail: `address` or `Name <address>`.
+        #[arg(long, env = "CUSTOS_SMTP_FROM")]
+        smtp_from: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -122,6 +141,22 @@ pub enum RequestCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Print the response the person receives (with the access report once carried out).
+    Response {
+        /// Request id.
+        id: String,
+        /// json (schema custos-request-response/1), html or csv.
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
+    /// Request metrics of a year (CCPA §7102): per kind received, complied, denied, days to respond.
+    Report {
+        /// The calendar year of receipt.
+        #[arg(long)]
+        year: i32,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Delete the records of requests closed more than 24 months ago (CCPA §7101).
     Prune,
 }
@@ -134,7 +169,15 @@ pub fn run(global: &Global, command: RequestCommand) -> Result<(), Failure> {
     let vault = env::open_vault(global)?;
     let by = By::Cli;
     match command {
-        RequestCommand::Submit { subject, kind, received, contact, note, purposes, format } => {
+        RequestCommand::Submit { subject, kind, received, contact, note, purposes, corrections, format } => {
+            let corrections = corrections
+                .iter()
+                .map(|c| {
+                    c.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| usage("--correct", "expected CATEGORY=VALUE"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let received = received.as_deref().map(parse_date).transpose().map_err(|e| usage("--received", e))?;
             let view = vault.submit_request(
                 &Submission {
@@ -144,16 +187,44 @@ pub fn run(global: &Global, command: RequestCommand) -> Result<(), Failure> {
                     contact: contact.as_deref(),
                     note: note.as_deref(),
                     purposes,
+                    corrections,
                 },
                 &by,
             )?;
             print(&view, format)?;
             refused(&view)
         }
-        RequestCommand::Verify { id, method, format } => {
+        RequestCommand::Verify { id, method, code, smtp_url, smtp_from, format } if method == "email_code" => {
+            let view = match code {
+                Some(code) => {
+                    let code = if code == "-" { read_code()? } else { Zeroizing::new(code) };
+                    vault.check_verification_code(&id, &code, &by)?
+                }
+                None => {
+                    let (Some(url), Some(from)) = (smtp_url, smtp_from) else {
+                        return Err(Failure::Usage(
+                            "--method email_code without --code sends a code: it needs --smtp-url and --smtp-from \
+                             (or CUSTOS_SMTP_URL and CUSTOS_SMTP_FROM)"
+                                .into(),
+                        ));
+                    };
+                    let sender = SmtpSender::new(&url, &from)?;
+                    let view = vault.send_verification_code(&id, &sender, &by)?;
+                    eprintln!(
+                        "sent a verification code to the request's contact address; it expires in {CODE_VALID_MINUTES} minutes"
+                    );
+                    view
+                }
+            };
+            print(&view, format)
+        }
+        RequestCommand::Verify { id, method, code, format, .. } => {
             let method = VerifyMethod::parse(&method).ok_or_else(|| {
-                usage("--method", "one of session, two_data_points, three_data_points_and_declaration")
+                usage("--method", "one of session, two_data_points, three_data_points_and_declaration, email_code")
             })?;
+            if code.is_some() {
+                return Err(usage("--code", "only with --method email_code"));
+            }
             print(&vault.verify_request(&id, method, &by)?, format)
         }
         RequestCommand::List { status, kind, subject, due_before, limit, format } => {
@@ -188,6 +259,39 @@ pub fn run(global: &Global, command: RequestCommand) -> Result<(), Failure> {
         }
         RequestCommand::Withdraw { id, format } => print(&vault.withdraw_request(&id, &by)?, format),
         RequestCommand::Execute { id, format } => print(&vault.execute_request(&id, &by)?, format),
+        RequestCommand::Response { id, format } => {
+            let format = custos_vault::ResponseFormat::parse(&format)
+                .ok_or_else(|| usage("--format", "one of json, html, csv"))?;
+            let text = zeroize::Zeroizing::new(vault.request_response(&id, &by)?.render(format));
+            crate::output::text(&text)
+        }
+        RequestCommand::Report { year, format } => {
+            if !(1970..=9998).contains(&year) {
+                return Err(usage("--year", "between 1970 and 9998"));
+            }
+            let m = vault.request_metrics(year)?;
+            match format {
+                Format::Json => outln!("{}", serde_json::to_string_pretty(&m).map_err(anyhow::Error::from)?),
+                Format::Text => {
+                    outln!("kind\treceived\tcomplied\tdenied\twithdrawn\topen\tmedian_days\tmean_days");
+                    let days = |d: Option<f64>| d.map_or_else(|| "-".to_string(), |d| format!("{d:.1}"));
+                    for k in &m.kinds {
+                        outln!(
+                            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                            k.kind,
+                            k.received,
+                            k.complied,
+                            k.denied,
+                            k.withdrawn,
+                            k.open,
+                            days(k.median_days),
+                            days(k.mean_days)
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
         RequestCommand::Prune => {
             let n = vault.prune_request_records(&by)?;
             outln!("deleted {n} request record(s) past their retention");
@@ -214,6 +318,17 @@ fn refused(view: &RequestView) -> Result<(), Failure> {
     }
 }
 
+/// A code from standard input (one line), so that it stays out of the process list.
+fn read_code() -> Result<Zeroizing<String>, Failure> {
+    use std::io::Read as _;
+    let mut code = Zeroizing::new(String::new());
+    std::io::stdin()
+        .take(256)
+        .read_to_string(&mut code)
+        .map_err(|e| Failure::Error(anyhow::anyhow!("cannot read the code from standard input: {e}")))?;
+    Ok(Zeroizing::new(code.trim().to_string()))
+}
+
 fn print(view: &RequestView, format: Format) -> Result<(), Failure> {
     match format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(view).map_err(anyhow::Error::from)?),
@@ -235,6 +350,9 @@ fn print(view: &RequestView, format: Format) -> Result<(), Failure> {
             outln!("verification: {}", view.verification);
             if let Some(v) = &view.verified_by {
                 outln!("verified_by: {v}");
+            }
+            if view.verification_locked {
+                outln!("verification_locked: true (too many wrong codes; deny it as unverifiable)");
             }
             if let Some(e) = &view.extension {
                 outln!("extended: told on {}: {}", e.noticed_on, e.reason.as_deref().unwrap_or(""));

@@ -296,6 +296,58 @@ fn every_role_gets_the_right_status_on_every_route() -> R<()> {
         for route in ["/notice", "/healthz", "/readyz", "/openapi.json", "/.well-known/custos/audit-keys"] {
             check("GET", route, route, None, PUBLIC)?;
         }
+        // Rights requests: recorded by admin and service keys, read by admin and
+        // auditor keys, moved by admin keys (a service key only attests a session).
+        let complaint = json!({ "subject": id, "kind": "complaint" }).to_string();
+        let submitters = Expect { admin: 201, service: 201, auditor: 403, nobody: 401 };
+        check("POST", "/v1/requests", "/v1/requests", Some((JSON, complaint.clone())), submitters)?;
+        let new_request = || -> R<String> {
+            let r = server.json("POST", "/v1/requests", Who::Admin, &json!({ "subject": id, "kind": "complaint" }))?;
+            let r = r.want_json(201)?;
+            r["id"].as_str().map(str::to_string).ok_or_else(|| format!("no request id in {r}"))
+        };
+        let rq = server.get(&format!("/v1/requests?subject={id}&limit=1"), Who::Admin)?.want_json(200)?["requests"][0]
+            ["id"]
+            .as_str()
+            .map(str::to_string);
+        let rq = match rq {
+            Some(rq) => rq,
+            None => new_request()?,
+        };
+        check("GET", "/v1/requests", "/v1/requests", None, OVERSIGHT)?;
+        check("GET", "/v1/requests/{request_id}", &format!("/v1/requests/{rq}"), None, OVERSIGHT)?;
+        let session = json!({ "method": "session" }).to_string();
+        check(
+            "POST",
+            "/v1/requests/{request_id}/verify",
+            &format!("/v1/requests/{rq}/verify"),
+            Some((JSON, session)),
+            // Each caller's own request (a service key attests only those;
+            // `http_requests` checks it is refused another's).
+            WRITERS,
+        )?;
+        let reason = json!({ "reason": "The authority's address is being confirmed" }).to_string();
+        check(
+            "POST",
+            "/v1/requests/{request_id}/extend",
+            &format!("/v1/requests/{rq}/extend"),
+            Some((JSON, reason)),
+            ADMIN_ONLY,
+        )?;
+        check("POST", "/v1/requests/{request_id}/execute", &format!("/v1/requests/{rq}/execute"), None, ADMIN_ONLY)?;
+        check("GET", "/v1/requests/{request_id}/response", &format!("/v1/requests/{rq}/response"), None, ADMIN_ONLY)?;
+        check("GET", "/v1/reports/request-metrics", "/v1/reports/request-metrics?year=2026", None, OVERSIGHT)?;
+        let rq = new_request()?;
+        check("POST", "/v1/requests/{request_id}/withdraw", &format!("/v1/requests/{rq}/withdraw"), None, ADMIN_ONLY)?;
+        let rq = new_request()?;
+        let denial = json!({ "code": "excessive", "text": "Asked every day" }).to_string();
+        check(
+            "POST",
+            "/v1/requests/{request_id}/deny",
+            &format!("/v1/requests/{rq}/deny"),
+            Some((JSON, denial)),
+            ADMIN_ONLY,
+        )?;
         check("POST", "/v1/subjects/{id}/erasure", &format!("{s}/erasure"), None, ADMIN_ONLY)?;
         if who == Who::Admin {
             let p = server.get(&format!("{s}/data/contact.name?purpose=provide_offerings"), Who::Admin)?;

@@ -102,6 +102,9 @@ pub enum AuditAction {
     RequestWithdrawn,
     /// Request records past their retention were deleted (`count` says how many).
     RequestRecordsDeleted,
+    /// An access or portability response was produced for a request (the
+    /// entry's `categories` name what it holds; never a value).
+    AccessReportProduced,
 }
 
 /// One audited event, as the vault describes it (no personal values).

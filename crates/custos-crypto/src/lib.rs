@@ -434,6 +434,18 @@ impl KeyedHashKey {
         }
         h.finish()
     }
+
+    /// Whether `tag` is the keyed hash of `parts` ([`KeyedHashKey::hash`]),
+    /// compared in constant time by `ring::hmac::verify`: for checking a
+    /// secret the caller typed (a verification code) against its stored hash.
+    pub fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
+        let mut message = Zeroizing::new(Vec::with_capacity(parts.iter().map(|p| 8 + p.len()).sum()));
+        for part in parts {
+            message.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            message.extend_from_slice(part);
+        }
+        hmac::verify(&self.0, &message, tag).is_ok()
+    }
 }
 
 /// A [`Keyring::keyed_hash`] in progress. Each part is its length (8 bytes,
@@ -500,6 +512,19 @@ mod tests {
         assert_eq!(key.hash(&parts), kr.keyed_hash(b"label", &parts).unwrap());
         assert_ne!(key.hash(&parts), kr.keyed_hash_key(b"other label").unwrap().hash(&parts));
         assert_ne!(key.hash(&parts), keyring().keyed_hash_key(b"label").unwrap().hash(&parts));
+    }
+
+    #[test]
+    fn a_keyed_hash_verifies_only_for_its_own_parts_and_key() {
+        let kr = keyring();
+        let key = kr.keyed_hash_key(b"label").unwrap();
+        let parts: [&[u8]; 2] = [b"rq_1", b"12345678"];
+        let tag = key.hash(&parts);
+        assert!(key.verify(&parts, &tag));
+        assert!(!key.verify(&[b"rq_1", b"12345679"], &tag));
+        assert!(!key.verify(&[b"rq_11", b"2345678"], &tag), "parts are length-prefixed");
+        assert!(!key.verify(&parts, &tag[..31]));
+        assert!(!kr.keyed_hash_key(b"other label").unwrap().verify(&parts, &tag));
     }
 
     #[test]

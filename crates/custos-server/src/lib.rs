@@ -19,6 +19,8 @@ pub mod ingest;
 pub mod metrics;
 pub mod ops;
 pub mod problem;
+pub mod request_reports;
+pub mod requests;
 pub mod secret;
 pub mod tls;
 
@@ -130,6 +132,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/subjects/{id}/erasure"),
     ("POST", "/v1/detokenize"),
     ("POST", "/v1/ingest"),
+    ("POST", "/v1/requests"),
+    ("GET", "/v1/requests"),
+    ("GET", "/v1/requests/{request_id}"),
+    ("POST", "/v1/requests/{request_id}/verify"),
+    ("POST", "/v1/requests/{request_id}/extend"),
+    ("POST", "/v1/requests/{request_id}/deny"),
+    ("POST", "/v1/requests/{request_id}/withdraw"),
+    ("POST", "/v1/requests/{request_id}/execute"),
+    ("GET", "/v1/requests/{request_id}/response"),
+    ("GET", "/v1/reports/request-metrics"),
     ("GET", "/v1/policy"),
     ("GET", "/v1/audit"),
     ("POST", "/v1/audit/verify"),
@@ -154,6 +166,12 @@ pub const WRITE_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/subjects/{id}/restriction"),
     ("POST", "/v1/subjects/{id}/erasure"),
     ("POST", "/v1/ingest"),
+    ("POST", "/v1/requests"),
+    ("POST", "/v1/requests/{request_id}/verify"),
+    ("POST", "/v1/requests/{request_id}/extend"),
+    ("POST", "/v1/requests/{request_id}/deny"),
+    ("POST", "/v1/requests/{request_id}/withdraw"),
+    ("POST", "/v1/requests/{request_id}/execute"),
 ];
 
 /// The router: every route of the API, with its middleware.
@@ -175,6 +193,16 @@ pub fn app(state: Arc<AppState>) -> Router {
         .write("POST", "/v1/subjects/{id}/erasure", api::erase, None)
         .read("POST", "/v1/detokenize", api::detokenize)
         .write("POST", "/v1/ingest", ingest::ingest, Some(max_ingest))
+        .write("POST", "/v1/requests", requests::submit_request, None)
+        .read("GET", "/v1/requests", requests::list_requests)
+        .read("GET", "/v1/requests/{request_id}", requests::get_request)
+        .write("POST", "/v1/requests/{request_id}/verify", requests::verify_request, None)
+        .write("POST", "/v1/requests/{request_id}/extend", requests::extend_request, None)
+        .write("POST", "/v1/requests/{request_id}/deny", requests::deny_request, None)
+        .write("POST", "/v1/requests/{request_id}/withdraw", requests::withdraw_request, None)
+        .write("POST", "/v1/requests/{request_id}/execute", requests::execute_request, None)
+        .read("GET", "/v1/requests/{request_id}/response", request_reports::request_response)
+        .read("GET", "/v1/reports/request-metrics", request_reports::request_metrics)
         .read("GET", "/v1/policy", ops::policy)
         .read("GET", "/v1/audit", ops::audit_entries)
         .read("POST", "/v1/audit/verify", ops::audit_verify)

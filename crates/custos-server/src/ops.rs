@@ -343,6 +343,10 @@ fn hex(bytes: &[u8]) -> String {
         crate::api::read_item, crate::api::read_history, crate::api::grant_consent, crate::api::withdraw_consent,
         crate::api::object, crate::api::restrict, crate::api::lift_restriction, crate::api::erase,
         crate::api::detokenize, crate::ingest::ingest,
+        crate::requests::submit_request, crate::requests::list_requests, crate::requests::get_request,
+        crate::requests::verify_request, crate::requests::extend_request, crate::requests::deny_request,
+        crate::requests::withdraw_request, crate::requests::execute_request,
+        crate::request_reports::request_response, crate::request_reports::request_metrics,
         policy, audit_entries, audit_verify, notice, healthz, readyz, metrics, openapi,
         crate::checkpoints::audit_keys
     ),

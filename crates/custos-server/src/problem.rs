@@ -154,6 +154,8 @@ problem_table! {
     ReceivedInFuture => (BAD_REQUEST, "received_in_future", "invalid_request", "The day of receipt is in the future"),
     /// An objection that names no purpose.
     PurposesMissing => (BAD_REQUEST, "purposes_missing", "invalid_request", "An objection names its purposes"),
+    /// A rectification that names no correction.
+    CorrectionsMissing => (BAD_REQUEST, "corrections_missing", "invalid_request", "A rectification names its corrections"),
     /// A reason or explanation empty or too long.
     InvalidText => (BAD_REQUEST, "invalid_text", "invalid_request", "The text is empty or too long"),
     /// No key, or an unknown or revoked key.
@@ -180,6 +182,19 @@ problem_table! {
     VerificationTooWeak => (CONFLICT, "verification_too_weak", "conflict", "The verification does not meet the required level"),
     /// A request kind Custos does not carry out yet.
     NotExecutable => (CONFLICT, "not_executable", "conflict", "Custos does not carry out this kind of request yet"),
+    /// An email code that is not the one sent; the try is counted and the
+    /// detail says how many are left (400: the caller fixes what it typed).
+    WrongCode => (BAD_REQUEST, "wrong_code", "invalid_request", "The verification code is wrong"),
+    /// The email code sent has expired: send a new one (409: the request's state, not the input).
+    CodeExpired => (CONFLICT, "code_expired", "conflict", "The verification code has expired"),
+    /// No email code is pending for the request: send one first.
+    NoCode => (CONFLICT, "no_code", "conflict", "No verification code was sent"),
+    /// Too many wrong codes locked the request's verification for good: no
+    /// code is sent or checked; deny the request as `unverifiable` (409
+    /// rather than WebDAV's 423, which general clients do not know).
+    VerificationLocked => (CONFLICT, "verification_locked", "conflict", "The verification is locked"),
+    /// The request has no email address to send a code to.
+    NoContact => (CONFLICT, "no_contact", "conflict", "The request has no contact address"),
     /// Conflict (not covered by a more specific row), e.g. an idempotency key reused with another request.
     Conflict => (CONFLICT, "conflict", "conflict", "Conflict"),
     /// A subject with this id exists (or existed and was erased).
@@ -196,6 +211,12 @@ problem_table! {
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "method_not_allowed", "Method not allowed on this route"),
     /// A failure inside Custos: generic detail.
     Internal => (INTERNAL_SERVER_ERROR, "internal", "internal", "Internal error"),
+    /// A server Custos relies on failed (not covered by a more specific row).
+    BadGateway => (BAD_GATEWAY, "bad_gateway", "bad_gateway", "A server Custos relies on failed"),
+    /// The mail server did not take a verification code's mail; the detail
+    /// names the failure's class (never the address). The code was recorded:
+    /// sending again replaces it.
+    CodeNotSent => (BAD_GATEWAY, "code_not_sent", "bad_gateway", "The verification code could not be sent"),
     /// Not ready to serve.
     Unavailable => (SERVICE_UNAVAILABLE, "unavailable", "unavailable", "Not ready"),
     /// Another process rotated the store's master key and this server does not hold the new one.
@@ -242,6 +263,9 @@ impl From<&InputError> for ProblemKind {
             InputError::RequestKind => ProblemKind::UnknownRequestKind,
             InputError::ReceivedInFuture => ProblemKind::ReceivedInFuture,
             InputError::PurposesMissing => ProblemKind::PurposesMissing,
+            InputError::CorrectionsMissing => ProblemKind::CorrectionsMissing,
+            InputError::Year => ProblemKind::InvalidQuery,
+            InputError::NotForKind { .. } | InputError::Contact => ProblemKind::InvalidRequest,
             InputError::TextMissing | InputError::TextTooLong { .. } => ProblemKind::InvalidText,
         }
     }
@@ -363,6 +387,15 @@ impl From<VaultError> for ApiError {
                 ApiError::new(ProblemKind::VerificationTooWeak, e.to_string())
             }
             e @ VaultError::NotExecutable { .. } => ApiError::new(ProblemKind::NotExecutable, e.to_string()),
+            e @ VaultError::WrongCode { .. } => ApiError::new(ProblemKind::WrongCode, e.to_string()),
+            e @ VaultError::CodeExpired => ApiError::new(ProblemKind::CodeExpired, e.to_string()),
+            e @ VaultError::NoCode => ApiError::new(ProblemKind::NoCode, e.to_string()),
+            e @ VaultError::VerificationLocked => ApiError::new(ProblemKind::VerificationLocked, e.to_string()),
+            e @ VaultError::NoContact => ApiError::new(ProblemKind::NoContact, e.to_string()),
+            e @ VaultError::CodeNotSent(_) => {
+                tracing::warn!(cause = %e, "a verification code could not be sent");
+                ApiError::new(ProblemKind::CodeNotSent, e.to_string())
+            }
             e @ VaultError::KeyIdCollision => ApiError::new(ProblemKind::KeyIdCollision, e.to_string()),
             // A data key wrapped under a master key this server does not hold,
             // or a store rotated to one: not a fault of the request, and not

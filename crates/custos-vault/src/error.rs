@@ -77,6 +77,31 @@ pub enum VaultError {
     /// The master key or the policy does not match the store (checked before anything else).
     #[error(transparent)]
     Identity(crate::identity::IdentityError),
+    /// An email code that is not the one sent (the try is counted).
+    #[error("the code is wrong; {tries_left} more wrong code(s) lock the verification")]
+    WrongCode {
+        /// Wrong codes left before the verification locks.
+        tries_left: u8,
+    },
+    /// The email code sent has expired.
+    #[error("the code has expired: send a new one")]
+    CodeExpired,
+    /// No email code is pending for the request.
+    #[error("no code has been sent for this request: send one first")]
+    NoCode,
+    /// Too many wrong codes: no code is sent or checked any more.
+    #[error(
+        "the verification is locked after too many wrong codes: no code is sent or checked any more; \
+         deny the request as `unverifiable`"
+    )]
+    VerificationLocked,
+    /// The request has no contact email address to send a code to.
+    #[error("the request has no contact email address to send a code to")]
+    NoContact,
+    /// The code was recorded but the mail could not be sent (the class of
+    /// the failure, never the address).
+    #[error("the verification code could not be sent: {0}")]
+    CodeNotSent(crate::requests::email_code::SendError),
 }
 
 impl From<StoreError> for VaultError {
@@ -94,7 +119,10 @@ impl From<StoreError> for VaultError {
 impl VaultError {
     /// Whether the caller's input caused this error (as opposed to a failure inside Custos).
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, VaultError::Crypto(_) | VaultError::Store(_) | VaultError::Identity(_))
+        !matches!(
+            self,
+            VaultError::Crypto(_) | VaultError::Store(_) | VaultError::Identity(_) | VaultError::CodeNotSent(_)
+        )
     }
 }
 
@@ -247,6 +275,21 @@ pub enum InputError {
     /// An objection that names no purpose.
     #[error("an objection names the purposes it objects to")]
     PurposesMissing,
+    /// A rectification that names no correction.
+    #[error("a rectification names the categories to correct and their corrected values")]
+    CorrectionsMissing,
+    /// A submission field the request's kind does not take.
+    #[error("`{field}` is not taken by this kind of request")]
+    NotForKind {
+        /// The field.
+        field: &'static str,
+    },
+    /// A contact that is not an email address.
+    #[error("the contact is not an email address (local@domain, at most 254 bytes)")]
+    Contact,
+    /// A year outside what a calendar date can hold.
+    #[error("the year is out of range")]
+    Year,
     /// A reason or explanation left empty.
     #[error("the text is empty")]
     TextMissing,

@@ -42,6 +42,8 @@ pub use error::{CardError, Denied, InputError, PolicyIdKind, VaultError};
 pub use idempotency::FingerprintContext;
 pub use identity::{Binding, IdentityError, Rotation, bind_store};
 pub use read::{Read, ReadAll, Revealed};
+pub use requests::email_code::{CODE_DIGITS, CODE_VALID_MINUTES, CodeMessage, CodeSender, MAX_CODE_TRIES, SendError};
+pub use requests::response::{RequestResponse, ResponseFormat};
 pub use requests::steps::VerifyMethod;
 pub use requests::{RequestQuery, RequestView, Submission};
 pub use reseal::{RESEAL_BATCH, Resealing};

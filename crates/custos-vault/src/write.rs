@@ -56,6 +56,22 @@ impl Plain<'_> {
     }
 }
 
+/// The source of a value the person corrected through a rectification
+/// request (GDPR Art. 16, CCPA §1798.106): accepted for every category, and
+/// only from that request's execution (never from a caller's write).
+pub const SUBJECT_CORRECTION: &str = "subject_correction";
+
+/// How a batch is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteMode {
+    /// The whole batch or nothing.
+    AllOrNothing,
+    /// Each value on its own.
+    Each,
+    /// A rectification's corrections: all or nothing, source [`SUBJECT_CORRECTION`].
+    Correction,
+}
+
 impl<S: Store> Vault<S> {
     /// Writes one value as the controller.
     pub fn put(&self, put: &Put<'_>, by: &By) -> Result<u32, VaultError> {
@@ -74,7 +90,9 @@ impl<S: Store> Vault<S> {
         scope: Option<&KeyScope>,
         by: &By,
     ) -> Result<Vec<u32>, VaultError> {
-        self.write_items(puts, Access { actor, scope, operation: Operation::Write }, true, by)?.into_iter().collect()
+        self.write_items(puts, Access { actor, scope, operation: Operation::Write }, WriteMode::AllOrNothing, by)?
+            .into_iter()
+            .collect()
     }
 
     /// Writes every value that passes validation and the decision on its own,
@@ -87,15 +105,20 @@ impl<S: Store> Vault<S> {
         scope: Option<&KeyScope>,
         by: &By,
     ) -> Result<Vec<Result<u32, VaultError>>, VaultError> {
-        self.write_items(puts, Access { actor, scope, operation: Operation::Write }, false, by)
+        self.write_items(puts, Access { actor, scope, operation: Operation::Write }, WriteMode::Each, by)
     }
 
     /// Checks one value's input against the policy (no store access).
-    pub(crate) fn validate_put(&self, p: &Put<'_>) -> Result<(SubjectId, PurposeId, CategoryId), VaultError> {
+    pub(crate) fn validate_put(
+        &self,
+        p: &Put<'_>,
+        mode: WriteMode,
+    ) -> Result<(SubjectId, PurposeId, CategoryId), VaultError> {
         let (purpose, category) = self.resolve(p.purpose, Some(p.category))?;
         let category = category.ok_or_else(|| VaultError::from(InputError::CategoryMissing))?;
         let cdoc = self.policy.category_doc(category);
-        if !cdoc.sources.iter().any(|s| s.value == p.source) {
+        let correction = mode == WriteMode::Correction && p.source == SUBJECT_CORRECTION;
+        if !correction && !cdoc.sources.iter().any(|s| s.value == p.source) {
             return Err(if self.policy.has_source(p.source) {
                 InputError::SourceNotForCategory { source_id: p.source.into(), category: p.category.into() }.into()
             } else {
@@ -146,7 +169,7 @@ impl<S: Store> Vault<S> {
         &self,
         puts: &[Put<'_>],
         access: Access<'_>,
-        all_or_nothing: bool,
+        mode: WriteMode,
         by: &By,
     ) -> Result<Vec<Result<u32, VaultError>>, VaultError> {
         let actor = access.actor;
@@ -155,9 +178,9 @@ impl<S: Store> Vault<S> {
         // Validate everything before touching the store: bad input changes nothing.
         let mut valid = Vec::with_capacity(puts.len());
         for (i, p) in puts.iter().enumerate() {
-            match self.validate_put(p) {
+            match self.validate_put(p, mode) {
                 Ok(r) => valid.push((i, r)),
-                Err(e) if all_or_nothing => return Err(e),
+                Err(e) if mode != WriteMode::Each => return Err(e),
                 Err(e) => outcome[i] = Some(Err(e)),
             }
         }
@@ -226,7 +249,7 @@ impl<S: Store> Vault<S> {
                     plains.push((key, plain));
                     positions.push(*i);
                 }
-                Err(e) if all_or_nothing => {
+                Err(e) if mode != WriteMode::Each => {
                     if !denials.is_empty() {
                         self.store.append_audit(&denials)?;
                     }

@@ -205,10 +205,6 @@ fn each_kind_is_carried_out_through_the_same_change_as_its_direct_route() -> Tes
     let objection_without_purpose =
         v.submit_request(&Submission { subject: "eu-6", kind: "objection", ..Default::default() }, &By::Cli);
     assert!(matches!(objection_without_purpose, Err(VaultError::Input(_))));
-    let not_yet = submit(&v, "eu-6", "access", None)?;
-    v.verify_request(&not_yet.id, VerifyMethod::Session, &By::Cli)?;
-    assert!(matches!(v.execute_request(&not_yet.id, &By::Cli), Err(VaultError::NotExecutable { .. })));
-    assert_eq!(v.request(&not_yet.id)?.status, RequestStatus::Verified, "an unsupported kind does not start");
     chain_verifies(&v)
 }
 
@@ -254,4 +250,47 @@ fn another_master_key_opens_no_request_details() -> TestResult {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn an_erasure_request_of_a_subject_erased_already_completes_with_nothing_more_to_destroy() -> TestResult {
+    let storage = TestStorage::fresh()?;
+    let v = vault(storage.open()?, clock_on("2026-06-01")?)?;
+    v.add_subject(&adult("eu-9", "eea"), &By::Cli)?;
+    let r = submit(&v, "eu-9", "erasure", None)?;
+    v.verify_request(&r.id, VerifyMethod::Session, &By::Cli)?;
+    v.erase("eu-9", &By::Cli)?;
+    let done = v.execute_request(&r.id, &By::Cli)?;
+    assert_eq!(done.status, RequestStatus::Completed, "not stuck in progress");
+    assert_eq!(done.outcome.map(|o| o["item_versions_erased"].clone()), Some(serde_json::json!(0)));
+    Ok(())
+}
+
+#[test]
+fn a_submission_with_fields_its_kind_does_not_take_or_a_bad_contact_is_refused() -> TestResult {
+    let storage = TestStorage::fresh()?;
+    let v = vault(storage.open()?, clock_on("2026-06-01")?)?;
+    v.add_subject(&adult("eu-10", "eea"), &By::Cli)?;
+    let purposes = vec!["marketing".to_string()];
+    let access = Submission { subject: "eu-10", kind: "access", purposes, ..Default::default() };
+    assert!(
+        matches!(v.submit_request(&access, &By::Cli), Err(VaultError::Input(_))),
+        "an access request names no purpose"
+    );
+    for contact in ["", "no-at-sign", "two words@example.org", "a@b", &format!("{}@example.org", "x".repeat(260))] {
+        let s = Submission { subject: "eu-10", kind: "access", contact: Some(contact), ..Default::default() };
+        match v.submit_request(&s, &By::Cli) {
+            Err(VaultError::Input(e)) => {
+                assert!(!e.to_string().contains(contact) || contact.is_empty(), "not quoted: {e}")
+            }
+            other => panic!("`{contact}` accepted: {other:?}"),
+        }
+    }
+    let empty_note = Submission { subject: "eu-10", kind: "access", note: Some("  "), ..Default::default() };
+    assert!(matches!(v.submit_request(&empty_note, &By::Cli), Err(VaultError::Input(_))));
+    assert!(
+        v.requests(&RequestQuery { subject: Some("eu-10"), limit: 10, ..Default::default() })?.is_empty(),
+        "nothing recorded"
+    );
+    Ok(())
 }

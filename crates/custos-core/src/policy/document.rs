@@ -82,6 +82,11 @@ pub struct NoticeDoc {
     /// Whether the business sells personal information (CCPA).
     #[serde(default)]
     pub sells_personal_information: bool,
+    /// Decisions based solely on automated processing, including profiling:
+    /// their logic, significance and consequences (GDPR Arts. 13(2)(f),
+    /// 15(1)(h)), in the notice's words; empty when the notice states none.
+    #[serde(default)]
+    pub automated_decisions: Vec<String>,
 }
 
 /// One "Access and Choice" entry.

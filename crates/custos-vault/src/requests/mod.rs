@@ -12,8 +12,12 @@
 //! free text are sealed (see `record.rs`). Every change is audited with the
 //! request's id and kind, and appended to the request's own timeline.
 
+pub mod email_code;
 mod execute;
+pub mod metrics;
 mod record;
+pub mod report;
+pub mod response;
 pub mod steps;
 
 use custos_core::audit::AuditAction;
@@ -50,6 +54,9 @@ pub struct Submission<'a> {
     pub note: Option<&'a str>,
     /// The purposes an objection or consent withdrawal names (policy ids).
     pub purposes: Vec<String>,
+    /// A rectification's corrections: (category, corrected value); sealed,
+    /// and cleared from the request once written.
+    pub corrections: Vec<(String, String)>,
 }
 
 /// Which requests to list.
@@ -172,6 +179,19 @@ impl<S: Store> Vault<S> {
         if kind == Right::Objection && submission.purposes.is_empty() {
             return Err(InputError::PurposesMissing.into());
         }
+        if !submission.purposes.is_empty() && !matches!(kind, Right::Objection | Right::WithdrawConsent) {
+            return Err(InputError::NotForKind { field: "purposes" }.into());
+        }
+        if !submission.corrections.is_empty() && kind != Right::Rectification {
+            return Err(InputError::NotForKind { field: "corrections" }.into());
+        }
+        if let Some(contact) = submission.contact {
+            check_contact(contact)?;
+        }
+        if let Some(note) = submission.note {
+            steps::required_text(note)?;
+        }
+        self.check_corrections(kind, &submission.corrections)?;
         let subject = self.subject(sid.as_str())?;
         if subject.erased_at.is_some() {
             return Err(self.erased_refusal(CONTROLLER, sid.as_str(), None, by));
@@ -190,6 +210,11 @@ impl<S: Store> Vault<S> {
             contact: submission.contact.map(str::to_string),
             note: submission.note.map(str::to_string),
             purposes: submission.purposes.clone(),
+            corrections: submission
+                .corrections
+                .iter()
+                .map(|(category, value)| record::Correction { category: category.clone(), value: value.clone() })
+                .collect(),
             ..Details::default()
         };
         let sealed = details.seal(&self.keys, &id)?;
@@ -480,6 +505,20 @@ impl<S: Store> Vault<S> {
             other => other.into(),
         })
     }
+}
+
+/// The longest contact address accepted (RFC 5321's path limit).
+pub const MAX_CONTACT_BYTES: usize = 254;
+
+/// An email address to answer at: `local@domain`, no space or control
+/// character, at most [`MAX_CONTACT_BYTES`]. Never quoted in the error.
+fn check_contact(contact: &str) -> Result<(), VaultError> {
+    let well_formed = contact.len() <= MAX_CONTACT_BYTES
+        && !contact.chars().any(|c| c.is_whitespace() || c.is_control())
+        && contact
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+    if well_formed { Ok(()) } else { Err(InputError::Contact.into()) }
 }
 
 /// A new request id: `rq_` and 32 random hexadecimal digits.

@@ -151,7 +151,7 @@ impl Body {
 }
 
 /// The personal details of a request, sealed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Details {
     /// The subject's id.
     pub subject: String,
@@ -164,12 +164,25 @@ pub(crate) struct Details {
     /// The purposes an objection or consent withdrawal names.
     #[serde(default)]
     pub purposes: Vec<String>,
+    /// A rectification's corrections; the values are cleared once written
+    /// (the record outlives the subject's erasure, the values must not).
+    #[serde(default)]
+    pub corrections: Vec<Correction>,
     /// Why it was extended (told to the person).
     #[serde(default)]
     pub extension_reason: Option<String>,
     /// Why it was denied (told to the person).
     #[serde(default)]
     pub denial_text: Option<String>,
+}
+
+/// One correction: the category and its corrected value.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Correction {
+    /// The category.
+    pub category: String,
+    /// The corrected value (empty once written).
+    pub value: String,
 }
 
 impl Details {

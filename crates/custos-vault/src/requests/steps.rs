@@ -64,6 +64,9 @@ impl<S: Store> Vault<S> {
     /// than the kind's level is refused.
     pub fn verify_request(&self, id: &str, method: VerifyMethod, by: &By) -> Result<RequestView, VaultError> {
         self.change_request(id, by, |body, _details, on| {
+            if body.locked {
+                return Err(VaultError::VerificationLocked);
+            }
             if !method.meets(&body.verification) {
                 return Err(VaultError::VerificationTooWeak {
                     method: method.as_str(),
@@ -73,7 +76,7 @@ impl<S: Store> Vault<S> {
             apply(body, Move::Verify, on)?;
             body.verified_by = Some(method.as_str().to_string());
             body.code = None;
-            Ok(Change { step: "verified", action: AuditAction::RequestVerified, reason: None })
+            Ok(Change { step: "verified", action: AuditAction::RequestVerified, reason: Some(method.as_str()) })
         })
     }
 
@@ -131,7 +134,11 @@ impl<S: Store> Vault<S> {
         let record = self.with_held_keys(|held| {
             self.store.update_request(
                 id,
-                &mut |stored| match self.step(stored, now, by, &mut change) {
+                &mut |stored| match {
+                    // A store may call this again (a retry): only the last call counts.
+                    problem = None;
+                    self.step(stored, now, by, &mut change)
+                } {
                     Ok((record, details, events)) => {
                         opened = Some(details);
                         Some((record, events))
@@ -187,7 +194,7 @@ pub(crate) fn apply(body: &mut Body, step: Move, on: time::Date) -> Result<(), V
 }
 
 /// A text the person is told (a reason, an explanation): not empty, at most 4 KiB.
-fn required_text(text: &str) -> Result<String, VaultError> {
+pub(crate) fn required_text(text: &str) -> Result<String, VaultError> {
     let text = text.trim();
     if text.is_empty() {
         return Err(InputError::TextMissing.into());

@@ -23,6 +23,7 @@ pub(super) const S_ACCESS: &str = "Access and Choice";
 pub(super) const S_CHILDREN: &str = "Children\u{2019}s Personal Information";
 pub(super) const S_RETENTION: &str = "Retention of Personal Information";
 pub(super) const S_CONTACTS: &str = "Contacts, Notices, and Revisions";
+pub(super) const S_AUTOMATED: &str = "Automated Decision-Making";
 pub(super) const S_JURISDICTIONS: &str = "Additional Information for Certain Jurisdictions";
 
 pub(super) fn layout(policy: &Policy) -> Vec<Block> {
@@ -46,6 +47,9 @@ pub(super) fn layout(policy: &Policy) -> Vec<Block> {
     if !n.advertising.is_empty() {
         toc.push(S_ADS);
     }
+    if !n.automated_decisions.is_empty() {
+        toc.push(S_AUTOMATED);
+    }
     toc.extend([S_ACCESS, S_CHILDREN, S_RETENTION, S_CONTACTS]);
     if !doc.jurisdictions.is_empty() {
         toc.push(S_JURISDICTIONS);
@@ -66,6 +70,10 @@ pub(super) fn layout(policy: &Policy) -> Vec<Block> {
     if !n.advertising.is_empty() {
         o.h(2, S_ADS);
         o.paras(&n.advertising);
+    }
+    if !n.automated_decisions.is_empty() {
+        o.h(2, S_AUTOMATED);
+        o.paras(&n.automated_decisions);
     }
     access_section(policy, &mut o);
     children_section(policy, &mut o);

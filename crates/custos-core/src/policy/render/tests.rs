@@ -222,3 +222,17 @@ fn helpers_format_dates_lists_and_anchors() {
     assert_eq!(slug("Children\u{2019}s Personal Information"), "childrens-personal-information");
     assert_eq!(slug("Contacts, Notices, and Revisions"), "contacts-notices-and-revisions");
 }
+
+/// Automated decision-making the notice states (GDPR Art. 13(2)(f)) gets a
+/// section of its own; a notice that states none gets none.
+#[test]
+fn automated_decisions_the_notice_states_are_rendered_in_their_own_section() {
+    assert!(!render(&example(), Format::Markdown).contains(S_AUTOMATED));
+    let stated = example_with(
+        "  sells_personal_information: false",
+        "  sells_personal_information: false\n  automated_decisions:\n    - Fraud scores decide whether a new account is held for review; a person reviews every hold.",
+    );
+    let md = render(&stated, Format::Markdown);
+    let section = &md[md.find(&format!("## {S_AUTOMATED}")).expect("the section")..];
+    assert!(section.contains("Fraud scores decide whether a new account is held for review"));
+}
