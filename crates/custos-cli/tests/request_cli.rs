@@ -153,3 +153,60 @@ fn an_erasure_request_runs_from_verification_to_completion_and_the_chain_verifie
     assert!(audit.contains("request_completed"));
     Ok(())
 }
+
+#[test]
+fn an_access_response_and_the_years_metrics_are_printed_in_every_format() -> R<()> {
+    let env = Env::new()?;
+    env.ok(&["subject", "add", "eu-4", "--jurisdiction", "eea"])?;
+    env.ok(&[
+        "data",
+        "put",
+        "eu-4",
+        "contact.name",
+        "Eve Example",
+        "--source",
+        "provided",
+        "--purpose",
+        "provide_offerings",
+    ])?;
+    let id = env.json(&["request", "submit", "--subject", "eu-4", "--kind", "access"])?["id"]
+        .as_str()
+        .ok_or("an id")?
+        .to_string();
+    let before = env.ok(&["request", "response", &id, "--format", "json"])?;
+    assert!(!before.contains("Eve Example"), "nothing personal before verification");
+    env.ok(&["request", "verify", &id, "--method", "session"])?;
+    env.ok(&["request", "execute", &id])?;
+    let json: Value = serde_json::from_str(&env.ok(&["request", "response", &id, "--format", "json"])?)?;
+    assert_eq!(json["format"], "custos-request-response/1");
+    assert_eq!(json["report"]["data"][0]["items"][0]["value"], "Eve Example", "{json}");
+    let html = env.ok(&["request", "response", &id, "--format", "html"])?;
+    assert!(html.starts_with("<!doctype html>") && html.contains("Eve Example"));
+    let csv = env.ok(&["request", "response", &id, "--format", "csv"])?;
+    assert!(csv.lines().any(|l| l.contains("\"contact.name\"") && l.contains("\"Eve Example\"")), "{csv}");
+    let bad = env.run(&["request", "response", &id, "--format", "pdf"])?;
+    assert_eq!(bad.status.code(), Some(2), "an unknown format is a usage error");
+    // A rectification from the command line.
+    let fix = env.json(&[
+        "request",
+        "submit",
+        "--subject",
+        "eu-4",
+        "--kind",
+        "rectification",
+        "--correct",
+        "contact.name=Eve Sample",
+    ])?;
+    let fix_id = fix["id"].as_str().ok_or("an id")?.to_string();
+    env.ok(&["request", "verify", &fix_id, "--method", "session"])?;
+    let fixed = env.json(&["request", "execute", &fix_id])?;
+    assert_eq!(fixed["outcome"]["corrected"][0]["version"], 2, "{fixed}");
+    let year = &today()[..4];
+    let report: Value = serde_json::from_str(&env.ok(&["request", "report", "--year", year, "--format", "json"])?)?;
+    let access =
+        report["kinds"].as_array().ok_or("kinds")?.iter().find(|k| k["kind"] == "access").ok_or("access")?.clone();
+    assert_eq!((&access["received"], &access["complied"]), (&Value::from(1), &Value::from(1)), "{report}");
+    let text = env.ok(&["request", "report", "--year", year])?;
+    assert!(text.lines().any(|l| l.starts_with("rectification\t1\t1\t0")), "{text}");
+    Ok(())
+}

@@ -134,18 +134,18 @@ impl<S: Store> Vault<S> {
         let record = self.with_held_keys(|held| {
             self.store.update_request(
                 id,
-                &mut |stored| match {
+                &mut |stored| {
                     // A store may call this again (a retry): only the last call counts.
                     problem = None;
-                    self.step(stored, now, by, &mut change)
-                } {
-                    Ok((record, details, events)) => {
-                        opened = Some(details);
-                        Some((record, events))
-                    }
-                    Err(e) => {
-                        problem = Some(e);
-                        None
+                    match self.step(stored, now, by, &mut change) {
+                        Ok((record, details, events)) => {
+                            opened = Some(details);
+                            Some((record, events))
+                        }
+                        Err(e) => {
+                            problem = Some(e);
+                            None
+                        }
                     }
                 },
                 held,
