@@ -281,8 +281,9 @@ impl<S: Store> Vault<S> {
         by: &By,
         mut attempt: impl FnMut(&mut Body, &Details, Timestamp, time::Date) -> Result<Attempt, VaultError>,
     ) -> Result<(RequestRecord, Details), VaultError> {
-        // Checked before the store's lock: an id of the wrong form is never looked up.
-        self.request_record(id)?;
+        // Checked before the store's lock: an id of the wrong form is never
+        // looked up; a missing one is `RequestNotFound` from the locked read.
+        checked_request_id(id)?;
         let now = self.clock.now();
         let mut outcome: Option<Result<(Details, Option<VaultError>), VaultError>> = None;
         let record = self.with_held_keys(|held| {

@@ -370,9 +370,7 @@ impl<S: Store> Vault<S> {
     }
 
     pub(crate) fn request_record(&self, id: &str) -> Result<RequestRecord, VaultError> {
-        if !valid_request_id(id) {
-            return Err(VaultError::RequestNotFound);
-        }
+        checked_request_id(id)?;
         self.store.request(id)?.ok_or(VaultError::RequestNotFound)
     }
 
@@ -526,6 +524,12 @@ fn new_request_id() -> Result<String, VaultError> {
     let mut b = [0u8; 16];
     custos_crypto::random_bytes(&mut b)?;
     Ok(format!("rq_{}", hex(&b)))
+}
+
+/// Refuses, as not found, an id that does not have the form of a request id
+/// (checked before the store is asked; the store answers for the rest).
+pub(crate) fn checked_request_id(id: &str) -> Result<(), VaultError> {
+    if valid_request_id(id) { Ok(()) } else { Err(VaultError::RequestNotFound) }
 }
 
 /// Whether `id` has the form of a request id (anything else is not looked up).

@@ -287,7 +287,7 @@ impl<S: Store> Vault<S> {
             ids
         };
         let held_ids: Vec<String> = held.iter().map(|c| self.policy.category_doc(*c).id.value.clone()).collect();
-        let data = self.pieces(&key, &person, items.clone())?;
+        let data = self.pieces(&key, &person, &items)?;
         let report = AccessReport {
             format: REPORT_FORMAT,
             scope: if portability { "portability" } else { "access" },
@@ -325,10 +325,7 @@ impl<S: Store> Vault<S> {
             recipients: self.recipients_for(&held),
             retention: self.retention_for(&held),
             rights: j.map(|j| self.rights_in(j)).unwrap_or_default(),
-            complaint: Complaint {
-                supervisory_authority: j.and_then(|j| self.policy.jurisdiction_doc(j).supervisory_authority.clone()),
-                controller_contact: self.controller_of(&person.jurisdiction).contact,
-            },
+            complaint: self.complaint_in(&person.jurisdiction),
             sources: self.sources_for(&items),
             automated_decisions: AutomatedDecisions {
                 statements: self.policy.document().notice.automated_decisions.clone(),
@@ -342,6 +339,16 @@ impl<S: Store> Vault<S> {
         ev.categories = held_ids;
         self.store.append_audit(&[ev])?;
         Ok(report)
+    }
+
+    /// Where a person of `jurisdiction` may complain: its supervisory
+    /// authority and the controller's contact.
+    pub(crate) fn complaint_in(&self, jurisdiction: &str) -> Complaint {
+        let j = self.policy.jurisdiction(jurisdiction);
+        Complaint {
+            supervisory_authority: j.and_then(|j| self.policy.jurisdiction_doc(j).supervisory_authority.clone()),
+            controller_contact: self.controller_of(jurisdiction).contact,
+        }
     }
 
     /// Whether an item goes into a portability copy: provided by the person,
@@ -363,7 +370,7 @@ impl<S: Store> Vault<S> {
         &self,
         key: &custos_crypto::DataKey,
         person: &custos_core::subject::Subject,
-        items: Vec<StoredItem>,
+        items: &[StoredItem],
     ) -> Result<Vec<Group>, VaultError> {
         let mut groups: Vec<Group> = Vec::new();
         for item in items {

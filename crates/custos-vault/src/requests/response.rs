@@ -100,7 +100,6 @@ impl<S: Store> Vault<S> {
         } else {
             None
         };
-        let j = self.policy.jurisdiction(&record.jurisdiction);
         Ok(RequestResponse {
             format: RESPONSE_FORMAT,
             message: message(&view),
@@ -110,10 +109,7 @@ impl<S: Store> Vault<S> {
             received: view.received,
             due: view.due,
             closed_on: view.closed_on,
-            complaint: Complaint {
-                supervisory_authority: j.and_then(|j| self.policy.jurisdiction_doc(j).supervisory_authority.clone()),
-                controller_contact: view.controller.contact.clone(),
-            },
+            complaint: self.complaint_in(&record.jurisdiction),
             controller: view.controller,
             denial: view.denial,
             extension: view.extension,

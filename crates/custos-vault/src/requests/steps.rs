@@ -126,8 +126,9 @@ impl<S: Store> Vault<S> {
         by: &By,
         mut change: impl FnMut(&mut Body, &mut Details, time::Date) -> Result<Change, VaultError>,
     ) -> Result<RequestView, VaultError> {
-        // Checked before the store's lock: an id of the wrong form is never looked up.
-        self.request_record(id)?;
+        // Checked before the store's lock: an id of the wrong form is never
+        // looked up; a missing one is `RequestNotFound` from the locked read.
+        checked_request_id(id)?;
         let now = self.clock.now();
         let mut problem = None;
         let mut opened = None;
