@@ -687,10 +687,19 @@ pub struct LegalHoldDoc {
     pub reason: String,
     /// Legal citation.
     pub citation: String,
+    /// The purpose the held data serves, and the only one it may be read for
+    /// once its subject is erased (e.g. `legal_obligations`).
+    pub purpose: SpannedStr,
     /// Categories it covers.
     pub categories: Vec<SpannedStr>,
     /// How long it holds.
     pub period: SpannedStr,
+    /// A rule that places the hold without an officer: it applies at erasure
+    /// while the person has an item of this category collected within
+    /// `period` (tax records while a purchase is younger than the tax
+    /// period), and then until that item is `period` old.
+    #[serde(default)]
+    pub applies_while_recent: Option<SpannedStr>,
 }
 
 /// Joint use declaration (Japan).

@@ -8,6 +8,7 @@
 //! allocating or hashing strings. [`lint`] then reports warnings.
 
 pub mod document;
+mod holds;
 mod lint;
 pub mod render;
 mod requests;
@@ -23,6 +24,7 @@ use crate::time::{Period, parse_date};
 use document::*;
 pub use requests::{CalendarDoc, RequestRule, RequestRuleDoc, Verification, WeekdayDoc};
 
+pub use holds::LegalHold;
 pub use lint::lint;
 
 // Dense ids. Their field is private to this module: an id exists only because
@@ -221,6 +223,7 @@ pub struct Policy {
     detokenize: Vec<Option<Bitset>>,
     recipient_rules: Vec<RecipientRules>,
     jurisdiction_rules: Vec<JurisdictionRules>,
+    legal_holds: Vec<LegalHold>,
 }
 
 /// The id under which a purpose's basis applies to every other jurisdiction.
@@ -396,12 +399,7 @@ impl Policy {
         }
 
         let prior_versions = errs.period(&doc.retention.prior_versions).unwrap_or(Period::Years(1));
-        for h in &doc.retention.legal_holds {
-            errs.period(&h.period);
-            for c in &h.categories {
-                errs.known(&categories, c, "category");
-            }
-        }
+        let legal_holds = holds::compile(&doc.retention.legal_holds, &categories, &purposes, &mut errs);
         if let Some(ju) = &doc.joint_use {
             errs.known(&jurisdictions, &ju.jurisdiction, "jurisdiction");
             errs.known(&controllers, &ju.responsible, "controller");
@@ -433,6 +431,7 @@ impl Policy {
             detokenize,
             effective: effective.unwrap_or(Date::MIN),
             prior_versions,
+            legal_holds,
             doc,
             categories,
             purposes,
@@ -463,6 +462,16 @@ impl Policy {
     /// How long prior versions of an item are kept after an update.
     pub fn prior_versions_retention(&self) -> Period {
         self.prior_versions
+    }
+
+    /// The legal holds the policy declares, in file order.
+    pub fn legal_holds(&self) -> &[LegalHold] {
+        &self.legal_holds
+    }
+
+    /// The legal hold declared as `id`.
+    pub fn legal_hold(&self, id: &str) -> Option<&LegalHold> {
+        self.legal_holds.iter().find(|h| h.id == id)
     }
 
     /// Resolves a category id.

@@ -375,6 +375,26 @@ fn the_example_keeps_legal_holds_for_tax_and_accounting_and_legal_claims() {
 }
 
 #[test]
+fn each_legal_hold_serves_a_declared_purpose_and_tax_records_are_held_by_rule() {
+    let policy = example();
+    let obligations = policy.purpose("legal_obligations");
+    assert!(obligations.is_some());
+    for h in policy.legal_holds() {
+        assert_eq!(Some(h.purpose), obligations, "{}", h.id);
+    }
+    let tax = policy.legal_hold("tax_and_accounting").map(|h| h.applies_while_recent);
+    assert_eq!(tax, Some(policy.category("commerce.purchase_history")));
+    assert_eq!(policy.legal_hold("legal_claims").map(|h| h.applies_while_recent), Some(None));
+}
+
+#[test]
+fn a_legal_hold_serving_an_undeclared_purpose_is_refused() {
+    let text = EXAMPLE.replace("      purpose: legal_obligations\n", "      purpose: legal_obligation\n");
+    let err = Policy::from_yaml(&text).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("unknown purpose `legal_obligation`"), "{err}");
+}
+
+#[test]
 fn lint_of_the_example_warns_that_privacy_shield_ended_on_2020_07_16_and_names_a_replacement() {
     let ws = lint(&example(), date!(2026 - 11 - 28));
     let shield = ws
