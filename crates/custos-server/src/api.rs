@@ -1,4 +1,5 @@
-//! The `/v1` personal-data routes: subjects, values, choices, erasure, ingestion.
+//! The `/v1` personal-data routes: subjects, values, consents, erasure (the
+//! standing choices are in [`crate::choices`]).
 //!
 //! Every read names a purpose; the actor is always the key's. Each handler
 //! checks the role, then runs the vault (which decides and audits). Writes
@@ -73,6 +74,11 @@ pub struct SubjectView {
     pub objections: Vec<String>,
     /// Restricted since, if restricted.
     pub restricted_since: Option<String>,
+    /// Opted out of the sale and sharing of personal information and of
+    /// targeted advertising since (CCPA §1798.120), if so.
+    pub opted_out_since: Option<String>,
+    /// The use of sensitive personal information limited since (CCPA §1798.121), if so.
+    pub sensitive_limited_since: Option<String>,
     /// Warnings about the request, e.g. a subject id that looks like an email
     /// address or a phone number (personal data in every URL that names it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -99,6 +105,8 @@ impl From<custos_core::subject::Subject> for SubjectView {
                 .collect(),
             objections: s.state.objections.keys().cloned().collect(),
             restricted_since: s.state.restricted_since.map(|t| t.to_string()),
+            opted_out_since: s.state.opted_out_since.map(|t| t.to_string()),
+            sensitive_limited_since: s.state.sensitive_limited_since.map(|t| t.to_string()),
             warnings: Vec::new(),
         }
     }
@@ -522,63 +530,6 @@ async fn change_consent(
     Ok(axum::Json(Done { ok: true }))
 }
 
-/// Records an objection to a purpose.
-#[utoipa::path(put, path = "/v1/subjects/{id}/objections/{purpose}", tag = "choices",
-    params(("id" = String, Path, description = "Subject id"), ("purpose" = String, Path, description = "Purpose id")),
-    responses((status = 200, body = Done), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem)),
-    security(("bearer" = [])))]
-pub async fn object(
-    State(state): State<Arc<AppState>>,
-    auth: Auth,
-    ApiPath((id, purpose)): ApiPath<(String, String)>,
-) -> Result<axum::Json<Done>, ApiError> {
-    let by = match auth.require(CHOICES, "record objections") {
-        Ok(p) => p.by(),
-        Err(refused) => return Err(audited_refusal(&state, &auth, &id, Some(&purpose), refused).await),
-    };
-    state.run(move |v| Ok(v.object(&id, &purpose, &by)?)).await?;
-    Ok(axum::Json(Done { ok: true }))
-}
-
-/// Restricts processing of a subject's data (storage and legal obligations only).
-#[utoipa::path(put, path = "/v1/subjects/{id}/restriction", tag = "choices",
-    params(("id" = String, Path, description = "Subject id")),
-    responses((status = 200, body = Done), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem)),
-    security(("bearer" = [])))]
-pub async fn restrict(
-    State(state): State<Arc<AppState>>,
-    auth: Auth,
-    ApiPath(id): ApiPath<String>,
-) -> Result<axum::Json<Done>, ApiError> {
-    let by = match auth.require(CHOICES, "restrict processing") {
-        Ok(p) => p.by(),
-        Err(refused) => return Err(audited_refusal(&state, &auth, &id, None, refused).await),
-    };
-    state.run(move |v| Ok(v.set_restricted(&id, true, &by)?)).await?;
-    Ok(axum::Json(Done { ok: true }))
-}
-
-/// Lifts a restriction.
-#[utoipa::path(delete, path = "/v1/subjects/{id}/restriction", tag = "choices",
-    params(("id" = String, Path, description = "Subject id")),
-    responses((status = 200, body = Done), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem)),
-    security(("bearer" = [])))]
-pub async fn lift_restriction(
-    State(state): State<Arc<AppState>>,
-    auth: Auth,
-    ApiPath(id): ApiPath<String>,
-) -> Result<axum::Json<Done>, ApiError> {
-    let by = match auth.require(CHOICES, "lift restrictions") {
-        Ok(p) => p.by(),
-        Err(refused) => return Err(audited_refusal(&state, &auth, &id, None, refused).await),
-    };
-    state.run(move |v| Ok(v.set_restricted(&id, false, &by)?)).await?;
-    Ok(axum::Json(Done { ok: true }))
-}
-
 /// The result of an erasure.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Erased {
@@ -655,7 +606,7 @@ async fn require_for<'a>(
 
 /// Audits a key refused access to a subject or a change of their choices (`access_denied`,
 /// reason `role_not_allowed`, the key's id as `by`) and returns the refusal.
-async fn audited_refusal(
+pub(crate) async fn audited_refusal(
     state: &AppState,
     auth: &Auth,
     subject: &str,

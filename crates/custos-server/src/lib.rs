@@ -12,6 +12,7 @@
 pub mod api;
 pub mod auth;
 pub mod checkpoints;
+pub mod choices;
 pub mod conn;
 pub mod extract;
 pub mod idempotency;
@@ -129,6 +130,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/subjects/{id}/objections/{purpose}"),
     ("PUT", "/v1/subjects/{id}/restriction"),
     ("DELETE", "/v1/subjects/{id}/restriction"),
+    ("PUT", "/v1/subjects/{id}/opt-out"),
+    ("DELETE", "/v1/subjects/{id}/opt-out"),
+    ("PUT", "/v1/subjects/{id}/sensitive-limit"),
+    ("DELETE", "/v1/subjects/{id}/sensitive-limit"),
     ("POST", "/v1/subjects/{id}/erasure"),
     ("POST", "/v1/detokenize"),
     ("POST", "/v1/ingest"),
@@ -164,6 +169,10 @@ pub const WRITE_ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/subjects/{id}/objections/{purpose}"),
     ("PUT", "/v1/subjects/{id}/restriction"),
     ("DELETE", "/v1/subjects/{id}/restriction"),
+    ("PUT", "/v1/subjects/{id}/opt-out"),
+    ("DELETE", "/v1/subjects/{id}/opt-out"),
+    ("PUT", "/v1/subjects/{id}/sensitive-limit"),
+    ("DELETE", "/v1/subjects/{id}/sensitive-limit"),
     ("POST", "/v1/subjects/{id}/erasure"),
     ("POST", "/v1/ingest"),
     ("POST", "/v1/requests"),
@@ -187,9 +196,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .read("GET", "/v1/subjects/{id}/data/{category}/history", api::read_history)
         .write("PUT", "/v1/subjects/{id}/consents/{purpose}", api::grant_consent, None)
         .write("DELETE", "/v1/subjects/{id}/consents/{purpose}", api::withdraw_consent, None)
-        .write("PUT", "/v1/subjects/{id}/objections/{purpose}", api::object, None)
-        .write("PUT", "/v1/subjects/{id}/restriction", api::restrict, None)
-        .write("DELETE", "/v1/subjects/{id}/restriction", api::lift_restriction, None)
+        .write("PUT", "/v1/subjects/{id}/objections/{purpose}", choices::object, None)
+        .write("PUT", "/v1/subjects/{id}/restriction", choices::restrict, None)
+        .write("DELETE", "/v1/subjects/{id}/restriction", choices::lift_restriction, None)
+        .write("PUT", "/v1/subjects/{id}/opt-out", choices::opt_out, None)
+        .write("DELETE", "/v1/subjects/{id}/opt-out", choices::opt_back_in, None)
+        .write("PUT", "/v1/subjects/{id}/sensitive-limit", choices::limit_sensitive, None)
+        .write("DELETE", "/v1/subjects/{id}/sensitive-limit", choices::lift_sensitive_limit, None)
         .write("POST", "/v1/subjects/{id}/erasure", api::erase, None)
         .read("POST", "/v1/detokenize", api::detokenize)
         .write("POST", "/v1/ingest", ingest::ingest, Some(max_ingest))

@@ -341,7 +341,9 @@ fn hex(bytes: &[u8]) -> String {
     paths(
         crate::api::create_subject, crate::api::get_subject, crate::api::read_all, crate::api::put_item,
         crate::api::read_item, crate::api::read_history, crate::api::grant_consent, crate::api::withdraw_consent,
-        crate::api::object, crate::api::restrict, crate::api::lift_restriction, crate::api::erase,
+        crate::choices::object, crate::choices::restrict, crate::choices::lift_restriction,
+        crate::choices::opt_out, crate::choices::opt_back_in, crate::choices::limit_sensitive,
+        crate::choices::lift_sensitive_limit, crate::api::erase,
         crate::api::detokenize, crate::ingest::ingest,
         crate::requests::submit_request, crate::requests::list_requests, crate::requests::get_request,
         crate::requests::verify_request, crate::requests::extend_request, crate::requests::deny_request,
