@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_guardian_consent_flag.sql"),
     include_str!("../migrations/0009_lookups.sql"),
     include_str!("../migrations/0010_requests.sql"),
+    include_str!("../migrations/0011_legal_holds.sql"),
 ];
 
 /// The schema version this build creates and understands.

@@ -156,6 +156,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             &id(heavy),
             &format!("p{heavy}"),
             Timestamp(5_000),
+            &custos_store::HeldCopy::none(),
             &event(AuditAction::SubjectErased),
         )?;
         times.push(started.elapsed());

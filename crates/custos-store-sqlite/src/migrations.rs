@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_guardian_consent_flag.sql"),
     include_str!("../migrations/0010_lookups.sql"),
     include_str!("../migrations/0011_requests.sql"),
+    include_str!("../migrations/0012_legal_holds.sql"),
 ];
 
 /// The schema version this build creates and understands.

@@ -84,6 +84,7 @@ fn an_erased_subjects_key_and_sealed_bytes_are_gone_from_the_file() {
                 &SubjectId::parse("erased").unwrap(),
                 "p-erased",
                 Timestamp(99),
+                &custos_store::HeldCopy::none(),
                 &ev(AuditAction::SubjectErased),
             )
             .unwrap();
@@ -162,7 +163,15 @@ fn regression_erased_key_not_recoverable_from_wal() {
     assert_eq!(sealed.len(), 12);
     assert!(!found_in(&all_files(&path), &wrapped).is_empty(), "the scan finds the key before the erasure");
 
-    store.erase_subject(&erased, "ps-erased", Timestamp(99), &ev(AuditAction::SubjectErased)).unwrap();
+    store
+        .erase_subject(
+            &erased,
+            "ps-erased",
+            Timestamp(99),
+            &custos_store::HeldCopy::none(),
+            &ev(AuditAction::SubjectErased),
+        )
+        .unwrap();
     std::thread::sleep(ERASED_BYTES_GONE_WITHIN);
 
     let files = all_files(&path);
@@ -218,6 +227,7 @@ fn an_erasure_beside_an_open_store_is_wiped_before_its_store_closes() {
             &SubjectId::parse("erased").unwrap(),
             "ps-erased",
             Timestamp(99),
+            &custos_store::HeldCopy::none(),
             &ev(AuditAction::SubjectErased),
         )
         .unwrap();
@@ -269,6 +279,7 @@ fn a_wipe_delayed_by_an_old_reader_completes_once_the_reader_ends() {
             &SubjectId::parse("erased").unwrap(),
             "ps-erased",
             Timestamp(99),
+            &custos_store::HeldCopy::none(),
             &ev(AuditAction::SubjectErased),
         )
         .unwrap();

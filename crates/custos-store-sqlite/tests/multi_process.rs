@@ -75,7 +75,15 @@ fn regression_cli_command_beside_running_server_keeps_chain_intact() {
     server.put_items(&[item("alice", 2)], &seal_of(&[item("alice", 2)]), &ev(AuditAction::DataWritten)).unwrap();
     cli.revoke_api_key("key00001", Timestamp(9), &ev(AuditAction::ApiKeyRevoked)).unwrap();
     server.check_writable().expect("the server's store can still write");
-    server.erase_subject(&alice.id, "ps-alice", Timestamp(10), &ev(AuditAction::SubjectErased)).unwrap();
+    server
+        .erase_subject(
+            &alice.id,
+            "ps-alice",
+            Timestamp(10),
+            &custos_store::HeldCopy::none(),
+            &ev(AuditAction::SubjectErased),
+        )
+        .unwrap();
     assert_eq!(verified(&server), 8);
     assert_eq!(verified(&cli), 8);
 }

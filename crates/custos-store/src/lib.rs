@@ -10,7 +10,7 @@
 //!
 //! The persistence is split by capability, one trait and one module each
 //! ([`SubjectStore`], [`ItemStore`], [`AuditStore`], [`KeyStore`],
-//! [`IdempotencyStore`], [`CheckpointStore`], [`ResealStore`], [`RequestStore`]); [`Store`] is all of them together, implemented for
+//! [`IdempotencyStore`], [`CheckpointStore`], [`ResealStore`], [`RequestStore`], [`HoldStore`]); [`Store`] is all of them together, implemented for
 //! every type that implements each.
 //!
 //! `contract` (feature `contract`, for the backends' tests only) holds the
@@ -22,6 +22,7 @@ mod checkpoints;
 #[cfg(feature = "contract")]
 pub mod contract;
 mod group_commit;
+mod holds;
 mod idempotency;
 mod identity;
 mod items;
@@ -33,6 +34,7 @@ mod subjects;
 pub use audit::AuditStore;
 pub use checkpoints::{ChainItem, CheckpointStore};
 pub use group_commit::AuditGroupCommit;
+pub use holds::{HeldCopy, HeldItem, HoldRecord, HoldStore, held_copy_matches};
 pub use idempotency::{IdempotencyStore, IdempotentResponse};
 pub use identity::{HeldKeys, IdentityStore, KeyCheck, Rewrap, StoreIdentity, WrappedKey};
 pub use items::{ItemStore, NewItem, Seal, StoredItem, newest_lookups};
@@ -45,8 +47,8 @@ pub use subjects::{LegacySubject, StateChange, SubjectColumns, SubjectRecord, Su
 /// (`use custos_store::prelude::*;`).
 pub mod prelude {
     pub use crate::{
-        AuditStore, CheckpointStore, HeldKeys, IdempotencyStore, IdentityStore, ItemStore, KeyStore, RequestStore,
-        ResealStore, Store, SubjectStore,
+        AuditStore, CheckpointStore, HeldKeys, HoldStore, IdempotencyStore, IdentityStore, ItemStore, KeyStore,
+        RequestStore, ResealStore, Store, SubjectStore,
     };
 }
 
@@ -62,6 +64,7 @@ pub trait Store:
     + CheckpointStore
     + ResealStore
     + RequestStore
+    + HoldStore
 {
 }
 
@@ -75,6 +78,7 @@ impl<
         + CheckpointStore
         + ResealStore
         + RequestStore
+        + HoldStore
         + ?Sized,
 > Store for T
 {
@@ -109,6 +113,21 @@ pub enum StoreError {
     /// The request does not exist.
     #[error("no such request")]
     RequestNotFound,
+    /// A legal hold with this id exists already.
+    #[error("a legal hold with this id already exists")]
+    HoldExists,
+    /// The legal hold does not exist (or, for an erasure's held copy, is not
+    /// an active hold of the erased subject).
+    #[error("no such legal hold")]
+    HoldNotFound,
+    /// The legal hold was released already.
+    #[error("the legal hold was released already")]
+    HoldReleased,
+    /// The item versions stored in the held categories are not those of the
+    /// erasure's held copy (they changed since it was read): nothing was
+    /// erased; read them again and retry.
+    #[error("the held items changed since they were read")]
+    HeldItemsChanged,
     /// An idempotency key was recorded already.
     #[error("this idempotency key was used already")]
     IdempotencyKeyExists,

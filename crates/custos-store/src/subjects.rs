@@ -4,7 +4,7 @@ use custos_core::audit::AuditEvent;
 use custos_core::subject::{Subject, SubjectId, SubjectState};
 use custos_core::time::Timestamp;
 
-use crate::{HeldKeys, StoreError, corrupt};
+use crate::{HeldCopy, HeldKeys, StoreError, corrupt};
 
 /// A subject as stored: id, jurisdiction, state, the wrapped data key and the
 /// sealed metadata.
@@ -127,11 +127,22 @@ pub trait SubjectStore: Send + Sync {
     /// leaves a [`Tombstone`] under `pseudonym` (the audit log's pseudonym of
     /// the id); commits the audit events. Returns how many item versions were
     /// destroyed. Erasing an erased subject fails with [`StoreError::SubjectErased`].
+    ///
+    /// Before destroying anything it keeps `held`, the copies the subject's
+    /// legal holds keep: the versions stored for the subject in
+    /// `held.categories` must be exactly the (category, version) pairs of
+    /// `held.items`, else it fails with [`StoreError::HeldItemsChanged`];
+    /// each held item must name a hold that is recorded under `pseudonym`
+    /// and not released, else [`StoreError::HoldNotFound`]. Either way
+    /// nothing changes. Then the copies are stored (see
+    /// [`HoldStore::held_items`](crate::HoldStore::held_items)) in the same
+    /// transaction. [`HeldCopy::none`] keeps nothing.
     fn erase_subject(
         &self,
         id: &SubjectId,
         pseudonym: &str,
         at: Timestamp,
+        held: &HeldCopy,
         audit: &[AuditEvent],
     ) -> Result<u64, StoreError>;
 
@@ -248,9 +259,10 @@ impl<T: SubjectStore + ?Sized> SubjectStore for std::sync::Arc<T> {
         id: &SubjectId,
         pseudonym: &str,
         at: Timestamp,
+        held: &HeldCopy,
         audit: &[AuditEvent],
     ) -> Result<u64, StoreError> {
-        (**self).erase_subject(id, pseudonym, at, audit)
+        (**self).erase_subject(id, pseudonym, at, held, audit)
     }
 
     fn tombstone(&self, pseudonym: &str) -> Result<Option<Tombstone>, StoreError> {

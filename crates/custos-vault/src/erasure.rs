@@ -16,7 +16,7 @@ impl<S: Store> Vault<S> {
         let now = self.clock.now();
         let ev = self.event(now, AuditAction::SubjectErased, CONTROLLER, subject, by);
         let pseudonym = self.keys.pseudonym(subject);
-        self.store.erase_subject(&sid, &pseudonym, now, &[ev]).map_err(|e| match e {
+        self.store.erase_subject(&sid, &pseudonym, now, &custos_store::HeldCopy::none(), &[ev]).map_err(|e| match e {
             custos_store::StoreError::SubjectErased => self.erased_refusal(CONTROLLER, subject, None, by),
             other => other.into(),
         })

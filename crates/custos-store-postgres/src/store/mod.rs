@@ -29,6 +29,7 @@ macro_rules! subject_columns {
 
 mod audit;
 mod checkpoints;
+mod holds;
 mod idempotency;
 mod identity;
 mod items;

@@ -7,7 +7,7 @@ use custos_core::audit::AuditEvent;
 use custos_core::subject::{Subject, SubjectId, SubjectState};
 use custos_core::time::Timestamp;
 use custos_store::{
-    HeldKeys, LegacySubject, StateChange, StoreError, SubjectColumns, SubjectRecord, SubjectStore, Tombstone,
+    HeldCopy, HeldKeys, LegacySubject, StateChange, StoreError, SubjectColumns, SubjectRecord, SubjectStore, Tombstone,
 };
 use postgres::{GenericClient, Row};
 
@@ -187,6 +187,7 @@ impl SubjectStore for PostgresStore {
         id: &SubjectId,
         pseudonym: &str,
         at: Timestamp,
+        held: &HeldCopy,
         audit: &[AuditEvent],
     ) -> Result<u64, StoreError> {
         const OP: &str = "erasing a subject";
@@ -201,6 +202,8 @@ impl SubjectStore for PostgresStore {
             if row.try_get::<_, Option<i64>>(0).during(OP)?.is_some() {
                 return Err(StoreError::SubjectErased);
             }
+            // What the subject's legal holds keep, checked and copied before anything is destroyed.
+            super::holds::keep_held(tx, id, pseudonym, held)?;
             let counted = tx.query_opt(sql::DELETE_ITEMS, &[&id.as_str()]).during(OP)?;
             let destroyed: i64 = match counted {
                 Some(row) => row.try_get(0).during(OP)?,

@@ -20,6 +20,7 @@ use crate::{SqliteStore, Writer};
 
 mod audit;
 mod checkpoints;
+mod holds;
 mod idempotency;
 mod identity;
 mod items;

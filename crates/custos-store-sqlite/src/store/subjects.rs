@@ -5,7 +5,7 @@ use custos_core::audit::AuditEvent;
 use custos_core::subject::{Subject, SubjectId};
 use custos_core::time::Timestamp;
 use custos_store::{
-    HeldKeys, LegacySubject, StateChange, StoreError, SubjectColumns, SubjectRecord, SubjectStore, Tombstone,
+    HeldCopy, HeldKeys, LegacySubject, StateChange, StoreError, SubjectColumns, SubjectRecord, SubjectStore, Tombstone,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -174,6 +174,7 @@ impl SubjectStore for SqliteStore {
         id: &SubjectId,
         pseudonym: &str,
         at: Timestamp,
+        held: &HeldCopy,
         audit: &[AuditEvent],
     ) -> Result<u64, StoreError> {
         let destroyed = self.write("erasing a subject", |tx, head| {
@@ -185,6 +186,8 @@ impl SubjectStore for SqliteStore {
                 Some(Some(_)) => return Err(StoreError::SubjectErased),
                 Some(None) => {}
             }
+            // What the subject's legal holds keep, checked and copied before anything is destroyed.
+            super::holds::keep_held(tx, id, pseudonym, held)?;
             // With secure_delete on, the freed bytes are overwritten with zeros.
             let destroyed = tx
                 .prepare_cached(sql::DELETE_ITEMS)

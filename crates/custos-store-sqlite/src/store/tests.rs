@@ -9,7 +9,7 @@ use custos_store::prelude::*;
 use custos_store::{ApiKeyRecord, IdempotentResponse, NewItem, StoreError};
 use rusqlite::{Connection, StatementStatus};
 
-use super::{audit, idempotency, is_key_violation, items, keys, requests, sql, subjects};
+use super::{audit, holds, idempotency, is_key_violation, items, keys, requests, sql, subjects};
 use crate::SqliteStore;
 
 fn subject(name: &str) -> Subject {
@@ -80,8 +80,18 @@ fn statements_are_prepared_once_and_never_re_prepared() {
         store.idempotent_response(&idempotency_key, Timestamp(1)).unwrap().unwrap();
         store.prune_idempotent_responses(Timestamp(0)).unwrap();
     }
-    store.erase_subject(&SubjectId::parse("alice").unwrap(), "p-alice", Timestamp(3), &[]).unwrap();
-    store.erase_subject(&SubjectId::parse("bob").unwrap(), "p-bob", Timestamp(3), &[]).unwrap();
+    store
+        .erase_subject(
+            &SubjectId::parse("alice").unwrap(),
+            "p-alice",
+            Timestamp(3),
+            &custos_store::HeldCopy::none(),
+            &[],
+        )
+        .unwrap();
+    store
+        .erase_subject(&SubjectId::parse("bob").unwrap(), "p-bob", Timestamp(3), &custos_store::HeldCopy::none(), &[])
+        .unwrap();
     store.tombstone("p-alice").unwrap().unwrap();
     store.legacy_subjects(10).unwrap();
     store.upgrade_legacy_subject(&SubjectId::parse("carol").unwrap(), Some(b"sealed"), "p-carol").unwrap();
@@ -89,6 +99,7 @@ fn statements_are_prepared_once_and_never_re_prepared() {
     let all = [
         sql::ALL,
         audit::sql::ALL,
+        holds::sql::ALL,
         idempotency::sql::ALL,
         items::sql::ALL,
         keys::sql::ALL,

@@ -73,7 +73,7 @@ pub fn wrapped_keys_page_in_id_order_and_leave_out_erased_subjects(store: &dyn S
     for name in ["carol", "alice", "erin", "bob", "dave"] {
         create(store, name);
     }
-    ok(store.erase_subject(&id("dave"), &pseudo("dave"), at(9), &[]), "erasing dave");
+    ok(store.erase_subject(&id("dave"), &pseudo("dave"), at(9), &crate::HeldCopy::none(), &[]), "erasing dave");
     let page = keys(store, None, 2);
     let names: Vec<&str> = page.iter().map(|k| k.subject.as_str()).collect();
     assert_eq!(names, ["alice", "bob"]);
@@ -90,7 +90,7 @@ pub fn rewrap_keys_replaces_only_keys_that_still_match(store: &dyn Store) {
     for name in ["alice", "bob", "carol"] {
         create(store, name);
     }
-    ok(store.erase_subject(&id("carol"), &pseudo("carol"), at(9), &[]), "erasing carol");
+    ok(store.erase_subject(&id("carol"), &pseudo("carol"), at(9), &crate::HeldCopy::none(), &[]), "erasing carol");
     let before = head(store);
     let batch = [
         Rewrap { subject: id("alice"), old: key_of("alice"), new: b"rewrapped-alice".to_vec() },

@@ -124,6 +124,13 @@ macro_rules! contract_tests {
             requests::request_records_outlive_the_subjects_erasure,
             requests::requests_require_a_held_master_key,
             requests::concurrent_submissions_of_one_kind_see_each_other,
+            holds::a_placed_hold_reads_back_and_a_subjects_holds_are_listed_in_order,
+            holds::placing_a_hold_with_a_taken_id_fails_and_writes_nothing,
+            holds::erasure_keeps_exactly_the_held_copy_and_erases_the_subject,
+            holds::releasing_a_hold_deletes_what_it_kept_once,
+            holds::erasure_with_a_held_copy_that_differs_from_the_store_fails_and_changes_nothing,
+            holds::a_held_item_must_name_an_active_hold_of_the_erased_subject,
+            holds::holds_require_a_held_master_key,
         );
     };
     (@cases $make:expr; $($module:ident :: $case:ident),* $(,)?) => {
@@ -241,7 +248,7 @@ pub(crate) fn create(store: &dyn Store, name: &str) -> Subject {
 
 /// Erases a subject under its test pseudonym.
 pub(crate) fn erase(store: &dyn Store, name: &str, second: i64, audit: &[AuditEvent]) -> Result<u64, StoreError> {
-    store.erase_subject(&id(name), &pseudo(name), at(second), audit)
+    store.erase_subject(&id(name), &pseudo(name), at(second), &crate::HeldCopy::none(), audit)
 }
 
 pub(crate) fn item(subject: &str, category: &str, second: i64) -> NewItem {
@@ -397,6 +404,7 @@ pub(crate) fn key_by_hash(store: &dyn Store, hash: &[u8; 32]) -> Option<ApiKeyRe
 
 pub mod audit;
 pub mod checkpoints;
+pub mod holds;
 pub mod idempotency;
 pub mod identity;
 pub mod items;
