@@ -265,6 +265,15 @@ fn every_role_gets_the_right_status_on_every_route() -> R<()> {
         )?;
         check("PUT", "/v1/subjects/{id}/restriction", &format!("{s}/restriction"), None, ADMIN_ONLY)?;
         check("DELETE", "/v1/subjects/{id}/restriction", &format!("{s}/restriction"), None, ADMIN_ONLY)?;
+        // In California, whose law grants the opt-out and the sensitive limit.
+        let ca = format!("{id}-ca");
+        server.create_subject(&ca, "california")?;
+        for choice in ["opt-out", "sensitive-limit"] {
+            for method in ["PUT", "DELETE"] {
+                let path = format!("/v1/subjects/{ca}/{choice}");
+                check(method, &format!("/v1/subjects/{{id}}/{choice}"), &path, None, ADMIN_ONLY)?;
+            }
+        }
         let token_read = server
             .get(&format!("{s}/data/payment.card_number?purpose=provide_offerings"), Who::Admin)?
             .want_json(200)?;
