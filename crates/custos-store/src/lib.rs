@@ -89,6 +89,16 @@ pub fn corrupt(what: &str) -> StoreError {
     StoreError::Backend(format!("stored data is corrupt: {what}"))
 }
 
+/// A day stored as its Julian day number (how backends keep dates such as a
+/// request's due date); a number outside the calendar is corrupt data,
+/// reported as `what` "is out of range".
+pub fn stored_day(value: i64, what: &str) -> Result<time::Date, StoreError> {
+    i32::try_from(value)
+        .ok()
+        .and_then(|d| time::Date::from_julian_day(d).ok())
+        .ok_or_else(|| corrupt(&format!("{what} is out of range")))
+}
+
 /// What can go wrong in a store, split by how the caller reacts.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

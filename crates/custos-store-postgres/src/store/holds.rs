@@ -46,10 +46,7 @@ pub(super) mod sql {
 }
 
 fn day(value: i64) -> Result<Date, StoreError> {
-    i32::try_from(value)
-        .ok()
-        .and_then(|d| Date::from_julian_day(d).ok())
-        .ok_or_else(|| corrupt("a legal hold's review day is out of range"))
+    custos_store::stored_day(value, "a legal hold's review day")
 }
 
 fn version(value: i32) -> Result<u32, StoreError> {

@@ -12,7 +12,7 @@ use time::Date;
 
 use super::{Session, append_if_any};
 use crate::PostgresStore;
-use crate::error::{Context, corrupt};
+use crate::error::Context;
 
 /// The columns of `requests`, in the order [`request_from_row`] reads them.
 macro_rules! request_columns {
@@ -59,10 +59,7 @@ pub(super) mod sql {
 }
 
 fn day(value: i64) -> Result<Date, StoreError> {
-    i32::try_from(value)
-        .ok()
-        .and_then(|d| Date::from_julian_day(d).ok())
-        .ok_or_else(|| corrupt("a request's day is out of range"))
+    custos_store::stored_day(value, "a request's day")
 }
 
 fn request_from_row(row: &Row) -> Result<RequestRecord, StoreError> {

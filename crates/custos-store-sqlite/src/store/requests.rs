@@ -11,7 +11,7 @@ use time::Date;
 
 use super::{append, or_exists};
 use crate::SqliteStore;
-use crate::error::{Context, corrupt};
+use crate::error::Context;
 
 /// The columns of `requests`, in the order [`request_from_row`] reads them.
 macro_rules! request_columns {
@@ -55,10 +55,7 @@ pub(super) mod sql {
 }
 
 fn day(value: i64) -> Result<Date, StoreError> {
-    i32::try_from(value)
-        .ok()
-        .and_then(|d| Date::from_julian_day(d).ok())
-        .ok_or_else(|| corrupt("a request's day is out of range"))
+    custos_store::stored_day(value, "a request's day")
 }
 
 fn request_from_row(row: &Row<'_>) -> Result<RequestRecord, StoreError> {
